@@ -1,0 +1,1 @@
+"""The api server: routing, handlers, patching, discovery, tables, authn/authz, watch fan-out."""

@@ -1,0 +1,1 @@
+"""The dockyard command: docker-style and kubectl-style verbs."""

@@ -1,0 +1,1 @@
+"""Async API client and informers (list + watch + local cache) used by every loop."""

@@ -1,0 +1,1 @@
+"""Content-addressed OCI image store, Dockerfile builder, registry client and server."""

@@ -1,0 +1,1 @@
+"""One module per kind: defaults, validation and helpers (names, labels, selectors, quantities)."""

@@ -1,0 +1,1 @@
+"""Service proxy: services to ready endpoints."""

@@ -1,0 +1,1 @@
+"""Container runtime: runc, overlayfs root filesystems, CNI networking, cgroups, logs."""

@@ -1,0 +1,1 @@
+"""The scheduler: queue and cycle, plugins, solvers and the what-if simulator."""

@@ -1,0 +1,1 @@
+"""Scheduler plugins, each small and named for its one rule."""

@@ -1,0 +1,1 @@
+"""Placement solvers: greedy online, ILP batch and knapsack dynamic programming."""
