@@ -14,6 +14,11 @@ app = typer.Typer(
 )
 
 
+@app.callback()
+def root() -> None:
+    """Build, run and orchestrate containers: Docker's verbs, Kubernetes' API."""
+
+
 @app.command()
 def version() -> None:
     """Print the dockyard version."""

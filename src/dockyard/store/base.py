@@ -69,7 +69,7 @@ class KeyValue:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
-    """One change: PUT carries the new value; DELETE carries the last value and the delete's revision."""
+    """One change: PUT carries the new value; DELETE the last value and the delete's revision."""
 
     type: Literal["PUT", "DELETE"]
     kv: KeyValue
