@@ -1,0 +1,1 @@
+"""Wiring for `dockyard server`: store, api server, and the in-process loops."""
