@@ -1,0 +1,189 @@
+"""Dispatch from a kind to its defaults, validation and write strategy.
+
+The api server calls, for every write of a kind's main resource:
+``prepare_for_create`` / ``prepare_for_update`` (status and generation bookkeeping, as
+Kubernetes' registry strategies do), then ``apply_defaults``, then ``validate`` (and, on
+update, ``validate_update`` with the stored object). Writes to the ``status`` subresource use
+``prepare_for_status_update`` instead, which keeps everything but status from the stored object.
+
+Invariants: handlers never raise on malformed objects (bad shapes become FieldErrors);
+``apply_defaults`` is idempotent; a kind without specific rules gets metadata validation only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.objects import (
+    configmap,
+    deployment,
+    endpoints,
+    event,
+    hpa,
+    lease,
+    namespace,
+    node,
+    pdb,
+    pod,
+    priorityclass,
+    replicaset,
+    secret,
+    service,
+)
+from dockyard.objects.resources import lookup_kind_any_version
+from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+
+Obj = dict[str, Any]
+
+
+def _no_defaults(obj: Obj) -> None:
+    """Leave the object as it is."""
+
+
+def _no_status(obj: Obj) -> Obj | None:
+    """Return no initial status (the status field is dropped on create)."""
+    return None
+
+
+@dataclass(frozen=True)
+class KindHandlers:
+    """What the api server runs for one kind on every write."""
+
+    apply_defaults: Callable[[Obj], None]
+    validate: Callable[[Obj], list[FieldError]]
+    validate_update: Callable[[Obj, Obj], list[FieldError]]
+    # Top-level fields written only through the status subresource (kept from the stored
+    # object on main-resource updates, dropped or initialised on create).
+    status_fields: tuple[str, ...] = ()
+    # Top-level fields whose change bumps metadata.generation.
+    generation_fields: tuple[str, ...] = ("spec",)
+    initial_status: Callable[[Obj], Obj | None] = field(default=_no_status)
+
+
+def _generic(kind: str) -> KindHandlers:
+    info = lookup_kind_any_version(kind)
+    namespaced = True if info is None else info.namespaced
+
+    def validate(obj: Obj) -> list[FieldError]:
+        return validate_metadata(obj, namespaced=namespaced)
+
+    def validate_update(new: Obj, old: Obj) -> list[FieldError]:
+        return validate(new) + validate_metadata_update(new, old)
+
+    return KindHandlers(_no_defaults, validate, validate_update)
+
+
+_STATUS = ("status",)
+
+_HANDLERS: dict[str, KindHandlers] = {
+    "Pod": KindHandlers(
+        pod.apply_defaults,
+        pod.validate,
+        pod.validate_update,
+        _STATUS,
+        initial_status=pod.initial_status,
+    ),
+    "Node": KindHandlers(node.apply_defaults, node.validate, node.validate_update, _STATUS),
+    "Namespace": KindHandlers(
+        namespace.apply_defaults,
+        namespace.validate,
+        namespace.validate_update,
+        _STATUS,
+        initial_status=namespace.initial_status,
+    ),
+    "Service": KindHandlers(
+        service.apply_defaults, service.validate, service.validate_update, _STATUS
+    ),
+    "Endpoints": KindHandlers(
+        endpoints.apply_defaults,
+        endpoints.validate,
+        endpoints.validate_update,
+        generation_fields=("subsets",),
+    ),
+    "Event": KindHandlers(
+        event.apply_defaults, event.validate, event.validate_update, generation_fields=()
+    ),
+    "ConfigMap": KindHandlers(
+        configmap.apply_defaults,
+        configmap.validate,
+        configmap.validate_update,
+        generation_fields=("data", "binaryData", "immutable"),
+    ),
+    "Secret": KindHandlers(
+        secret.apply_defaults,
+        secret.validate,
+        secret.validate_update,
+        generation_fields=("data", "stringData", "type", "immutable"),
+    ),
+    "Deployment": KindHandlers(
+        deployment.apply_defaults, deployment.validate, deployment.validate_update, _STATUS
+    ),
+    "ReplicaSet": KindHandlers(
+        replicaset.apply_defaults, replicaset.validate, replicaset.validate_update, _STATUS
+    ),
+    "Lease": KindHandlers(lease.apply_defaults, lease.validate, lease.validate_update),
+    "HorizontalPodAutoscaler": KindHandlers(
+        hpa.apply_defaults, hpa.validate, hpa.validate_update, _STATUS
+    ),
+    "PodDisruptionBudget": KindHandlers(
+        pdb.apply_defaults, pdb.validate, pdb.validate_update, _STATUS
+    ),
+    "PriorityClass": KindHandlers(
+        priorityclass.apply_defaults,
+        priorityclass.validate,
+        priorityclass.validate_update,
+        generation_fields=("value", "globalDefault", "description", "preemptionPolicy"),
+    ),
+}
+
+
+def handlers_for(kind: str) -> KindHandlers:
+    """Return the handlers for a kind; unknown kinds get metadata validation only."""
+    return _HANDLERS.get(kind) or _generic(kind)
+
+
+def prepare_for_create(obj: Obj) -> None:
+    """Initialise status and metadata.generation on a new object, as Kubernetes does."""
+    handlers = handlers_for(obj.get("kind", ""))
+    if handlers.status_fields:
+        for name in handlers.status_fields:
+            obj.pop(name, None)
+        status = handlers.initial_status(obj)
+        if status is not None:
+            obj["status"] = status
+    if handlers.generation_fields:
+        obj.setdefault("metadata", {})["generation"] = 1
+
+
+def prepare_for_update(new: Obj, old: Obj) -> None:
+    """Keep the stored status on a main-resource update and bump generation on spec change."""
+    handlers = handlers_for(old.get("kind", ""))
+    for name in handlers.status_fields:
+        if name in old:
+            new[name] = copy.deepcopy(old[name])
+        else:
+            new.pop(name, None)
+    if not handlers.generation_fields:
+        return
+    generation = (old.get("metadata") or {}).get("generation") or 1
+    if any(new.get(f) != old.get(f) for f in handlers.generation_fields):
+        generation += 1
+    new.setdefault("metadata", {})["generation"] = generation
+
+
+def prepare_for_status_update(new: Obj, old: Obj) -> None:
+    """Keep everything but the status fields from the stored object on a status write."""
+    handlers = handlers_for(old.get("kind", ""))
+    status_fields = handlers.status_fields or ("status",)
+    kept = {name: new[name] for name in status_fields if name in new}
+    resource_version = (new.get("metadata") or {}).get("resourceVersion")
+    new.clear()
+    new.update(copy.deepcopy(old))
+    for name in status_fields:
+        new.pop(name, None)
+    new.update(kept)
+    if resource_version is not None:
+        new["metadata"]["resourceVersion"] = resource_version

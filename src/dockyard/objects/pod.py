@@ -1,0 +1,31 @@
+"""Pod: defaults and validation (metadata rules so far; kind rules follow).
+
+Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+
+Obj = dict[str, Any]
+
+
+def apply_defaults(obj: Obj) -> None:
+    """Fill the fields Kubernetes defaults on a Pod."""
+
+
+def validate(obj: Obj) -> list[FieldError]:
+    """Return every problem with a Pod."""
+    return validate_metadata(obj, namespaced=True)
+
+
+def validate_update(new: Obj, old: Obj) -> list[FieldError]:
+    """Return every problem with an update of a Pod, immutable fields included."""
+    return validate(new) + validate_metadata_update(new, old)
+
+
+def initial_status(obj: Obj) -> Obj | None:
+    """Return the status a new Pod starts with."""
+    return {"phase": "Pending"}
