@@ -57,6 +57,10 @@ class ValueTooLargeError(StoreError):
     """A value exceeds MAX_VALUE_BYTES."""
 
 
+class WatchTooSlowError(StoreError):
+    """A watcher fell too far behind the live changes and was ended; the client must re-list."""
+
+
 @dataclass(frozen=True, slots=True)
 class KeyValue:
     """One stored key with its value and the revisions that made it."""

@@ -1,0 +1,671 @@
+"""The embedded Store: one SQLite file in WAL mode, the single-machine default.
+
+Layout (one file, plus SQLite's ``-wal``/``-shm`` and our ``.lock``):
+- ``kv``: the current value of every live key with its create and mod revisions.
+- ``events``: one row per write (revision, key, PUT/DELETE, value, previous value), the history
+  a watch replays from. Compaction deletes rows older than ``history_seconds``; it never touches
+  ``kv``, so the current value of a live key is never lost.
+- ``meta``: the revision counter and the compacted revision, written in the same transaction as
+  the changes, so after a restart revisions continue where they stopped (never backwards, never
+  repeated, even when every key was deleted and all history compacted).
+
+Threads (the event loop never waits on SQLite):
+- One writer thread owns the only write connection. Writes queue up; the writer takes every
+  queued write (group commit), applies them in order inside one transaction, commits, and then
+  hands results and events back to the loop with ``call_soon_threadsafe``: events are published
+  to the watchers first, then the callers' futures resolve, so a caller never sees a revision
+  that watchers have not been offered.
+- Reads run on a small thread pool, each thread with its own read-only connection; WAL lets
+  them read a consistent snapshot while the writer commits.
+
+Durability: ``synchronous=FULL`` by default: every group commit fsyncs the WAL before any write
+in it is acknowledged, so an acknowledged write survives ``kill -9`` and also power loss, as etcd
+promises. ``synchronous="NORMAL"`` is faster (no fsync per commit) and still survives the death
+of the process (committed pages are in the OS page cache), but may lose the last commits on power
+loss; the group commit makes FULL cheap enough (see bench/bench_store.py).
+
+Watch: ``watch(prefix, R)`` subscribes to the live broadcaster first, then replays ``events``
+rows with revision > R from SQLite in pages, then drains the live queue skipping what the replay
+already yielded. Any event is committed before it is published, so every event is either in the
+replay's snapshot or arrives in the live queue after the subscription: no gap, no duplicate.
+A watcher that falls more than ``WATCH_QUEUE_LIMIT`` events behind is ended with
+``WatchTooSlowError``. Consumers that stop early should close the iterator
+(``contextlib.aclosing``) so it unsubscribes at once.
+
+Keys are plain strings; ``list`` and ``watch`` match by string prefix, so callers pass a prefix
+ending in "/" ("/registry/pods/default/") to keep "/registry/pods/default2/..." out.
+
+SQLite is Python's own sqlite3 module: no extra dependency, and the library is the most tested
+embedded database there is; the threads are ours because aiosqlite gives one thread per
+connection without group commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from dockyard.store.base import (
+    MAX_VALUE_BYTES,
+    AlreadyExistsError,
+    CompactedError,
+    ConflictError,
+    FutureRevisionError,
+    KeyValue,
+    NotFoundError,
+    StoreError,
+    ValueTooLargeError,
+    WatchEvent,
+)
+from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+REPLAY_PAGE = 1000  # history rows read per round trip while a watch replays
+MAX_BATCH_OPS = 1000  # writes per group commit
+MAX_BATCH_BYTES = 16 * 1024 * 1024  # value bytes per group commit, to bound a transaction
+COMPACT_CHUNK = 20_000  # history rows deleted per compaction step, so writers interleave
+READ_THREADS = 2
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT NOT NULL PRIMARY KEY,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    mod_revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    revision INTEGER PRIMARY KEY,
+    deleted INTEGER NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    create_revision INTEGER NOT NULL,
+    prev_value BLOB,
+    prev_mod_revision INTEGER
+);
+INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', 1), ('revision', 1), ('compacted', 0);
+"""
+
+EVENT_COLUMNS = "revision, deleted, key, value, create_revision, prev_value, prev_mod_revision"
+EventRow = tuple[int, int, str, bytes, int, bytes | None, int | None]
+
+
+def prefix_end(prefix: str) -> str | None:
+    """Return the least string above every string starting with prefix (None: no bound)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars[-1]) + 1
+        if code == 0xD800:  # surrogates cannot be encoded in UTF-8; skip past them
+            code = 0xE000
+        if code <= 0x10FFFF:
+            chars[-1] = chr(code)
+            return "".join(chars)
+        chars.pop()
+    return None
+
+
+def _event_from_row(row: EventRow) -> WatchEvent:
+    revision, deleted, key, value, create_revision, prev_value, prev_mod = row
+    kv = KeyValue(key, value, create_revision, revision)
+    if deleted:
+        assert prev_mod is not None
+        return WatchEvent("DELETE", kv, KeyValue(key, value, create_revision, prev_mod), revision)
+    if prev_mod is None or prev_value is None:
+        return WatchEvent("PUT", kv, None, revision)
+    return WatchEvent("PUT", kv, KeyValue(key, prev_value, create_revision, prev_mod), revision)
+
+
+def _check_key(key: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise StoreError(f"key must be a non-empty string, not {key!r}")
+    if "\x00" in key:
+        raise StoreError(f"key {key!r} contains a NUL character")
+
+
+def _check_value(key: str, value: bytes) -> None:
+    if not isinstance(value, bytes):
+        raise StoreError(f"value for {key!r} must be bytes, not {type(value).__name__}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLargeError(
+            f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
+        )
+
+
+def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread=False only so
+    # close() can run on the loop thread after the owning thread has stopped.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={synchronous}")
+    conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
+    conn.execute("PRAGMA mmap_size=268435456")
+    return conn
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer thread
+
+
+@dataclass(slots=True)
+class _Op:
+    kind: Literal["create", "update", "delete", "compact"]
+    key: str
+    value: bytes
+    expected: int
+    future: asyncio.Future[Any]
+
+
+_STOP = object()
+Outcome = tuple[asyncio.Future[Any], Any]
+Deliver = Callable[[list[Outcome], list[WatchEvent]], None]
+
+
+class _Writer(threading.Thread):
+    """Owns the write connection; applies queued writes in group-committed transactions."""
+
+    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(name="dockyard-store-writer", daemon=True)
+        self._conn = conn
+        self._loop = loop
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.deliver: Deliver | None = None
+        self.revision = int(self._meta("revision"))
+        self.compacted = int(self._meta("compacted"))
+        self.keys = int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
+
+    def _meta(self, name: str) -> int:
+        return int(self._conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0])
+
+    def submit(self, op: _Op) -> None:
+        """Queue a write for the next group commit."""
+        self._queue.put(op)
+
+    def stop(self) -> None:
+        """Ask the thread to finish the queued writes and exit."""
+        self._queue.put(_STOP)
+
+    def run(self) -> None:
+        stopping = False
+        while not stopping:
+            batch, stopping = self._take_batch()
+            if batch:
+                self._commit(batch)
+        self._conn.close()
+
+    def _take_batch(self) -> tuple[list[_Op], bool]:
+        first = self._queue.get()
+        if first is _STOP:
+            return [], True
+        batch: list[_Op] = [first]
+        size = len(first.value)
+        while len(batch) < MAX_BATCH_OPS and size < MAX_BATCH_BYTES:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is _STOP:
+                return batch, True
+            batch.append(item)
+            size += len(item.value)
+        return batch, False
+
+    def _commit(self, batch: list[_Op]) -> None:
+        saved = (self.revision, self.compacted, self.keys)
+        outcomes: list[Outcome] = []
+        events: list[WatchEvent] = []
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                try:
+                    result = self._apply(op, events)
+                except StoreError as err:
+                    result = err
+                outcomes.append((op.future, result))
+            self._conn.execute(
+                "UPDATE meta SET value=? WHERE name='revision'", (self.revision,)
+            )
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as err:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self.revision, self.compacted, self.keys = saved
+            failure = StoreError(f"sqlite write failed, nothing stored: {err}")
+            outcomes = [(op.future, failure) for op in batch]
+            events = []
+        self._hand_back(outcomes, events)
+
+    def _hand_back(self, outcomes: list[Outcome], events: list[WatchEvent]) -> None:
+        if self.deliver is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
+            self._loop.call_soon_threadsafe(self.deliver, outcomes, events)
+
+    def _apply(self, op: _Op, events: list[WatchEvent]) -> Any:
+        if op.kind == "create":
+            return self._apply_create(op, events)
+        if op.kind == "update":
+            return self._apply_update(op, events)
+        if op.kind == "delete":
+            return self._apply_delete(op, events)
+        return self._apply_compact(op.expected)
+
+    def _apply_create(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
+        rev = self.revision + 1
+        cur = self._conn.execute(
+            "INSERT INTO kv(key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT(key) DO NOTHING",
+            (op.key, op.value, rev, rev),
+        )
+        if cur.rowcount == 0:
+            raise AlreadyExistsError(f"key {op.key!r} already exists")
+        self._conn.execute(
+            "INSERT INTO events(revision, deleted, key, value, create_revision)"
+            " VALUES (?, 0, ?, ?, ?)",
+            (rev, op.key, op.value, rev),
+        )
+        self.revision = rev
+        self.keys += 1
+        kv = KeyValue(op.key, op.value, rev, rev)
+        events.append(WatchEvent("PUT", kv, None, rev))
+        return kv
+
+    def _current(self, op: _Op) -> tuple[bytes, int, int]:
+        row = self._conn.execute(
+            "SELECT value, create_revision, mod_revision FROM kv WHERE key=?", (op.key,)
+        ).fetchone()
+        if row is None:
+            raise NotFoundError(f"key {op.key!r} not found")
+        if op.expected and row[2] != op.expected:
+            raise ConflictError(
+                f"key {op.key!r} is at revision {row[2]}, not the expected {op.expected}"
+            )
+        return row[0], row[1], row[2]
+
+    def _apply_update(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
+        prev_value, create_rev, prev_mod = self._current(op)
+        rev = self.revision + 1
+        self._conn.execute(
+            "UPDATE kv SET value=?, mod_revision=? WHERE key=?", (op.value, rev, op.key)
+        )
+        self._conn.execute(
+            f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?, 0, ?, ?, ?, ?, ?)",
+            (rev, op.key, op.value, create_rev, prev_value, prev_mod),
+        )
+        self.revision = rev
+        kv = KeyValue(op.key, op.value, create_rev, rev)
+        prev = KeyValue(op.key, prev_value, create_rev, prev_mod)
+        events.append(WatchEvent("PUT", kv, prev, rev))
+        return kv
+
+    def _apply_delete(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
+        value, create_rev, prev_mod = self._current(op)
+        rev = self.revision + 1
+        self._conn.execute("DELETE FROM kv WHERE key=?", (op.key,))
+        # The row's value is the last value; prev_value stays NULL to not store it twice.
+        self._conn.execute(
+            f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?, 1, ?, ?, ?, NULL, ?)",
+            (rev, op.key, value, create_rev, prev_mod),
+        )
+        self.revision = rev
+        self.keys -= 1
+        kv = KeyValue(op.key, value, create_rev, rev)
+        events.append(WatchEvent("DELETE", kv, KeyValue(op.key, value, create_rev, prev_mod), rev))
+        return kv
+
+    def _apply_compact(self, target: int) -> int:
+        target = min(target, self.revision, self.compacted + COMPACT_CHUNK)
+        if target <= self.compacted:
+            return self.compacted
+        self._conn.execute(
+            "DELETE FROM events WHERE revision > ? AND revision <= ?", (self.compacted, target)
+        )
+        self._conn.execute("UPDATE meta SET value=? WHERE name='compacted'", (target,))
+        self.compacted = target
+        return target
+
+
+# ---------------------------------------------------------------------------------------------
+# Reads (each runs on a read thread with that thread's connection)
+
+
+def _read_get(conn: sqlite3.Connection, key: str) -> KeyValue | None:
+    row = conn.execute(
+        "SELECT key, value, create_revision, mod_revision FROM kv WHERE key=?", (key,)
+    ).fetchone()
+    return None if row is None else KeyValue(*row)
+
+
+def _key_range(prefix: str, after: str, column: str = "key") -> tuple[str, list[Any]]:
+    """Return a WHERE clause and its parameters for keys under prefix and above after."""
+    if after and after >= prefix:
+        clauses, params = [f"{column} > ?"], [after]
+    else:
+        clauses, params = [f"{column} >= ?"], [prefix]
+    end = prefix_end(prefix)
+    if end is not None:
+        clauses.append(f"{column} < ?")
+        params.append(end)
+    return " AND ".join(clauses), params
+
+
+def _read_list(
+    conn: sqlite3.Connection, prefix: str, limit: int, start_after: str
+) -> tuple[list[KeyValue], int, bool]:
+    where, params = _key_range(prefix, start_after)
+    sql = f"SELECT key, value, create_revision, mod_revision FROM kv WHERE {where} ORDER BY key"
+    if limit > 0:
+        sql += " LIMIT ?"
+        params.append(limit + 1)
+    conn.execute("BEGIN")  # one snapshot for the revision and the rows
+    try:
+        revision = conn.execute("SELECT value FROM meta WHERE name='revision'").fetchone()[0]
+        rows = conn.execute(sql, params).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    more = 0 < limit < len(rows)
+    if more:
+        rows.pop()
+    return [KeyValue(*row) for row in rows], int(revision), more
+
+
+def _read_history(
+    conn: sqlite3.Connection, prefix: str, after_revision: int, page: int
+) -> tuple[list[EventRow], int]:
+    where, params = _key_range(prefix, "")
+    conn.execute("BEGIN")  # the compacted mark and the rows from one snapshot
+    try:
+        compacted = conn.execute("SELECT value FROM meta WHERE name='compacted'").fetchone()[0]
+        rows = conn.execute(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE revision > ? AND {where}"
+            " ORDER BY revision LIMIT ?",
+            [after_revision, *params, page],
+        ).fetchall()
+    finally:
+        conn.execute("COMMIT")
+    return rows, int(compacted)
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+class SQLiteStore:
+    """A Store kept in one SQLite file; see the module docstring for threads and durability."""
+
+    def __init__(
+        self,
+        path: Path,
+        writer: _Writer,
+        lock_fd: int,
+        history_seconds: float,
+        synchronous: str,
+    ) -> None:
+        self.path = path
+        self.history_seconds = history_seconds
+        self._synchronous = synchronous
+        self._loop = asyncio.get_running_loop()
+        self._writer = writer
+        self._lock_fd = lock_fd
+        self._hub = Broadcaster(WATCH_QUEUE_LIMIT)
+        self._closed = False
+        self._local = threading.local()
+        self._read_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dockyard-store-read")
+        # (monotonic time, revision) samples: compaction keeps history_seconds of them.
+        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), writer.revision)])
+        writer.deliver = self._deliver
+        writer.start()
+        self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-store-compact")
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path,
+        *,
+        history_seconds: float = 300.0,
+        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+    ) -> SQLiteStore:
+        """Open (creating if needed) the store file at path; one process may hold it at a time."""
+        if history_seconds <= 0:
+            raise ValueError(f"history_seconds must be positive, not {history_seconds}")
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        path = Path(path)
+        loop = asyncio.get_running_loop()
+        lock_fd, writer = await asyncio.to_thread(cls._open_files, path, synchronous, loop)
+        return cls(path, writer, lock_fd, history_seconds, synchronous)
+
+    @staticmethod
+    def _open_files(
+        path: Path, synchronous: str, loop: asyncio.AbstractEventLoop
+    ) -> tuple[int, _Writer]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise StoreError(f"{path} is already open in another process") from None
+        try:
+            conn = _connect(path, synchronous)
+            conn.executescript(SCHEMA)
+            return lock_fd, _Writer(conn, loop)
+        except BaseException:
+            os.close(lock_fd)
+            raise
+
+    async def __aenter__(self) -> SQLiteStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def _reader_conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path, self._synchronous)
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._conns_lock:
+                self._read_conns.append(conn)
+        return conn
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+        def call() -> T:
+            return fn(self._reader_conn(), *args)
+
+        return await self._loop.run_in_executor(self._readers, call)
+
+    async def get(self, key: str) -> KeyValue | None:
+        """Return the key's current value, or None."""
+        return await self._read(_read_get, key)
+
+    async def list(
+        self, prefix: str, *, limit: int = 0, start_after: str = "", revision: int = 0
+    ) -> tuple[list[KeyValue], int, bool]:
+        """Return (items under prefix in key order, the store's revision, whether more remain).
+
+        A nonzero ``revision`` is checked against the current revision (FutureRevisionError if
+        ahead) but the current state is served: SQLite keeps no old snapshots.
+        """
+        if limit < 0:
+            raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
+        if revision > self._writer.revision:
+            raise FutureRevisionError(
+                f"revision {revision} is ahead of the store's {self._writer.revision}"
+            )
+        return await self._read(_read_list, prefix, limit, start_after)
+
+    async def current_revision(self) -> int:
+        """Return the latest committed revision."""
+        return self._writer.revision
+
+    async def stats(self) -> dict[str, int]:
+        """Return figures for /metrics: keys, size in bytes, revision, compacted revision."""
+        size = 0
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):
+                size += os.stat(f"{self.path}{suffix}").st_size
+        return {
+            "keys": self._writer.keys,
+            "db_size_bytes": size,
+            "revision": self._writer.revision,
+            "compacted_revision": self._writer.compacted,
+        }
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def _write(
+        self, kind: Literal["create", "update", "delete", "compact"], key: str,
+        value: bytes = b"", expected: int = 0,
+    ) -> Any:
+        if self._closed:
+            raise StoreError("the store is closed")
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._writer.submit(_Op(kind, key, value, expected, future))
+        return await future
+
+    def _deliver(self, outcomes: Sequence[Outcome], events: Sequence[WatchEvent]) -> None:
+        self._hub.publish(events)
+        for future, result in outcomes:
+            if future.done():  # the caller was cancelled; the write stands regardless
+                continue
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
+
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        """Store a new key; raise AlreadyExistsError if present."""
+        _check_key(key)
+        _check_value(key, value)
+        result: KeyValue = await self._write("create", key, value)
+        return result
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
+        """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
+        _check_key(key)
+        _check_value(key, value)
+        result: KeyValue = await self._write("update", key, value, expected_revision)
+        return result
+
+    async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
+        """Delete the key (CAS when expected_revision is nonzero); return the deleted value
+        with mod_revision set to the delete's revision."""
+        _check_key(key)
+        result: KeyValue = await self._write("delete", key, b"", expected_revision)
+        return result
+
+    async def compact(self, revision: int) -> int:
+        """Drop history at and below revision (capped at the current one); return the mark."""
+        mark: int = self._writer.compacted
+        while mark < min(revision, self._writer.revision):
+            step: int = await self._write("compact", "", b"", revision)
+            if step == mark:
+                break
+            mark = step
+        return mark
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
+        """Yield changes under prefix after after_revision, then live changes, until closed.
+
+        Raises CompactedError (on first iteration) if after_revision is below the compacted
+        revision, FutureRevisionError if it is above the current one, WatchTooSlowError if the
+        consumer falls more than WATCH_QUEUE_LIMIT events behind.
+        """
+        if self._closed:
+            return
+        watcher = self._hub.subscribe(prefix)  # before the replay: see the module docstring
+        try:
+            if after_revision > self._writer.revision:
+                raise FutureRevisionError(
+                    f"watch from revision {after_revision}: the store is at "
+                    f"{self._writer.revision}"
+                )
+            last = after_revision
+            while not self._closed:
+                rows, compacted = await self._read(_read_history, prefix, last, REPLAY_PAGE)
+                if last < compacted:
+                    raise CompactedError(last, compacted)
+                for row in rows:
+                    yield _event_from_row(row)
+                    last = row[0]
+                if len(rows) < REPLAY_PAGE:
+                    break
+            while not self._closed:
+                events = await watcher.get()
+                if not events:
+                    return
+                for event in events:
+                    if event.revision > last:
+                        yield event
+                        last = event.revision
+        finally:
+            self._hub.unsubscribe(watcher)
+
+    def watcher_count(self) -> int:
+        """Return how many watches are subscribed to live changes."""
+        return len(self._hub)
+
+    # -- compaction and shutdown ---------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        interval = min(self.history_seconds / 2, 10.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            self._samples.append((now, self._writer.revision))
+            target = 0
+            while self._samples and self._samples[0][0] <= now - self.history_seconds:
+                target = self._samples.popleft()[1]
+            if target > self._writer.compacted:
+                try:
+                    await self.compact(target)
+                except StoreError as err:
+                    if self._closed:
+                        return
+                    # Keep the timer alive: the next tick retries, and history only grows.
+                    log.warning("compaction to revision %d failed: %s", target, err)
+
+    async def close(self) -> None:
+        """Finish queued writes, end every watch, and release threads and files."""
+        if self._closed:
+            return
+        self._closed = True
+        self._maintainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._maintainer
+        self._hub.close()
+        self._writer.stop()
+        await asyncio.to_thread(self._writer.join)
+        # Writes the writer finished are delivered by callbacks already queued on the loop.
+        await asyncio.sleep(0)
+        await asyncio.to_thread(self._readers.shutdown, True)
+        with self._conns_lock:
+            for conn in self._read_conns:
+                conn.close()
+            self._read_conns.clear()
+        os.close(self._lock_fd)
