@@ -1,0 +1,141 @@
+"""SQLite-specific Store behaviour: durability across kill -9, one process per file, the file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dockyard.store.base import StoreError
+from dockyard.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.integration
+
+WRITER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from dockyard.store.sqlite import SQLiteStore
+
+    async def main() -> None:
+        store = await SQLiteStore.open(Path(sys.argv[1]), synchronous=sys.argv[2])
+        async def worker(w: int) -> None:
+            i = 0
+            while True:
+                kv = await store.create(f"/registry/pods/default/w{w}-{i}", b"v" * 512)
+                print(kv.key, kv.mod_revision, flush=True)
+                i += 1
+        await asyncio.gather(*(worker(w) for w in range(20)))
+
+    asyncio.run(main())
+    """
+)
+
+
+@pytest.mark.parametrize("synchronous", ["FULL", "NORMAL"])
+async def test_acknowledged_writes_survive_sigkill(tmp_path: Path, synchronous: str) -> None:
+    path = tmp_path / "store.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(path), synchronous],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    acked: dict[str, int] = {}
+    try:
+        assert proc.stdout is not None
+        while len(acked) < 500:
+            line = await asyncio.to_thread(proc.stdout.readline)
+            assert line, "the writer exited before acknowledging 500 writes"
+            key, revision = line.split()
+            acked[key] = int(revision)
+        os.kill(proc.pid, signal.SIGKILL)
+        # Lines already in the pipe were acknowledged before the kill: they count too.
+        for line in proc.stdout.read().splitlines():
+            key, revision = line.split()
+            acked[key] = int(revision)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if proc.stdout:
+            proc.stdout.close()
+    assert proc.returncode == -signal.SIGKILL
+
+    async with await SQLiteStore.open(path) as store:
+        for key, revision in acked.items():
+            kv = await store.get(key)
+            assert kv is not None, f"acknowledged {key} lost"
+            assert kv.mod_revision == revision
+        items, revision, _ = await store.list("/registry/pods/default/")
+        # Every committed create is there once, with the revisions 2..revision and no hole.
+        assert sorted(kv.mod_revision for kv in items) == list(range(2, revision + 1))
+        assert revision >= max(acked.values())
+        after = await store.create("/registry/pods/default/after", b"x")
+        assert after.mod_revision == revision + 1
+
+
+async def test_second_open_of_same_file_is_refused(tmp_path: Path) -> None:
+    async with await SQLiteStore.open(tmp_path / "store.db"):
+        with pytest.raises(StoreError, match="already open"):
+            await SQLiteStore.open(tmp_path / "store.db")
+
+
+async def test_closed_store_refuses_work(tmp_path: Path) -> None:
+    store = await SQLiteStore.open(tmp_path / "store.db")
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.create("/a", b"1")
+    with pytest.raises(StoreError, match="closed"):
+        await store.get("/a")
+    assert [e async for e in store.watch("/", 1)] == []
+
+
+async def test_bad_keys_and_values_are_refused(tmp_path: Path) -> None:
+    async with await SQLiteStore.open(tmp_path / "store.db") as store:
+        with pytest.raises(StoreError, match="non-empty"):
+            await store.create("", b"1")
+        with pytest.raises(StoreError, match="must be bytes"):
+            await store.create("/a", "text")  # type: ignore[arg-type]
+        assert await store.current_revision() == 1
+
+
+async def test_open_creates_parent_dirs_and_a_wal_file(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "store.db"
+    async with await SQLiteStore.open(path) as store:
+        await store.create("/a", b"1")
+        assert path.exists()
+        assert Path(f"{path}-wal").exists()
+
+
+async def test_compaction_keeps_only_recent_history(tmp_path: Path) -> None:
+    async with await SQLiteStore.open(tmp_path / "store.db", history_seconds=0.4) as store:
+        await store.create("/a", b"1")
+        await asyncio.sleep(1.5)
+        late = await store.create("/b", b"1")
+        stats = await store.stats()
+        assert stats["compacted_revision"] >= 2
+        # The write made just now is still in history: a watch from before it replays it.
+        first = await anext(aiter(store.watch("/", late.mod_revision - 1)))
+        assert first.kv == late
+
+
+async def test_slow_watcher_is_ended(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from dockyard.store import sqlite
+
+    monkeypatch.setattr(sqlite, "WATCH_QUEUE_LIMIT", 5)
+    async with await SQLiteStore.open(tmp_path / "store.db") as store:
+        stream = aiter(store.watch("/", 1))
+        first = asyncio.ensure_future(anext(stream))
+        await store.create("/k0", b"v")
+        assert (await first).kv.key == "/k0"
+        for i in range(1, 10):
+            await store.create(f"/k{i}", b"v")
+        with pytest.raises(StoreError, match="behind"):
+            await anext(stream)
+        assert store.watcher_count() == 0

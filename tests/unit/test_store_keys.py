@@ -1,0 +1,40 @@
+"""Key ranges: a prefix's upper bound and the SQL range that pages through it."""
+
+from __future__ import annotations
+
+import pytest
+
+from dockyard.store.sqlite import _key_range, prefix_end
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("/registry/pods/default/", "/registry/pods/default0"),  # "/" + 1 = "0"
+        ("a", "b"),
+        ("a\U0010ffff", "b"),  # the top code point rolls over to the previous character
+        ("\U0010ffff", None),
+        ("", None),
+        ("\ud7ff", "\ue000"),  # never a surrogate
+    ],
+)
+def test_prefix_end(prefix: str, end: str | None) -> None:
+    assert prefix_end(prefix) == end
+
+
+def test_prefix_end_bounds_exactly_the_prefixed_keys() -> None:
+    prefix = "/registry/pods/default/"
+    end = prefix_end(prefix)
+    assert end is not None
+    inside = ["/registry/pods/default/a", "/registry/pods/default/\U0010ffff"]
+    outside = ["/registry/pods/default2/a", "/registry/pods/default0", "/registry/pods/default"]
+    assert all(prefix <= k < end for k in inside)
+    assert not any(prefix <= k < end for k in outside)
+
+
+def test_key_range_continues_after_a_key() -> None:
+    assert _key_range("/p/", "/p/b") == ("key > ? AND key < ?", ["/p/b", "/p0"])
+    assert _key_range("/p/", "") == ("key >= ? AND key < ?", ["/p/", "/p0"])
+    assert _key_range("", "") == ("key >= ?", [""])
