@@ -1,31 +1,833 @@
-"""Pod: defaults and validation (metadata rules so far; kind rules follow).
+"""Pod: defaults, validation, and the helpers every loop uses (requests, readiness, status).
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Defaults follow Kubernetes' defaulting functions plus two admission plugins it runs on every
+pod (DefaultTolerationSeconds: not-ready/unreachable NoExecute tolerations for 300s; Priority:
+priority 0 and preemptionPolicy PreemptLowerPriority when no priorityClassName is given; with a
+priorityClassName the api server must resolve the PriorityClass and set spec.priority).
+
+``validate_pod_spec`` and ``apply_pod_spec_defaults`` serve pod templates too (Deployments,
+ReplicaSets) with a field path prefix such as "spec.template.spec".
+
+Invariants: apply_defaults is idempotent; validators never raise on malformed input;
+``pod_requests`` computes effective requests as the scheduler does:
+max(sum(containers) + sum(sidecars), max over init containers of (init + sidecars started
+before it)) + overhead, cpu in millicores and everything else in whole units.
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.meta import parse_time
+from dockyard.objects.quantity import QuantityError, cpu_millis, parse_quantity, to_int
+from dockyard.objects.validation import (
+    FieldError,
+    as_dict,
+    as_list,
+    as_str_map,
+    check,
+    dns1123_label,
+    dns1123_subdomain,
+    duplicate,
+    env_var_name,
+    forbidden,
+    int_or_port_name,
+    invalid,
+    non_negative,
+    not_found,
+    not_supported,
+    port_name,
+    port_number,
+    qualified_name,
+    required,
+    type_invalid,
+    validate_labels,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+DNS_POLICIES = ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+PROTOCOLS = ("SCTP", "TCP", "UDP")
+TOLERATION_OPERATORS = ("Equal", "Exists")
+TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
+DEFAULT_TOLERATION_SECONDS = 300
+NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
+_PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+_HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
+_STANDARD_RESOURCES = ("cpu", "memory", "ephemeral-storage")
 
-def apply_defaults(obj: Obj) -> None:
-    """Fill the fields Kubernetes defaults on a Pod."""
+
+# --- defaults ------------------------------------------------------------------------------
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def apply_defaults(pod: Obj) -> None:
+    """Fill the fields Kubernetes (and its default admission plugins) set on a Pod."""
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return
+    apply_pod_spec_defaults(spec)
+    if not spec.get("priorityClassName"):
+        spec.setdefault("priority", 0)
+    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    _default_tolerations(spec)
+
+
+def apply_pod_spec_defaults(spec: Obj) -> None:
+    """Fill the defaults of a pod spec (also used for pod templates)."""
+    spec.setdefault("restartPolicy", "Always")
+    spec.setdefault("dnsPolicy", "ClusterFirst")
+    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("securityContext", {})
+    spec.setdefault("schedulerName", "default-scheduler")
+    spec.setdefault("enableServiceLinks", True)
+    host_network = spec.get("hostNetwork") is True
+    for key in ("initContainers", "containers"):
+        for container in _dicts(spec.get(key)):
+            _container_defaults(container, host_network)
+    for volume in _dicts(spec.get("volumes")):
+        _volume_defaults(volume)
+
+
+def default_pull_policy(image: str) -> str:
+    """Return Kubernetes' default imagePullPolicy: Always for ":latest" or no tag."""
+    if "@" in image:
+        return "IfNotPresent"
+    last = image.rsplit("/", 1)[-1]
+    tag = last.rsplit(":", 1)[1] if ":" in last else ""
+    return "Always" if tag in ("", "latest") else "IfNotPresent"
+
+
+def _dicts(value: Any) -> list[Obj]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _container_defaults(container: Obj, host_network: bool) -> None:
+    image = container.get("image")
+    if isinstance(image, str) and image:
+        container.setdefault("imagePullPolicy", default_pull_policy(image))
+    container.setdefault("terminationMessagePath", "/dev/termination-log")
+    container.setdefault("terminationMessagePolicy", "File")
+    resources = container.setdefault("resources", {})
+    if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
+        requests = resources.setdefault("requests", {})
+        if isinstance(requests, dict):
+            for name, value in resources["limits"].items():
+                requests.setdefault(name, value)
+    for port in _dicts(container.get("ports")):
+        port.setdefault("protocol", "TCP")
+        if host_network and "containerPort" in port:
+            port.setdefault("hostPort", port["containerPort"])
+    for probe_name in _PROBES:
+        probe = container.get(probe_name)
+        if isinstance(probe, dict):
+            _probe_defaults(probe)
+    for env in _dicts(container.get("env")):
+        field_ref = (env.get("valueFrom") or {}).get("fieldRef")
+        if isinstance(field_ref, dict):
+            field_ref.setdefault("apiVersion", "v1")
+
+
+def _probe_defaults(probe: Obj) -> None:
+    probe.setdefault("timeoutSeconds", 1)
+    probe.setdefault("periodSeconds", 10)
+    probe.setdefault("successThreshold", 1)
+    probe.setdefault("failureThreshold", 3)
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        http.setdefault("path", "/")
+        http.setdefault("scheme", "HTTP")
+
+
+def _volume_defaults(volume: Obj) -> None:
+    for source in ("secret", "configMap", "downwardAPI", "projected"):
+        if isinstance(volume.get(source), dict):
+            volume[source].setdefault("defaultMode", 0o644)
+    if isinstance(volume.get("hostPath"), dict):
+        volume["hostPath"].setdefault("type", "")
+
+
+def _default_tolerations(spec: Obj) -> None:
+    tolerations = spec.get("tolerations")
+    if tolerations is None:
+        tolerations = spec["tolerations"] = []
+    if not isinstance(tolerations, list):
+        return
+    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+        taint = {"key": key, "effect": "NoExecute"}
+        if not any(tolerates(t, taint) for t in _dicts(tolerations)):
+            tolerations.append(
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
+                }
+            )
+
+
+def tolerates(toleration: Obj, taint: Obj) -> bool:
+    """Return True if a toleration tolerates a taint (key, value, effect), as Kubernetes."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
+
+
+# --- validation ----------------------------------------------------------------------------
+
+
+def validate(pod: Obj) -> list[FieldError]:
     """Return every problem with a Pod."""
-    return validate_metadata(obj, namespaced=True)
+    errs = validate_metadata(pod, namespaced=True)
+    spec = pod.get("spec")
+    if not isinstance(spec, dict):
+        return [
+            *errs,
+            required("spec") if spec is None else type_invalid("spec", spec, "must be an object"),
+        ]
+    return errs + validate_pod_spec(spec, "spec")
+
+
+def validate_pod_spec(spec: Obj, path: str) -> list[FieldError]:
+    """Return every problem with a pod spec found under a field path ("spec")."""
+    errs: list[FieldError] = []
+    volumes = _validate_volumes(as_list(spec, "volumes", f"{path}.volumes", errs), path)
+    errs += volumes[1]
+    containers = as_list(spec, "containers", f"{path}.containers", errs)
+    inits = as_list(spec, "initContainers", f"{path}.initContainers", errs)
+    if not containers:
+        errs.append(required(f"{path}.containers"))
+    seen: set[str] = set()
+    for key, items in (("initContainers", inits), ("containers", containers)):
+        for i, container in enumerate(items):
+            field = f"{path}.{key}[{i}]"
+            if not isinstance(container, dict):
+                errs.append(type_invalid(field, container, "must be an object"))
+                continue
+            errs += _validate_container(container, field, volumes[0], key == "initContainers")
+            name = container.get("name")
+            if isinstance(name, str) and name:
+                if name in seen:
+                    errs.append(duplicate(f"{field}.name", name))
+                seen.add(name)
+    errs += _validate_spec_fields(spec, path)
+    return errs
+
+
+def _validate_spec_fields(spec: Obj, path: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for key, allowed in (("restartPolicy", RESTART_POLICIES), ("dnsPolicy", DNS_POLICIES)):
+        value = spec.get(key)
+        if value is None:
+            errs.append(required(f"{path}.{key}"))
+        elif value not in allowed:
+            errs.append(not_supported(f"{path}.{key}", value, allowed))
+    errs += validate_labels(
+        as_str_map(spec, "nodeSelector", f"{path}.nodeSelector", errs), f"{path}.nodeSelector"
+    )
+    for key, rule in (
+        ("nodeName", dns1123_subdomain),
+        ("priorityClassName", dns1123_subdomain),
+        ("hostname", dns1123_label),
+        ("subdomain", dns1123_label),
+    ):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, str):
+            errs.append(type_invalid(f"{path}.{key}", value, "must be a string"))
+        elif value:
+            errs += check(f"{path}.{key}", value, rule)
+    deadline = spec.get("activeDeadlineSeconds")
+    if deadline is not None and (not isinstance(deadline, int) or not 0 < deadline < 2**31):
+        errs.append(
+            invalid(
+                f"{path}.activeDeadlineSeconds",
+                deadline,
+                "must be between 1 and 2147483647, inclusive",
+            )
+        )
+    grace = spec.get("terminationGracePeriodSeconds")
+    if grace is not None and (not isinstance(grace, int) or isinstance(grace, bool)):
+        errs.append(
+            type_invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be an integer")
+        )
+    tolerations = as_list(spec, "tolerations", f"{path}.tolerations", errs)
+    for i, toleration in enumerate(tolerations):
+        errs += _validate_toleration(toleration, f"{path}.tolerations[{i}]")
+    return errs
+
+
+def _validate_toleration(toleration: Any, field: str) -> list[FieldError]:
+    if not isinstance(toleration, dict):
+        return [type_invalid(field, toleration, "must be an object")]
+    errs: list[FieldError] = []
+    key = toleration.get("key") or ""
+    operator = toleration.get("operator") or "Equal"
+    effect = toleration.get("effect") or ""
+    if key:
+        errs += check(f"{field}.key", key, qualified_name)
+    elif operator != "Exists":
+        errs.append(
+            invalid(
+                f"{field}.operator",
+                operator,
+                "operator must be Exists when `key` is empty, which means "
+                '"match all values and all keys"',
+            )
+        )
+    if operator not in TOLERATION_OPERATORS:
+        errs.append(not_supported(f"{field}.operator", operator, TOLERATION_OPERATORS))
+    elif operator == "Exists" and toleration.get("value"):
+        errs.append(
+            invalid(
+                f"{field}.operator",
+                toleration["value"],
+                "value must be empty when `operator` is 'Exists'",
+            )
+        )
+    if effect and effect not in TAINT_EFFECTS:
+        errs.append(not_supported(f"{field}.effect", effect, TAINT_EFFECTS))
+    if toleration.get("tolerationSeconds") is not None and effect != "NoExecute":
+        errs.append(
+            invalid(
+                f"{field}.effect",
+                effect,
+                "effect must be 'NoExecute' when `tolerationSeconds` is set",
+            )
+        )
+    return errs
+
+
+def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
+    errs: list[FieldError] = []
+    names: set[str] = set()
+    for i, volume in enumerate(volumes):
+        field = f"{path}.volumes[{i}]"
+        if not isinstance(volume, dict):
+            errs.append(type_invalid(field, volume, "must be an object"))
+            continue
+        name = volume.get("name")
+        if not name:
+            errs.append(required(f"{field}.name"))
+        elif not isinstance(name, str):
+            errs.append(type_invalid(f"{field}.name", name, "must be a string"))
+        else:
+            errs += check(f"{field}.name", name, dns1123_label)
+            if name in names:
+                errs.append(duplicate(f"{field}.name", name))
+            names.add(name)
+        sources = [k for k in volume if k != "name"]
+        if not sources:
+            errs.append(required(field, "must specify a volume type"))
+        elif len(sources) > 1:
+            errs.append(
+                forbidden(f"{field}.{sources[1]}", "may not specify more than 1 volume type")
+            )
+    return names, errs
+
+
+def _validate_container(
+    container: Obj, field: str, volumes: set[str], init: bool
+) -> list[FieldError]:
+    errs: list[FieldError] = []
+    name = container.get("name")
+    if not name:
+        errs.append(required(f"{field}.name"))
+    elif not isinstance(name, str):
+        errs.append(type_invalid(f"{field}.name", name, "must be a string"))
+    else:
+        errs += check(f"{field}.name", name, dns1123_label)
+    image = container.get("image")
+    if not image:
+        errs.append(required(f"{field}.image"))
+    elif not isinstance(image, str):
+        errs.append(type_invalid(f"{field}.image", image, "must be a string"))
+    elif image != image.strip():
+        errs.append(
+            invalid(f"{field}.image", image, "must not have leading or trailing whitespace")
+        )
+    policy = container.get("imagePullPolicy")
+    if policy is not None and policy not in PULL_POLICIES:
+        errs.append(not_supported(f"{field}.imagePullPolicy", policy, PULL_POLICIES))
+    for key in ("command", "args"):
+        for j, item in enumerate(as_list(container, key, f"{field}.{key}", errs)):
+            if not isinstance(item, str):
+                errs.append(type_invalid(f"{field}.{key}[{j}]", item, "must be a string"))
+    errs += _validate_ports(as_list(container, "ports", f"{field}.ports", errs), f"{field}.ports")
+    errs += _validate_env(as_list(container, "env", f"{field}.env", errs), f"{field}.env")
+    errs += _validate_resources(
+        as_dict(container, "resources", f"{field}.resources", errs), f"{field}.resources"
+    )
+    errs += _validate_mounts(
+        as_list(container, "volumeMounts", f"{field}.volumeMounts", errs),
+        f"{field}.volumeMounts",
+        volumes,
+    )
+    errs += _validate_probes(container, field, init)
+    return errs
+
+
+def _validate_ports(ports: list[Any], field: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        item = f"{field}[{i}]"
+        if not isinstance(port, dict):
+            errs.append(type_invalid(item, port, "must be an object"))
+            continue
+        errs += port_number(f"{item}.containerPort", port.get("containerPort"))
+        errs += port_number(f"{item}.hostPort", port.get("hostPort"), required_=False)
+        protocol = port.get("protocol")
+        if protocol is not None and protocol not in PROTOCOLS:
+            errs.append(not_supported(f"{item}.protocol", protocol, PROTOCOLS))
+        name = port.get("name")
+        if name:
+            errs += (
+                check(f"{item}.name", name, port_name)
+                if isinstance(name, str)
+                else [type_invalid(f"{item}.name", name, "must be a string")]
+            )
+            if name in names:
+                errs.append(duplicate(f"{item}.name", name))
+            names.add(name)
+    return errs
+
+
+_VALUE_FROM = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef")
+
+
+def _validate_env(env: list[Any], field: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for i, var in enumerate(env):
+        item = f"{field}[{i}]"
+        if not isinstance(var, dict):
+            errs.append(type_invalid(item, var, "must be an object"))
+            continue
+        name = var.get("name")
+        if not name:
+            errs.append(required(f"{item}.name"))
+        elif isinstance(name, str):
+            errs += check(f"{item}.name", name, env_var_name)
+        value_from = var.get("valueFrom")
+        if value_from is None:
+            continue
+        if var.get("value"):
+            errs.append(
+                invalid(f"{item}.valueFrom", "", "may not be specified when `value` is not empty")
+            )
+        sources = [k for k in _VALUE_FROM if isinstance(value_from, dict) and k in value_from]
+        if not sources:
+            errs.append(
+                invalid(
+                    f"{item}.valueFrom",
+                    "",
+                    "must specify one of: `fieldRef`, `resourceFieldRef`, "
+                    "`configMapKeyRef` or `secretKeyRef`",
+                )
+            )
+        elif len(sources) > 1:
+            errs.append(
+                invalid(
+                    f"{item}.valueFrom", "", "may not have more than one field specified at a time"
+                )
+            )
+    return errs
+
+
+def _resource_name_ok(name: str) -> bool:
+    return (
+        name in _STANDARD_RESOURCES
+        or name.startswith("hugepages-")
+        or ("/" in name and not qualified_name(name))
+    )
+
+
+def _validate_resources(resources: Obj, field: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    parsed: dict[str, dict[str, Fraction]] = {}
+    for kind in ("limits", "requests"):
+        parsed[kind] = {}
+        for name, value in as_dict(resources, kind, f"{field}.{kind}", errs).items():
+            item = f"{field}.{kind}[{name}]"
+            if not _resource_name_ok(name):
+                errs.append(
+                    invalid(item, name, "must be a standard resource type or fully qualified")
+                )
+                continue
+            try:
+                amount = parse_quantity(value)
+            except QuantityError as exc:
+                errs.append(invalid(item, value, str(exc)))
+                continue
+            if amount < 0:
+                errs.append(invalid(item, value, "must be greater than or equal to 0"))
+            parsed[kind][name] = amount
+    for name, request in parsed["requests"].items():
+        limit = parsed["limits"].get(name)
+        if limit is not None and request > limit:
+            raw_limit = resources["limits"][name]
+            errs.append(
+                invalid(
+                    f"{field}.requests",
+                    str(resources["requests"][name]),
+                    f"must be less than or equal to {name} limit of {raw_limit}",
+                )
+            )
+    return errs
+
+
+def _validate_mounts(mounts: list[Any], field: str, volumes: set[str]) -> list[FieldError]:
+    errs: list[FieldError] = []
+    paths: set[str] = set()
+    for i, mount in enumerate(mounts):
+        item = f"{field}[{i}]"
+        if not isinstance(mount, dict):
+            errs.append(type_invalid(item, mount, "must be an object"))
+            continue
+        name = mount.get("name")
+        if not name:
+            errs.append(required(f"{item}.name"))
+        elif name not in volumes:
+            errs.append(not_found(f"{item}.name", name))
+        path = mount.get("mountPath")
+        if not path:
+            errs.append(required(f"{item}.mountPath"))
+        elif path in paths:
+            errs.append(invalid(f"{item}.mountPath", path, "must be unique"))
+        else:
+            paths.add(path)
+    return errs
+
+
+def _validate_probes(container: Obj, field: str, init: bool) -> list[FieldError]:
+    errs: list[FieldError] = []
+    sidecar = container.get("restartPolicy") == "Always"
+    if init and container.get("restartPolicy") not in (None, "Always"):
+        errs.append(not_supported(f"{field}.restartPolicy", container["restartPolicy"], ["Always"]))
+    if not init and container.get("restartPolicy") is not None:
+        errs.append(forbidden(f"{field}.restartPolicy", "may not be set for non-init containers"))
+    for probe_name in _PROBES:
+        probe = container.get(probe_name)
+        if probe is None:
+            continue
+        item = f"{field}.{probe_name}"
+        if init and not sidecar:
+            errs.append(
+                forbidden(item, "may not be set for init containers without restartPolicy=Always")
+            )
+            continue
+        if not isinstance(probe, dict):
+            errs.append(type_invalid(item, probe, "must be an object"))
+            continue
+        errs += _validate_probe(probe, item, probe_name)
+    return errs
+
+
+def _validate_probe(probe: Obj, field: str, probe_name: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    handlers = [h for h in _HANDLERS if h in probe]
+    if not handlers:
+        errs.append(required(field, "must specify a handler type"))
+    for extra in handlers[1:]:
+        errs.append(forbidden(f"{field}.{extra}", "may not specify more than 1 handler type"))
+    for key in (
+        "initialDelaySeconds",
+        "timeoutSeconds",
+        "periodSeconds",
+        "successThreshold",
+        "failureThreshold",
+        "terminationGracePeriodSeconds",
+    ):
+        non_negative(f"{field}.{key}", probe.get(key), errs)
+    success = probe.get("successThreshold")
+    if probe_name != "readinessProbe" and isinstance(success, int) and success != 1:
+        errs.append(invalid(f"{field}.successThreshold", success, "must be 1"))
+    http = probe.get("httpGet")
+    if isinstance(http, dict):
+        errs += int_or_port_name(f"{field}.httpGet.port", http.get("port"))
+        scheme = http.get("scheme")
+        if scheme is not None and scheme not in ("HTTP", "HTTPS"):
+            errs.append(not_supported(f"{field}.httpGet.scheme", scheme, ("HTTP", "HTTPS")))
+    tcp = probe.get("tcpSocket")
+    if isinstance(tcp, dict):
+        errs += int_or_port_name(f"{field}.tcpSocket.port", tcp.get("port"))
+    exec_ = probe.get("exec")
+    if isinstance(exec_, dict) and not exec_.get("command"):
+        errs.append(required(f"{field}.exec.command"))
+    return errs
+
+
+# --- update --------------------------------------------------------------------------------
+
+_UPDATE_FORBIDDEN = (
+    "pod updates may not change fields other than `spec.containers[*].image`,"
+    "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` "
+    "(only additions to existing tolerations),`spec.terminationGracePeriodSeconds` "
+    "(allow it to be set to 1 if it was previously negative)"
+)
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a Pod, immutable fields included."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return every problem with a Pod update: only images, deadline, tolerations may change."""
+    errs = validate(new) + validate_metadata_update(new, old)
+    new_spec, old_spec = new.get("spec"), old.get("spec")
+    if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
+        return errs
+    mutable = copy.deepcopy(old_spec)
+    for key in ("containers", "initContainers"):
+        new_list, old_list = new_spec.get(key) or [], mutable.get(key) or []
+        if isinstance(new_list, list) and len(new_list) == len(old_list):
+            for new_c, old_c in zip(new_list, old_list, strict=True):
+                if isinstance(new_c, dict) and isinstance(old_c, dict) and "image" in new_c:
+                    old_c["image"] = new_c["image"]
+    _copy_key(new_spec, mutable, "activeDeadlineSeconds")
+    old_tolerations = old_spec.get("tolerations") or []
+    new_tolerations = new_spec.get("tolerations") or []
+    if isinstance(new_tolerations, list) and all(t in new_tolerations for t in old_tolerations):
+        _copy_key(new_spec, mutable, "tolerations")
+    if mutable != new_spec:
+        changed = sorted(
+            k for k in set(new_spec) | set(old_spec) if new_spec.get(k) != mutable.get(k)
+        )
+        errs.append(forbidden("spec", f"{_UPDATE_FORBIDDEN} (changed: {', '.join(changed)})"))
+    return errs
 
 
-def initial_status(obj: Obj) -> Obj | None:
-    """Return the status a new Pod starts with."""
-    return {"phase": "Pending"}
+def _copy_key(source: Obj, target: Obj, key: str) -> None:
+    if key in source:
+        target[key] = source[key]
+    else:
+        target.pop(key, None)
+
+
+# --- status and helpers --------------------------------------------------------------------
+
+
+def initial_status(pod: Obj) -> Obj | None:
+    """Return the status a new Pod starts with: Pending, with its QoS class."""
+    return {"phase": "Pending", "qosClass": qos_class(pod)}
+
+
+def _containers(pod: Obj, key: str) -> list[Obj]:
+    spec = pod.get("spec")
+    return _dicts(spec.get(key)) if isinstance(spec, dict) else []
+
+
+def _resource_map(container: Obj, kind: str) -> dict[str, Any]:
+    resources = container.get("resources")
+    value = resources.get(kind) if isinstance(resources, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _amount(name: str, value: Any) -> int:
+    try:
+        return cpu_millis(value) if name == "cpu" else to_int(value)
+    except QuantityError:
+        return 0
+
+
+def _add(total: dict[str, int], amounts: dict[str, int]) -> None:
+    for name, value in amounts.items():
+        total[name] = total.get(name, 0) + value
+
+
+def _max_into(total: dict[str, int], amounts: dict[str, int]) -> None:
+    for name, value in amounts.items():
+        total[name] = max(total.get(name, 0), value)
+
+
+def container_requests(container: Obj) -> dict[str, int]:
+    """Return one container's requests (cpu in millicores, others in whole units)."""
+    return {n: _amount(n, v) for n, v in _resource_map(container, "requests").items()}
+
+
+def pod_requests(pod: Obj) -> dict[str, int]:
+    """Return a pod's effective requests as the scheduler counts them (cpu in millicores)."""
+    total: dict[str, int] = {}
+    for container in _containers(pod, "containers"):
+        _add(total, container_requests(container))
+    sidecars: dict[str, int] = {}
+    init_peak: dict[str, int] = {}
+    for container in _containers(pod, "initContainers"):
+        amounts = container_requests(container)
+        if container.get("restartPolicy") == "Always":
+            _add(sidecars, amounts)
+            _max_into(init_peak, sidecars)
+        else:
+            step = dict(sidecars)
+            _add(step, amounts)
+            _max_into(init_peak, step)
+    _add(total, sidecars)
+    _max_into(total, init_peak)
+    spec = pod.get("spec")
+    overhead = spec.get("overhead") if isinstance(spec, dict) else None
+    if isinstance(overhead, dict):
+        _add(total, {n: _amount(n, v) for n, v in overhead.items()})
+    return total
+
+
+def qos_class(pod: Obj) -> str:
+    """Return the pod's QoS class: Guaranteed, Burstable or BestEffort."""
+    requests: dict[str, Fraction] = {}
+    limits: dict[str, Fraction] = {}
+    guaranteed = True
+    for container in _containers(pod, "initContainers") + _containers(pod, "containers"):
+        for kind, into in (("requests", requests), ("limits", limits)):
+            for name, value in _resource_map(container, kind).items():
+                if name not in ("cpu", "memory"):
+                    continue
+                amount = _safe_quantity(value)
+                if amount > 0:
+                    into[name] = into.get(name, Fraction(0)) + amount
+        found = {
+            n
+            for n, v in _resource_map(container, "limits").items()
+            if n in ("cpu", "memory") and _safe_quantity(v) > 0
+        }
+        guaranteed = guaranteed and found == {"cpu", "memory"}
+    if not requests and not limits:
+        return "BestEffort"
+    same = requests.keys() == limits.keys() and all(requests[n] == limits[n] for n in requests)
+    return "Guaranteed" if guaranteed and same else "Burstable"
+
+
+def _safe_quantity(value: Any) -> Fraction:
+    try:
+        return parse_quantity(value)
+    except QuantityError:
+        return Fraction(0)
+
+
+def pod_phase(pod: Obj) -> str:
+    """Return status.phase, "Pending" when not yet reported."""
+    status = pod.get("status")
+    phase = status.get("phase") if isinstance(status, dict) else None
+    return phase if isinstance(phase, str) and phase else "Pending"
+
+
+def _condition_true(pod: Obj, kind: str) -> bool:
+    status = pod.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    return any(c.get("type") == kind and c.get("status") == "True" for c in _dicts(conditions))
+
+
+def is_pod_ready(pod: Obj) -> bool:
+    """Return True if the pod's Ready condition is True."""
+    return _condition_true(pod, "Ready")
+
+
+def is_terminal(pod: Obj) -> bool:
+    """Return True if the pod has Succeeded or Failed."""
+    return pod_phase(pod) in ("Succeeded", "Failed")
+
+
+@dataclass(frozen=True)
+class PodSummary:
+    """What `kubectl get pods` shows: READY x/y, STATUS reason, RESTARTS and when last."""
+
+    ready: int
+    total: int
+    reason: str
+    restarts: int
+    last_restart: datetime | None
+
+
+def _later(current: datetime | None, state: Any) -> datetime | None:
+    terminated = state.get("terminated") if isinstance(state, dict) else None
+    if not isinstance(terminated, dict):
+        return current
+    finished = parse_time(terminated.get("finishedAt"))
+    if finished is None or (current is not None and current >= finished):
+        return current
+    return finished
+
+
+def _terminated_reason(terminated: Obj, prefix: str) -> str:
+    if terminated.get("reason"):
+        return prefix + str(terminated["reason"])
+    if terminated.get("signal"):
+        return f"{prefix}Signal:{terminated['signal']}"
+    return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
+
+
+def pod_summary(pod: Obj) -> PodSummary:
+    """Compute kubectl's pod STATUS, READY and RESTARTS the way its printer does."""
+    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
+    assert isinstance(status, dict)
+    inits = {c.get("name"): c for c in _containers(pod, "initContainers")}
+    sidecars = {n for n, c in inits.items() if c.get("restartPolicy") == "Always"}
+    total = len(_containers(pod, "containers")) + len(sidecars)
+    reason = str(status.get("reason") or status.get("phase") or "")
+    for condition in _dicts(status.get("conditions")):
+        if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
+            reason = "SchedulingGated"
+    ready = restarts = sidecar_restarts = 0
+    last: datetime | None = None
+    last_sidecar: datetime | None = None
+    initializing = False
+    init_statuses = _dicts(status.get("initContainerStatuses"))
+    for i, cs in enumerate(init_statuses):
+        state = cs.get("state") if isinstance(cs.get("state"), dict) else {}
+        assert isinstance(state, dict)
+        restarts += int(cs.get("restartCount") or 0)
+        last = _later(last, cs.get("lastState"))
+        is_sidecar = cs.get("name") in sidecars
+        if is_sidecar:
+            sidecar_restarts += int(cs.get("restartCount") or 0)
+            last_sidecar = _later(last_sidecar, cs.get("lastState"))
+        terminated = state.get("terminated") if isinstance(state.get("terminated"), dict) else None
+        waiting = state.get("waiting") if isinstance(state.get("waiting"), dict) else None
+        if terminated is not None and terminated.get("exitCode", 0) == 0:
+            continue
+        if is_sidecar and cs.get("started") is True:
+            ready += cs.get("ready") is True
+            continue
+        if terminated is not None:
+            reason = _terminated_reason(terminated, "Init:")
+        elif (
+            waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing"
+        ):
+            reason = "Init:" + str(waiting["reason"])
+        else:
+            reason = f"Init:{i}/{len(inits)}"
+        initializing = True
+        break
+    if not initializing or _condition_true(pod, "Initialized"):
+        restarts, last = sidecar_restarts, last_sidecar
+        has_running = False
+        for cs in reversed(_dicts(status.get("containerStatuses"))):
+            state = cs.get("state") if isinstance(cs.get("state"), dict) else {}
+            assert isinstance(state, dict)
+            restarts += int(cs.get("restartCount") or 0)
+            last = _later(last, cs.get("lastState"))
+            waiting, terminated = state.get("waiting"), state.get("terminated")
+            if isinstance(waiting, dict) and waiting.get("reason"):
+                reason = str(waiting["reason"])
+            elif isinstance(terminated, dict):
+                reason = _terminated_reason(terminated, "")
+            elif cs.get("ready") is True and isinstance(state.get("running"), dict):
+                has_running = True
+                ready += 1
+        if reason == "Completed" and has_running:
+            reason = "Running" if is_pod_ready(pod) else "NotReady"
+    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
+    assert isinstance(meta, dict)
+    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
+        reason = "Unknown"
+    elif meta.get("deletionTimestamp") and not is_terminal(pod):
+        reason = "Terminating"
+    return PodSummary(ready, total, reason, restarts, last)

@@ -24,6 +24,7 @@ NOT_SUPPORTED = "FieldValueNotSupported"
 FORBIDDEN = "FieldValueForbidden"
 TOO_LONG = "FieldValueTooLong"
 TYPE_INVALID = "FieldValueTypeInvalid"
+NOT_FOUND = "FieldValueNotFound"
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,11 @@ def not_supported(field: str, value: Any, supported: Iterable[str]) -> FieldErro
     quoted = ", ".join(format_value(s) for s in supported)
     message = f"Unsupported value: {format_value(value)}: supported values: {quoted}"
     return FieldError(field, NOT_SUPPORTED, message)
+
+
+def not_found(field: str, value: Any) -> FieldError:
+    """Build a FieldValueNotFound error (a reference to something that does not exist)."""
+    return FieldError(field, NOT_FOUND, f"Not found: {format_value(value)}")
 
 
 def forbidden(field: str, detail: str) -> FieldError:
@@ -234,6 +240,46 @@ def config_map_key(value: str) -> list[str]:
     elif value.startswith(".."):
         errs.append("must not start with '..'")
     return errs
+
+
+_PORT_NAME_RE = re.compile("^[-a-z0-9]+$")
+
+
+def port_name(value: str) -> list[str]:
+    """Return the problems that keep a value from being an IANA service (port) name."""
+    errs = ["must be no more than 15 characters"] if len(value) > 15 else []
+    if not _PORT_NAME_RE.match(value):
+        errs.append("must contain only alpha-numeric characters (a-z, 0-9), and hyphens (-)")
+    if not re.search("[a-z]", value):
+        errs.append("must contain at least one letter (a-z)")
+    if "--" in value:
+        errs.append("must not contain consecutive hyphens")
+    if value.startswith("-") or value.endswith("-"):
+        errs.append("must not begin or end with a hyphen")
+    return errs
+
+
+PORT_RANGE = "must be between 1 and 65535, inclusive"
+
+
+def port_number(field: str, value: Any, *, required_: bool = True) -> list[FieldError]:
+    """Check that a value is a port number 1-65535 (absent is an error only if required)."""
+    if value is None:
+        return [required(field)] if required_ else []
+    if not isinstance(value, int) or isinstance(value, bool):
+        return [type_invalid(field, value, "must be an integer")]
+    if value == 0 and not required_:
+        return []
+    return [] if 1 <= value <= 65535 else [invalid(field, value, PORT_RANGE)]
+
+
+def int_or_port_name(field: str, value: Any) -> list[FieldError]:
+    """Check a port given as a number (1-65535) or as a named port."""
+    if isinstance(value, str) and not value.isdigit():
+        return check(field, value, port_name)
+    if isinstance(value, str):
+        value = int(value)
+    return port_number(field, value)
 
 
 NameRule = Callable[[str], list[str]]
