@@ -407,9 +407,10 @@ class ImageStore:
         for entry in entries:
             with contextlib.suppress(ValueError):
                 familiar = parse_reference(_ref_name(entry)).familiar()
-                names.add(familiar)
+                # Suggest in the form the user typed: no `:latest` if they gave no tag.
                 if ":" not in ref and familiar.endswith(":latest"):
-                    names.add(familiar[: -len(":latest")])
+                    familiar = familiar[: -len(":latest")]
+                names.add(familiar)
         close = difflib.get_close_matches(ref, sorted(names), n=3, cutoff=0.6)
         if close:
             return f"image {ref} not found — did you mean {' or '.join(close)}?"
