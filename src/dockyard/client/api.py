@@ -383,8 +383,7 @@ async def parse_watch_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[Watc
 
 
 def _parse_event_line(line: bytes) -> WatchEvent | None:
-    line = line.strip()
-    if not line:
+    if len(line) < 8 and not line.strip():  # blank keep-alive lines; JSON allows the rest
         return None
     try:
         doc = orjson.loads(line)
