@@ -47,61 +47,41 @@ import contextlib
 import fcntl
 import logging
 import os
-import queue
 import sqlite3
 import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from dockyard.store.base import (
     MAX_VALUE_BYTES,
-    AlreadyExistsError,
     CompactedError,
-    ConflictError,
     FutureRevisionError,
     KeyValue,
-    NotFoundError,
     StoreError,
     ValueTooLargeError,
     WatchEvent,
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
+from dockyard.store.sqlite_writer import (
+    EVENT_COLUMNS,
+    SCHEMA,
+    Checkpointer,
+    Op,
+    OpKind,
+    Outcome,
+    Writer,
+)
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 REPLAY_PAGE = 1000  # history rows read per round trip while a watch replays
-MAX_BATCH_OPS = 1000  # writes per group commit
-MAX_BATCH_BYTES = 16 * 1024 * 1024  # value bytes per group commit, to bound a transaction
-COMPACT_CHUNK = 20_000  # history rows deleted per compaction step, so writers interleave
 READ_THREADS = 2
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS kv (
-    key TEXT NOT NULL PRIMARY KEY,
-    value BLOB NOT NULL,
-    create_revision INTEGER NOT NULL,
-    mod_revision INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS events (
-    revision INTEGER PRIMARY KEY,
-    deleted INTEGER NOT NULL,
-    key TEXT NOT NULL,
-    value BLOB NOT NULL,
-    create_revision INTEGER NOT NULL,
-    prev_value BLOB,
-    prev_mod_revision INTEGER
-);
-INSERT OR IGNORE INTO meta(name, value) VALUES ('schema', 1), ('revision', 1), ('compacted', 0);
-"""
-
-EVENT_COLUMNS = "revision, deleted, key, value, create_revision, prev_value, prev_mod_revision"
 EventRow = tuple[int, int, str, bytes, int, bytes | None, int | None]
 
 
@@ -154,189 +134,8 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     conn.execute("PRAGMA mmap_size=268435456")
+    conn.execute("PRAGMA journal_size_limit=67108864")  # shrink a WAL that grew past 64 MiB
     return conn
-
-
-# ---------------------------------------------------------------------------------------------
-# The writer thread
-
-
-@dataclass(slots=True)
-class _Op:
-    kind: Literal["create", "update", "delete", "compact"]
-    key: str
-    value: bytes
-    expected: int
-    future: asyncio.Future[Any]
-
-
-_STOP = object()
-Outcome = tuple[asyncio.Future[Any], Any]
-Deliver = Callable[[list[Outcome], list[WatchEvent]], None]
-
-
-class _Writer(threading.Thread):
-    """Owns the write connection; applies queued writes in group-committed transactions."""
-
-    def __init__(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
-        super().__init__(name="dockyard-store-writer", daemon=True)
-        self._conn = conn
-        self._loop = loop
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.deliver: Deliver | None = None
-        self.revision = int(self._meta("revision"))
-        self.compacted = int(self._meta("compacted"))
-        self.keys = int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
-
-    def _meta(self, name: str) -> int:
-        return int(self._conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0])
-
-    def submit(self, op: _Op) -> None:
-        """Queue a write for the next group commit."""
-        self._queue.put(op)
-
-    def stop(self) -> None:
-        """Ask the thread to finish the queued writes and exit."""
-        self._queue.put(_STOP)
-
-    def run(self) -> None:
-        stopping = False
-        while not stopping:
-            batch, stopping = self._take_batch()
-            if batch:
-                self._commit(batch)
-        self._conn.close()
-
-    def _take_batch(self) -> tuple[list[_Op], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch: list[_Op] = [first]
-        size = len(first.value)
-        while len(batch) < MAX_BATCH_OPS and size < MAX_BATCH_BYTES:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-            size += len(item.value)
-        return batch, False
-
-    def _commit(self, batch: list[_Op]) -> None:
-        saved = (self.revision, self.compacted, self.keys)
-        outcomes: list[Outcome] = []
-        events: list[WatchEvent] = []
-        try:
-            self._conn.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                try:
-                    result = self._apply(op, events)
-                except StoreError as err:
-                    result = err
-                outcomes.append((op.future, result))
-            self._conn.execute(
-                "UPDATE meta SET value=? WHERE name='revision'", (self.revision,)
-            )
-            self._conn.execute("COMMIT")
-        except sqlite3.Error as err:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("ROLLBACK")
-            self.revision, self.compacted, self.keys = saved
-            failure = StoreError(f"sqlite write failed, nothing stored: {err}")
-            outcomes = [(op.future, failure) for op in batch]
-            events = []
-        self._hand_back(outcomes, events)
-
-    def _hand_back(self, outcomes: list[Outcome], events: list[WatchEvent]) -> None:
-        if self.deliver is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop is already closed: nobody waits
-            self._loop.call_soon_threadsafe(self.deliver, outcomes, events)
-
-    def _apply(self, op: _Op, events: list[WatchEvent]) -> Any:
-        if op.kind == "create":
-            return self._apply_create(op, events)
-        if op.kind == "update":
-            return self._apply_update(op, events)
-        if op.kind == "delete":
-            return self._apply_delete(op, events)
-        return self._apply_compact(op.expected)
-
-    def _apply_create(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
-        rev = self.revision + 1
-        cur = self._conn.execute(
-            "INSERT INTO kv(key, value, create_revision, mod_revision) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT(key) DO NOTHING",
-            (op.key, op.value, rev, rev),
-        )
-        if cur.rowcount == 0:
-            raise AlreadyExistsError(f"key {op.key!r} already exists")
-        self._conn.execute(
-            "INSERT INTO events(revision, deleted, key, value, create_revision)"
-            " VALUES (?, 0, ?, ?, ?)",
-            (rev, op.key, op.value, rev),
-        )
-        self.revision = rev
-        self.keys += 1
-        kv = KeyValue(op.key, op.value, rev, rev)
-        events.append(WatchEvent("PUT", kv, None, rev))
-        return kv
-
-    def _current(self, op: _Op) -> tuple[bytes, int, int]:
-        row = self._conn.execute(
-            "SELECT value, create_revision, mod_revision FROM kv WHERE key=?", (op.key,)
-        ).fetchone()
-        if row is None:
-            raise NotFoundError(f"key {op.key!r} not found")
-        if op.expected and row[2] != op.expected:
-            raise ConflictError(
-                f"key {op.key!r} is at revision {row[2]}, not the expected {op.expected}"
-            )
-        return row[0], row[1], row[2]
-
-    def _apply_update(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
-        prev_value, create_rev, prev_mod = self._current(op)
-        rev = self.revision + 1
-        self._conn.execute(
-            "UPDATE kv SET value=?, mod_revision=? WHERE key=?", (op.value, rev, op.key)
-        )
-        self._conn.execute(
-            f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?, 0, ?, ?, ?, ?, ?)",
-            (rev, op.key, op.value, create_rev, prev_value, prev_mod),
-        )
-        self.revision = rev
-        kv = KeyValue(op.key, op.value, create_rev, rev)
-        prev = KeyValue(op.key, prev_value, create_rev, prev_mod)
-        events.append(WatchEvent("PUT", kv, prev, rev))
-        return kv
-
-    def _apply_delete(self, op: _Op, events: list[WatchEvent]) -> KeyValue:
-        value, create_rev, prev_mod = self._current(op)
-        rev = self.revision + 1
-        self._conn.execute("DELETE FROM kv WHERE key=?", (op.key,))
-        # The row's value is the last value; prev_value stays NULL to not store it twice.
-        self._conn.execute(
-            f"INSERT INTO events({EVENT_COLUMNS}) VALUES (?, 1, ?, ?, ?, NULL, ?)",
-            (rev, op.key, value, create_rev, prev_mod),
-        )
-        self.revision = rev
-        self.keys -= 1
-        kv = KeyValue(op.key, value, create_rev, rev)
-        events.append(WatchEvent("DELETE", kv, KeyValue(op.key, value, create_rev, prev_mod), rev))
-        return kv
-
-    def _apply_compact(self, target: int) -> int:
-        target = min(target, self.revision, self.compacted + COMPACT_CHUNK)
-        if target <= self.compacted:
-            return self.compacted
-        self._conn.execute(
-            "DELETE FROM events WHERE revision > ? AND revision <= ?", (self.compacted, target)
-        )
-        self._conn.execute("UPDATE meta SET value=? WHERE name='compacted'", (target,))
-        self.compacted = target
-        return target
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +209,7 @@ class SQLiteStore:
     def __init__(
         self,
         path: Path,
-        writer: _Writer,
+        writer: Writer,
         lock_fd: int,
         history_seconds: float,
         synchronous: str,
@@ -454,7 +253,7 @@ class SQLiteStore:
     @staticmethod
     def _open_files(
         path: Path, synchronous: str, loop: asyncio.AbstractEventLoop
-    ) -> tuple[int, _Writer]:
+    ) -> tuple[int, Writer]:
         path.parent.mkdir(parents=True, exist_ok=True)
         lock_fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
@@ -465,7 +264,9 @@ class SQLiteStore:
         try:
             conn = _connect(path, synchronous)
             conn.executescript(SCHEMA)
-            return lock_fd, _Writer(conn, loop)
+            conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
+            checkpointer = Checkpointer(_connect(path, synchronous))
+            return lock_fd, Writer(conn, loop, checkpointer)
         except BaseException:
             os.close(lock_fd)
             raise
@@ -537,13 +338,13 @@ class SQLiteStore:
     # -- writes -----------------------------------------------------------------------------
 
     async def _write(
-        self, kind: Literal["create", "update", "delete", "compact"], key: str,
+        self, kind: OpKind, key: str,
         value: bytes = b"", expected: int = 0,
     ) -> Any:
         if self._closed:
             raise StoreError("the store is closed")
         future: asyncio.Future[Any] = self._loop.create_future()
-        self._writer.submit(_Op(kind, key, value, expected, future))
+        self._writer.submit(Op(kind, key, value, expected, future))
         return await future
 
     def _deliver(self, outcomes: Sequence[Outcome], events: Sequence[WatchEvent]) -> None:
@@ -606,7 +407,10 @@ class SQLiteStore:
                     f"{self._writer.revision}"
                 )
             last = after_revision
-            while not self._closed:
+            # Nothing committed after the subscription can be missing from the live queue, so
+            # a watch from the current revision (the usual one, after a list) skips the replay.
+            replay = after_revision < self._writer.revision
+            while replay and not self._closed:
                 rows, compacted = await self._read(_read_history, prefix, last, REPLAY_PAGE)
                 if last < compacted:
                     raise CompactedError(last, compacted)
