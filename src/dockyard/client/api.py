@@ -24,7 +24,7 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -169,10 +169,8 @@ class ApiClient:
             if self.config.token:
                 headers["Authorization"] = f"Bearer {self.config.token}"
             self._session = aiohttp.ClientSession(
-                base_url=None,
                 connector=connector,
                 headers=headers,
-                json_serialize=lambda o: orjson.dumps(o).decode(),
                 timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout),
             )
         return self._session
@@ -608,7 +606,7 @@ class _LogText:
     def __init__(self, api: ApiClient, path: str, params: dict[str, Any]) -> None:
         self._api, self._path, self._params = api, path, params
 
-    def __await__(self) -> Any:
+    def __await__(self) -> Generator[Any, None, str]:
         return self._read().__await__()
 
     async def _read(self) -> str:
