@@ -1,0 +1,123 @@
+"""Resource plugins: NodeResourcesFit (filter) and the three allocation scores.
+
+Invariants: fit compares the pod's effective requests with allocatable minus requested for
+every resource the pod asks for (cpu, memory, ephemeral-storage, extended resources) plus one
+pod slot against allocatable "pods"; a request larger than the node's whole allocatable is
+unresolvable (no preemption can help), a request larger than what is free is not. Scores use
+cpu and memory with weight 1 each and count empty requests as 100m cpu / 200Mi memory, like
+kube-scheduler, so pods without requests still spread.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dockyard.scheduler import reasons
+from dockyard.scheduler.framework import (
+    CycleState,
+    FilterPlugin,
+    ScorePlugin,
+    Status,
+    unresolvable,
+    unschedulable,
+)
+from dockyard.scheduler.podinfo import PodInfo
+from dockyard.scheduler.snapshot import Snapshot
+
+Array = np.ndarray
+
+
+class NodeResourcesFit(FilterPlugin):
+    """A node fits a pod when every requested resource and one pod slot are free."""
+
+    name = "NodeResourcesFit"
+
+    def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
+        """Return the nodes with enough free resources for the pod's requests."""
+        cols, vals = snap.request_vector(pi)
+        free = snap.free
+        mask = free[:, cols[0]] >= vals[0]
+        for c, v in zip(cols[1:], vals[1:], strict=True):
+            mask &= free[:, c] >= v
+        return mask
+
+    def explain(self, state: CycleState, pi: PodInfo, snap: Snapshot, i: int) -> Status:
+        """Return "Insufficient <resource>" (or "Too many pods") for each short resource."""
+        cols, vals = snap.request_vector(pi)
+        free = snap.free[i, cols]
+        short = [int(c) for c, f, v in zip(cols, free, vals, strict=True) if f < v]
+        why = [
+            reasons.TOO_MANY_PODS
+            if snap.resources[c] == "pods"
+            else reasons.insufficient(snap.resources[c])
+            for c in short
+        ]
+        alloc = snap.allocatable
+        beyond = any(alloc[i, c] < v for c, v in zip(cols, vals, strict=True) if c in short)
+        return unresolvable(self.name, *why) if beyond else unschedulable(self.name, *why)
+
+
+def _fractions(state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array:
+    """Return requested/allocatable for cpu and memory after placing the pod, per candidate.
+
+    Computed once per cycle and shared by the three scores; clipped to [0, 1], and 1 where a
+    node has nothing allocatable (a full node is the honest reading).
+    """
+    frac: Array | None = state.data.get("fractions")
+    if frac is None:
+        every = len(idx) == snap.n
+        used = snap.nonzero_requested if every else snap.nonzero_requested[idx]
+        inv = snap.inverse_allocatable() if every else snap.inverse_allocatable()[idx]
+        frac = (used + (pi.nonzero_cpu, pi.nonzero_memory)) * inv
+        frac[inv == 0] = 1.0
+        np.clip(frac, 0.0, 1.0, out=frac)
+        state.data["fractions"] = frac
+    return frac
+
+
+class NodeResourcesLeastAllocated(ScorePlugin):
+    """Prefer nodes with the most room left (spreads load).
+
+    score = mean over cpu, memory of (allocatable - requested) * 100 / allocatable.
+    Example: node 4000m cpu / 8Gi, already 1000m / 2Gi, pod 1000m / 2Gi: cpu (4000-2000)*100/4000
+    = 50, memory (8-4)*100/8 = 50, score (50+50)/2 = 50; an empty node scores 75.
+    """
+
+    name = "NodeResourcesLeastAllocated"
+
+    def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
+        """Return 100 × the mean free fraction of cpu and memory after placing the pod."""
+        frac = _fractions(state, pi, snap, idx)
+        return 50.0 * ((1.0 - frac[:, 0]) + (1.0 - frac[:, 1]))
+
+
+class NodeResourcesMostAllocated(ScorePlugin):
+    """Prefer the fullest nodes (packs load, frees whole nodes).
+
+    score = mean over cpu, memory of requested * 100 / allocatable.
+    Example: node 4000m / 8Gi, already 1000m / 2Gi, pod 1000m / 2Gi: cpu 2000*100/4000 = 50,
+    memory 4*100/8 = 50, score 50; an empty node scores 25, so the busier node wins.
+    """
+
+    name = "NodeResourcesMostAllocated"
+
+    def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
+        """Return 100 × the mean used fraction of cpu and memory after placing the pod."""
+        frac = _fractions(state, pi, snap, idx)
+        return 50.0 * (frac[:, 0] + frac[:, 1])
+
+
+class NodeResourcesBalancedAllocation(ScorePlugin):
+    """Prefer nodes whose cpu and memory use stay even, so neither strands the other.
+
+    score = (1 - std(cpu fraction, memory fraction)) * 100 (population std, as kube-scheduler).
+    Example: after placing, cpu 2000/4000 = 0.5 and memory 2Gi/8Gi = 0.25: std = |0.5-0.25|/2
+    = 0.125, score 87.5; a node left at 0.5 / 0.5 scores 100.
+    """
+
+    name = "NodeResourcesBalancedAllocation"
+
+    def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
+        """Return 100 × (1 - the spread between cpu and memory fractions)."""
+        frac = _fractions(state, pi, snap, idx)
+        return 100.0 * (1.0 - np.abs(frac[:, 0] - frac[:, 1]) / 2.0)

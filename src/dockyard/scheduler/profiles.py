@@ -1,0 +1,80 @@
+"""Scheduling profiles: which plugins run and how much each score weighs.
+
+A pod picks its profile by spec.schedulerName. "default-scheduler" mirrors kube-scheduler's
+default weights (fit spread by LeastAllocated 1, BalancedAllocation 1, ImageLocality 1,
+InterPodAffinity 2, NodeAffinity 2, PodTopologySpread 2, TaintToleration 3). "pack" fills the
+busiest nodes first (MostAllocated dominates) so whole nodes stay empty; "spread" keeps the
+most room on every node; "balanced" keeps cpu and memory use even on each node. All profiles
+share the same filters: the rules of what may run where do not change with the strategy.
+"""
+
+from __future__ import annotations
+
+from dockyard.scheduler.framework import Framework, Profile
+from dockyard.scheduler.plugins import REGISTRY
+
+DEFAULT_PROFILE = "default-scheduler"
+
+FILTERS = (
+    "NodeUnschedulable",
+    "NodeName",
+    "TaintToleration",
+    "NodeSelector",
+    "NodeAffinity",
+    "NodePorts",
+    "NodeResourcesFit",
+    "PodTopologySpread",
+    "InterPodAffinity",
+)
+
+_RULE_SCORES = (
+    ("InterPodAffinity", 2),
+    ("NodeAffinity", 2),
+    ("PodTopologySpread", 2),
+    ("TaintToleration", 3),
+)
+
+PROFILES: dict[str, Profile] = {
+    DEFAULT_PROFILE: Profile(
+        DEFAULT_PROFILE,
+        filters=FILTERS,
+        scores=(
+            ("NodeResourcesLeastAllocated", 1),
+            ("NodeResourcesBalancedAllocation", 1),
+            ("ImageLocality", 1),
+            *_RULE_SCORES,
+        ),
+    ),
+    "pack": Profile(
+        "pack",
+        filters=FILTERS,
+        scores=(
+            ("NodeResourcesMostAllocated", 10),
+            ("NodeResourcesBalancedAllocation", 1),
+            *_RULE_SCORES,
+        ),
+    ),
+    "spread": Profile(
+        "spread",
+        filters=FILTERS,
+        scores=(
+            ("NodeResourcesLeastAllocated", 10),
+            ("NodeResourcesBalancedAllocation", 1),
+            *_RULE_SCORES,
+        ),
+    ),
+    "balanced": Profile(
+        "balanced",
+        filters=FILTERS,
+        scores=(
+            ("NodeResourcesBalancedAllocation", 10),
+            ("NodeResourcesLeastAllocated", 1),
+            *_RULE_SCORES,
+        ),
+    ),
+}
+
+
+def frameworks(profiles: dict[str, Profile] | None = None) -> dict[str, Framework]:
+    """Return one Framework per profile, keyed by the schedulerName that selects it."""
+    return {name: Framework(p, REGISTRY) for name, p in (profiles or PROFILES).items()}
