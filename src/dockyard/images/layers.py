@@ -218,6 +218,14 @@ def _decompressor(head: bytes, source: ByteSource) -> Iterator[ByteSource]:
         yield source
 
 
+@contextlib.contextmanager
+def decompressed(stream: ByteSource) -> Iterator[ByteSource]:
+    """Yield the uncompressed tar of a layer stream (gzip, zstd or plain)."""
+    head = stream.read(4) or b""
+    with _decompressor(head, _Prefixed(head, stream)) as plain:
+        yield plain
+
+
 def split_entry_name(name: str) -> list[str]:
     """Return the path components of a tar entry name, refusing any `..` component."""
     parts = [p for p in name.split("/") if p not in ("", ".")]

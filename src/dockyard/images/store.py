@@ -306,13 +306,19 @@ class ImageStore:
 
     def diff_id(self, digest: str) -> str:
         """Return the diff id of a stored layer blob, decompressing it once to find out."""
+        return self.layer_info(digest)[0]
+
+    def layer_info(self, digest: str) -> tuple[str, int]:
+        """Return (diff id, uncompressed size) of a stored layer blob, measured once."""
         record = self.layerdb_dir / digest_hex(digest)
-        with contextlib.suppress(FileNotFoundError):
-            return record.read_text().strip()
+        with contextlib.suppress(FileNotFoundError, ValueError, KeyError):
+            info = json.loads(record.read_text())
+            return str(info["diff_id"]), int(info["size"])
         with self.open_blob(digest) as blob:
             measured = measure_layer(blob, self.limits)
-        self._write_atomic(record, measured.diff_id.encode())
-        return measured.diff_id
+        info = {"diff_id": measured.diff_id, "size": measured.size}
+        self._write_atomic(record, oci.canonical_json(info))
+        return measured.diff_id, measured.size
 
     def _check_layers(
         self, layer_descs: list[dict[str, Any]], config: dict[str, Any]
