@@ -52,8 +52,43 @@ def test_unknown_kind_gets_metadata_validation_only() -> None:
 def test_create_drops_status_and_sets_generation() -> None:
     obj = deployment(status={"replicas": 9})
     prepare_for_create(obj)
-    assert "status" not in obj
+    assert obj["status"] == {}  # Kubernetes' zero DeploymentStatus serialises to {}
     assert obj["metadata"]["generation"] == 1
+
+
+def test_create_keeps_a_node_status() -> None:
+    node = {"kind": "Node", "metadata": {"name": "n1"}, "status": {"capacity": {"cpu": "2"}}}
+    prepare_for_create(node)
+    assert node["status"] == {"capacity": {"cpu": "2"}}
+
+
+def test_configmap_create_keeps_everything() -> None:
+    cm = {"kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"a": "1"}}
+    prepare_for_create(cm)
+    assert cm["data"] == {"a": "1"} and cm["metadata"]["generation"] == 1
+
+
+def test_service_update_keeps_allocated_cluster_ip() -> None:
+    old = {
+        "kind": "Service",
+        "metadata": {"name": "s"},
+        "spec": {
+            "type": "NodePort",
+            "clusterIP": "10.96.0.5",
+            "clusterIPs": ["10.96.0.5"],
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}],
+        },
+        "status": {"loadBalancer": {}},
+    }
+    new = {
+        "kind": "Service",
+        "metadata": {"name": "s"},
+        "spec": {"type": "NodePort", "ports": [{"port": 80, "protocol": "TCP"}]},
+    }
+    prepare_for_update(new, old)
+    assert new["spec"]["clusterIP"] == "10.96.0.5"
+    assert new["spec"]["clusterIPs"] == ["10.96.0.5"]
+    assert new["spec"]["ports"][0]["nodePort"] == 30080
 
 
 def test_create_gives_a_pod_pending_phase() -> None:

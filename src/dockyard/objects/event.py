@@ -1,26 +1,50 @@
-"""Event: defaults and validation (metadata rules so far; kind rules follow).
+"""Event (v1, the core group's events): validation of the involved object and type.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Invariants: an event lives in its involved object's namespace (or in "default" for
+cluster-scoped objects such as Nodes), as Kubernetes requires; type is Normal or Warning.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.validation import (
+    FieldError,
+    as_dict,
+    invalid,
+    not_supported,
+    required,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
-
-def apply_defaults(obj: Obj) -> None:
-    """Fill the fields Kubernetes defaults on a Event."""
+EVENT_TYPES = ("Normal", "Warning")
 
 
-def validate(obj: Obj) -> list[FieldError]:
-    """Return every problem with a Event."""
-    return validate_metadata(obj, namespaced=True)
+def apply_defaults(event: Obj) -> None:
+    """Leave events as written (Kubernetes defaults nothing on core events)."""
+
+
+def validate(event: Obj) -> list[FieldError]:
+    """Return every problem with an Event."""
+    errs = validate_metadata(event, namespaced=True)
+    namespace = (event.get("metadata") or {}).get("namespace") or ""
+    involved = as_dict(event, "involvedObject", "involvedObject", errs)
+    target_ns = involved.get("namespace") or ""
+    if not involved:
+        errs.append(required("involvedObject"))
+    elif not target_ns and namespace not in ("", "default") or target_ns and target_ns != namespace:
+        errs.append(
+            invalid("involvedObject.namespace", target_ns, "does not match event.namespace")
+        )
+    kind = event.get("type")
+    if kind and kind not in EVENT_TYPES:
+        errs.append(not_supported("type", kind, EVENT_TYPES))
+    return errs
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a Event, immutable fields included."""
+    """Return every problem with an Event update."""
     return validate(new) + validate_metadata_update(new, old)

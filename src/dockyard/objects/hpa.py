@@ -1,26 +1,168 @@
-"""HorizontalPodAutoscaler: defaults and validation (metadata rules so far; kind rules follow).
+"""HorizontalPodAutoscaler (autoscaling/v2): defaults and validation.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Defaults as Kubernetes: minReplicas 1; no metrics means cpu at 80% average utilization; when
+a behavior is given, its missing scaleUp/scaleDown rules are filled with Kubernetes' defaults
+(scale up: no stabilization, max of 4 pods or 100% per 15s; scale down: 300s stabilization,
+100% per 15s).
+
+Invariants: minReplicas >= 1; maxReplicas >= minReplicas; every metric names a supported
+source type and a well-formed target.
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.quantity import QuantityError, parse_quantity
+from dockyard.objects.validation import (
+    FieldError,
+    as_dict,
+    as_list,
+    check,
+    invalid,
+    not_supported,
+    path_segment,
+    required,
+    type_invalid,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
+DEFAULT_CPU_UTILIZATION = 80
+METRIC_TYPES = ("ContainerResource", "External", "Object", "Pods", "Resource")
+TARGET_TYPES = ("AverageValue", "Utilization", "Value")
+_SCALE_UP = {
+    "stabilizationWindowSeconds": 0,
+    "selectPolicy": "Max",
+    "policies": [
+        {"type": "Pods", "value": 4, "periodSeconds": 15},
+        {"type": "Percent", "value": 100, "periodSeconds": 15},
+    ],
+}
+_SCALE_DOWN = {
+    "stabilizationWindowSeconds": 300,
+    "selectPolicy": "Max",
+    "policies": [{"type": "Percent", "value": 100, "periodSeconds": 15}],
+}
 
-def apply_defaults(obj: Obj) -> None:
-    """Fill the fields Kubernetes defaults on a HorizontalPodAutoscaler."""
+
+def apply_defaults(hpa: Obj) -> None:
+    """Fill minReplicas, the default cpu metric and behavior rules as Kubernetes does."""
+    spec = hpa.get("spec")
+    if not isinstance(spec, dict):
+        return
+    spec.setdefault("minReplicas", 1)
+    if not spec.get("metrics"):
+        spec["metrics"] = [
+            {
+                "type": "Resource",
+                "resource": {
+                    "name": "cpu",
+                    "target": {
+                        "type": "Utilization",
+                        "averageUtilization": DEFAULT_CPU_UTILIZATION,
+                    },
+                },
+            }
+        ]
+    behavior = spec.get("behavior")
+    if isinstance(behavior, dict):
+        for key, default in (("scaleUp", _SCALE_UP), ("scaleDown", _SCALE_DOWN)):
+            rules = behavior.setdefault(key, {})
+            if isinstance(rules, dict):
+                for name, value in default.items():
+                    rules.setdefault(name, copy.deepcopy(value))
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def validate(hpa: Obj) -> list[FieldError]:
     """Return every problem with a HorizontalPodAutoscaler."""
-    return validate_metadata(obj, namespaced=True)
+    errs = validate_metadata(hpa, namespaced=True)
+    spec = hpa.get("spec")
+    if not isinstance(spec, dict):
+        return [*errs, required("spec")]
+    ref = as_dict(spec, "scaleTargetRef", "spec.scaleTargetRef", errs)
+    for key in ("kind", "name"):
+        if not ref.get(key):
+            errs.append(required(f"spec.scaleTargetRef.{key}"))
+        elif isinstance(ref[key], str):
+            errs += check(f"spec.scaleTargetRef.{key}", ref[key], path_segment)
+    low, high = spec.get("minReplicas"), spec.get("maxReplicas")
+    if low is not None and (not isinstance(low, int) or low < 1):
+        errs.append(invalid("spec.minReplicas", low, "must be greater than or equal to 1"))
+    if not isinstance(high, int) or isinstance(high, bool):
+        errs.append(
+            required("spec.maxReplicas")
+            if high is None
+            else type_invalid("spec.maxReplicas", high, "must be an integer")
+        )
+    elif high < 1:
+        errs.append(invalid("spec.maxReplicas", high, "must be greater than 0"))
+    elif isinstance(low, int) and high < low:
+        errs.append(
+            invalid("spec.maxReplicas", high, "must be greater than or equal to `minReplicas`")
+        )
+    for i, metric in enumerate(as_list(spec, "metrics", "spec.metrics", errs)):
+        errs += _validate_metric(metric, f"spec.metrics[{i}]")
+    return errs
+
+
+_SOURCE_KEYS = {
+    "Resource": "resource",
+    "ContainerResource": "containerResource",
+    "Pods": "pods",
+    "Object": "object",
+    "External": "external",
+}
+
+
+def _validate_metric(metric: Any, field: str) -> list[FieldError]:
+    if not isinstance(metric, dict):
+        return [type_invalid(field, metric, "must be an object")]
+    kind = metric.get("type")
+    if kind not in METRIC_TYPES:
+        return [not_supported(f"{field}.type", kind, METRIC_TYPES)]
+    key = _SOURCE_KEYS[str(kind)]
+    source = metric.get(key)
+    if not isinstance(source, dict):
+        return [required(f"{field}.{key}", "must populate information for the given metric source")]
+    errs: list[FieldError] = []
+    if kind in ("Resource", "ContainerResource") and not source.get("name"):
+        errs.append(required(f"{field}.{key}.name"))
+    if kind == "ContainerResource" and not source.get("container"):
+        errs.append(required(f"{field}.{key}.container"))
+    target = source.get("target")
+    if not isinstance(target, dict):
+        return [*errs, required(f"{field}.{key}.target")]
+    return errs + _validate_target(target, f"{field}.{key}.target")
+
+
+def _validate_target(target: Obj, field: str) -> list[FieldError]:
+    kind = target.get("type")
+    if kind not in TARGET_TYPES:
+        return [not_supported(f"{field}.type", kind, TARGET_TYPES)]
+    if kind == "Utilization":
+        value = target.get("averageUtilization")
+        if not isinstance(value, int) or value < 1:
+            return [invalid(f"{field}.averageUtilization", value, "must be greater than 0")]
+        return []
+    name = "averageValue" if kind == "AverageValue" else "value"
+    value = target.get(name)
+    if value is None:
+        return [
+            required(
+                f"{field}.{name}", "must set either a target raw value or a target average value"
+            )
+        ]
+    try:
+        amount = parse_quantity(value)
+    except QuantityError as exc:
+        return [invalid(f"{field}.{name}", value, str(exc))]
+    return [] if amount > 0 else [invalid(f"{field}.{name}", value, "must be positive")]
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an HPA update, immutable fields included."""
+    """Return every problem with a HorizontalPodAutoscaler update."""
     return validate(new) + validate_metadata_update(new, old)

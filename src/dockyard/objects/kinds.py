@@ -6,6 +6,9 @@ Kubernetes' registry strategies do), then ``apply_defaults``, then ``validate`` 
 update, ``validate_update`` with the stored object). Writes to the ``status`` subresource use
 ``prepare_for_status_update`` instead, which keeps everything but status from the stored object.
 
+Node is the exception on create: it keeps the status it registers with. Services get their
+allocated clusterIP and nodePorts carried over on updates that leave them out.
+
 Invariants: handlers never raise on malformed objects (bad shapes become FieldErrors);
 ``apply_defaults`` is idempotent; a kind without specific rules gets metadata validation only.
 """
@@ -48,6 +51,25 @@ def _no_status(obj: Obj) -> Obj | None:
     return None
 
 
+def _no_carry_over(new: Obj, old: Obj) -> None:
+    """Carry nothing over from the stored object."""
+
+
+def _empty_status(obj: Obj) -> Obj | None:
+    """Return an empty status (what Kubernetes' zero status serialises to)."""
+    return {}
+
+
+def _replicaset_status(obj: Obj) -> Obj | None:
+    """Return a ReplicaSet's zero status (replicas is not omitted when 0)."""
+    return {"replicas": 0}
+
+
+def _service_status(obj: Obj) -> Obj | None:
+    """Return a Service's zero status."""
+    return {"loadBalancer": {}}
+
+
 @dataclass(frozen=True)
 class KindHandlers:
     """What the api server runs for one kind on every write."""
@@ -61,6 +83,10 @@ class KindHandlers:
     # Top-level fields whose change bumps metadata.generation.
     generation_fields: tuple[str, ...] = ("spec",)
     initial_status: Callable[[Obj], Obj | None] = field(default=_no_status)
+    # Nodes register with their status, so create keeps it (as Kubernetes' node strategy).
+    keep_status_on_create: bool = False
+    # Copies values the server allocated (a Service's clusterIP) when an update omits them.
+    carry_over: Callable[[Obj, Obj], None] = field(default=_no_carry_over)
 
 
 def _generic(kind: str) -> KindHandlers:
@@ -86,7 +112,14 @@ _HANDLERS: dict[str, KindHandlers] = {
         _STATUS,
         initial_status=pod.initial_status,
     ),
-    "Node": KindHandlers(node.apply_defaults, node.validate, node.validate_update, _STATUS),
+    "Node": KindHandlers(
+        node.apply_defaults,
+        node.validate,
+        node.validate_update,
+        _STATUS,
+        (),
+        keep_status_on_create=True,
+    ),
     "Namespace": KindHandlers(
         namespace.apply_defaults,
         namespace.validate,
@@ -95,7 +128,12 @@ _HANDLERS: dict[str, KindHandlers] = {
         initial_status=namespace.initial_status,
     ),
     "Service": KindHandlers(
-        service.apply_defaults, service.validate, service.validate_update, _STATUS
+        service.apply_defaults,
+        service.validate,
+        service.validate_update,
+        _STATUS,
+        initial_status=_service_status,
+        carry_over=service.carry_over,
     ),
     "Endpoints": KindHandlers(
         endpoints.apply_defaults,
@@ -119,17 +157,29 @@ _HANDLERS: dict[str, KindHandlers] = {
         generation_fields=("data", "stringData", "type", "immutable"),
     ),
     "Deployment": KindHandlers(
-        deployment.apply_defaults, deployment.validate, deployment.validate_update, _STATUS
+        deployment.apply_defaults,
+        deployment.validate,
+        deployment.validate_update,
+        _STATUS,
+        initial_status=_empty_status,
     ),
     "ReplicaSet": KindHandlers(
-        replicaset.apply_defaults, replicaset.validate, replicaset.validate_update, _STATUS
+        replicaset.apply_defaults,
+        replicaset.validate,
+        replicaset.validate_update,
+        _STATUS,
+        initial_status=_replicaset_status,
     ),
     "Lease": KindHandlers(lease.apply_defaults, lease.validate, lease.validate_update),
     "HorizontalPodAutoscaler": KindHandlers(
         hpa.apply_defaults, hpa.validate, hpa.validate_update, _STATUS
     ),
     "PodDisruptionBudget": KindHandlers(
-        pdb.apply_defaults, pdb.validate, pdb.validate_update, _STATUS
+        pdb.apply_defaults,
+        pdb.validate,
+        pdb.validate_update,
+        _STATUS,
+        initial_status=pdb.initial_status,
     ),
     "PriorityClass": KindHandlers(
         priorityclass.apply_defaults,
@@ -148,7 +198,7 @@ def handlers_for(kind: str) -> KindHandlers:
 def prepare_for_create(obj: Obj) -> None:
     """Initialise status and metadata.generation on a new object, as Kubernetes does."""
     handlers = handlers_for(obj.get("kind", ""))
-    if handlers.status_fields:
+    if handlers.status_fields and not handlers.keep_status_on_create:
         for name in handlers.status_fields:
             obj.pop(name, None)
         status = handlers.initial_status(obj)
@@ -161,6 +211,7 @@ def prepare_for_create(obj: Obj) -> None:
 def prepare_for_update(new: Obj, old: Obj) -> None:
     """Keep the stored status on a main-resource update and bump generation on spec change."""
     handlers = handlers_for(old.get("kind", ""))
+    handlers.carry_over(new, old)
     for name in handlers.status_fields:
         if name in old:
             new[name] = copy.deepcopy(old[name])

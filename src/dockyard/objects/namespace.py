@@ -1,31 +1,57 @@
-"""Namespace: defaults and validation (metadata rules so far; kind rules follow).
+"""Namespace (v1, cluster-scoped): defaults and validation.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Defaults as Kubernetes: spec.finalizers ["kubernetes"] and status.phase Active.
+Invariants: namespace names are DNS-1123 labels; apply_defaults is idempotent.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.validation import (
+    FieldError,
+    as_dict,
+    as_list,
+    check,
+    dns1123_label,
+    qualified_name,
+    type_invalid,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
-
-def apply_defaults(obj: Obj) -> None:
-    """Fill the fields Kubernetes defaults on a Namespace."""
+PHASES = ("Active", "Terminating")
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def apply_defaults(namespace: Obj) -> None:
+    """Fill spec.finalizers and status.phase as Kubernetes does."""
+    spec = namespace.setdefault("spec", {})
+    if isinstance(spec, dict):
+        spec.setdefault("finalizers", ["kubernetes"])
+    status = namespace.setdefault("status", {})
+    if isinstance(status, dict):
+        status.setdefault("phase", "Active")
+
+
+def validate(namespace: Obj) -> list[FieldError]:
     """Return every problem with a Namespace."""
-    return validate_metadata(obj, namespaced=False)
+    errs = validate_metadata(namespace, namespaced=False, name_rule=dns1123_label)
+    spec = as_dict(namespace, "spec", "spec", errs)
+    for i, name in enumerate(as_list(spec, "finalizers", "spec.finalizers", errs)):
+        if not isinstance(name, str):
+            errs.append(type_invalid(f"spec.finalizers[{i}]", name, "must be a string"))
+        else:
+            errs += check(f"spec.finalizers[{i}]", name, qualified_name)
+    return errs
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a Namespace, immutable fields included."""
+    """Return every problem with a Namespace update."""
     return validate(new) + validate_metadata_update(new, old)
 
 
-def initial_status(obj: Obj) -> Obj | None:
+def initial_status(namespace: Obj) -> Obj | None:
     """Return the status a new Namespace starts with."""
     return {"phase": "Active"}

@@ -1,26 +1,114 @@
-"""Node: defaults and validation (metadata rules so far; kind rules follow).
+"""Node (v1, cluster-scoped): defaults, validation and helpers for node conditions.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Defaults: status.allocatable copies status.capacity when absent (Kubernetes does the same).
+Invariants: taints are unique per (key, effect); spec.podCIDR and spec.providerID never
+change once set.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.validation import (
+    FieldError,
+    as_dict,
+    as_list,
+    check,
+    duplicate,
+    immutable,
+    invalid,
+    label_value,
+    not_supported,
+    qualified_name,
+    required,
+    type_invalid,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
-
-def apply_defaults(obj: Obj) -> None:
-    """Fill the fields Kubernetes defaults on a Node."""
+TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def apply_defaults(node: Obj) -> None:
+    """Copy status.capacity into status.allocatable when allocatable is absent."""
+    status = node.get("status")
+    if isinstance(status, dict) and isinstance(status.get("capacity"), dict):
+        status.setdefault("allocatable", dict(status["capacity"]))
+
+
+def validate(node: Obj) -> list[FieldError]:
     """Return every problem with a Node."""
-    return validate_metadata(obj, namespaced=False)
+    errs = validate_metadata(node, namespaced=False)
+    spec = as_dict(node, "spec", "spec", errs)
+    for key in ("podCIDR",):
+        if spec.get(key):
+            errs += _cidr(f"spec.{key}", spec[key])
+    for i, cidr in enumerate(as_list(spec, "podCIDRs", "spec.podCIDRs", errs)):
+        errs += _cidr(f"spec.podCIDRs[{i}]", cidr)
+    seen: set[tuple[Any, Any]] = set()
+    for i, taint in enumerate(as_list(spec, "taints", "spec.taints", errs)):
+        errs += _validate_taint(taint, f"spec.taints[{i}]", seen)
+    unschedulable = spec.get("unschedulable")
+    if unschedulable is not None and not isinstance(unschedulable, bool):
+        errs.append(type_invalid("spec.unschedulable", unschedulable, "must be a boolean"))
+    return errs
+
+
+def _cidr(field: str, value: Any) -> list[FieldError]:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except (ValueError, TypeError):
+        return [
+            invalid(field, value, "must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+        ]
+    return []
+
+
+def _validate_taint(taint: Any, field: str, seen: set[tuple[Any, Any]]) -> list[FieldError]:
+    if not isinstance(taint, dict):
+        return [type_invalid(field, taint, "must be an object")]
+    errs: list[FieldError] = []
+    key, effect = taint.get("key"), taint.get("effect")
+    if not key:
+        errs.append(required(f"{field}.key"))
+    else:
+        errs += check(f"{field}.key", key, qualified_name)
+    if taint.get("value"):
+        errs += check(f"{field}.value", taint["value"], label_value)
+    if not effect:
+        errs.append(required(f"{field}.effect"))
+    elif effect not in TAINT_EFFECTS:
+        errs.append(not_supported(f"{field}.effect", effect, TAINT_EFFECTS))
+    if (key, effect) in seen:
+        errs.append(duplicate(field, taint))
+    seen.add((key, effect))
+    return errs
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a Node, immutable fields included."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return every problem with a Node update (podCIDR and providerID are set once)."""
+    errs = validate(new) + validate_metadata_update(new, old)
+    new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    for key in ("podCIDR", "providerID"):
+        if old_spec.get(key):
+            errs += immutable(f"spec.{key}", new_spec.get(key), old_spec[key])
+    return errs
+
+
+def node_condition(node: Obj, kind: str) -> Obj | None:
+    """Return the node condition of a type ("Ready"), or None."""
+    status = node.get("status")
+    conditions = status.get("conditions") if isinstance(status, dict) else None
+    for condition in conditions or []:
+        if isinstance(condition, dict) and condition.get("type") == kind:
+            return condition
+    return None
+
+
+def is_node_ready(node: Obj) -> bool:
+    """Return True if the node's Ready condition is True."""
+    condition = node_condition(node, "Ready")
+    return condition is not None and condition.get("status") == "True"

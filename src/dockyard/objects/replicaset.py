@@ -1,6 +1,7 @@
-"""ReplicaSet: defaults and validation (metadata rules so far; kind rules follow).
+"""ReplicaSet (apps/v1): defaults (replicas 1, pod template defaults) and validation.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Invariants: apply_defaults is idempotent; spec.selector is immutable and must select the
+template's labels.
 """
 
 from __future__ import annotations
@@ -8,19 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.workload import (
+    apply_template_defaults,
+    validate_selector_update,
+    validate_workload_spec,
+)
 
 Obj = dict[str, Any]
 
 
-def apply_defaults(obj: Obj) -> None:
+def apply_defaults(replicaset: Obj) -> None:
     """Fill the fields Kubernetes defaults on a ReplicaSet."""
+    spec = replicaset.get("spec")
+    if isinstance(spec, dict):
+        apply_template_defaults(spec)
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def validate(replicaset: Obj) -> list[FieldError]:
     """Return every problem with a ReplicaSet."""
-    return validate_metadata(obj, namespaced=True)
+    errs = validate_metadata(replicaset, namespaced=True)
+    return errs + validate_workload_spec(replicaset.get("spec"), "replicaset")
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a ReplicaSet, immutable fields included."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return every problem with a ReplicaSet update (spec.selector is immutable)."""
+    return validate(new) + validate_metadata_update(new, old) + validate_selector_update(new, old)

@@ -1,26 +1,245 @@
-"""Service: defaults and validation (metadata rules so far; kind rules follow).
+"""Service (v1): defaults, validation, update rules and pure allocation helpers.
 
-Invariants: apply_defaults is idempotent; validators never raise on malformed input.
+Defaults as Kubernetes: type ClusterIP, sessionAffinity None, ports protocol TCP and targetPort
+= port, internalTrafficPolicy Cluster, externalTrafficPolicy Cluster for NodePort and
+LoadBalancer, allocateLoadBalancerNodePorts true for LoadBalancer, ipFamilyPolicy SingleStack
+and ipFamilies ["IPv4"], clusterIPs mirroring clusterIP.
+
+The cluster IP and node ports are allocated by the api server (it alone sees the other
+services); ``next_free_ip`` and ``next_free_node_port`` are the pure halves of that.
+``carry_over`` keeps an allocated clusterIP and nodePorts when an update omits them, as
+Kubernetes does.
+
+Invariants: service names are DNS-1035 labels; clusterIP never changes once set (except by
+becoming ExternalName); nodePorts lie in 30000-32767.
 """
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
-from dockyard.objects.validation import FieldError, validate_metadata, validate_metadata_update
+from dockyard.objects.validation import (
+    FieldError,
+    as_list,
+    as_str_map,
+    check,
+    dns1035_label,
+    dns1123_label,
+    dns1123_subdomain,
+    duplicate,
+    forbidden,
+    int_or_port_name,
+    invalid,
+    not_supported,
+    port_number,
+    required,
+    type_invalid,
+    validate_labels,
+    validate_metadata,
+    validate_metadata_update,
+)
 
 Obj = dict[str, Any]
 
+SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+SESSION_AFFINITIES = ("ClientIP", "None")
+PROTOCOLS = ("SCTP", "TCP", "UDP")
+TRAFFIC_POLICIES = ("Cluster", "Local")
+NODE_PORT_RANGE = (30000, 32767)
 
-def apply_defaults(obj: Obj) -> None:
+
+def apply_defaults(service: Obj) -> None:
     """Fill the fields Kubernetes defaults on a Service."""
+    spec = service.get("spec")
+    if not isinstance(spec, dict):
+        return
+    kind = spec.setdefault("type", "ClusterIP")
+    spec.setdefault("sessionAffinity", "None")
+    for port in spec.get("ports") or []:
+        if isinstance(port, dict):
+            port.setdefault("protocol", "TCP")
+            if "port" in port:
+                port.setdefault("targetPort", port["port"])
+    if kind == "ExternalName":
+        return
+    spec.setdefault("internalTrafficPolicy", "Cluster")
+    if kind in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    if kind == "LoadBalancer":
+        spec.setdefault("allocateLoadBalancerNodePorts", True)
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    spec.setdefault("ipFamilies", ["IPv4"])
+    cluster_ip = spec.get("clusterIP")
+    if cluster_ip and "clusterIPs" not in spec:
+        spec["clusterIPs"] = [cluster_ip]
 
 
-def validate(obj: Obj) -> list[FieldError]:
+def validate(service: Obj) -> list[FieldError]:
     """Return every problem with a Service."""
-    return validate_metadata(obj, namespaced=True)
+    errs = validate_metadata(service, namespaced=True, name_rule=dns1035_label)
+    spec = service.get("spec")
+    if not isinstance(spec, dict):
+        return [
+            *errs,
+            required("spec") if spec is None else type_invalid("spec", spec, "must be an object"),
+        ]
+    kind = spec.get("type")
+    if kind not in SERVICE_TYPES:
+        errs.append(not_supported("spec.type", kind, SERVICE_TYPES))
+    affinity = spec.get("sessionAffinity")
+    if affinity is not None and affinity not in SESSION_AFFINITIES:
+        errs.append(not_supported("spec.sessionAffinity", affinity, SESSION_AFFINITIES))
+    for key in ("internalTrafficPolicy", "externalTrafficPolicy"):
+        value = spec.get(key)
+        if value is not None and value not in TRAFFIC_POLICIES:
+            errs.append(not_supported(f"spec.{key}", value, TRAFFIC_POLICIES))
+    selector = as_str_map(spec, "selector", "spec.selector", errs)
+    errs += validate_labels(selector, "spec.selector")
+    errs += _validate_cluster_ip(spec)
+    if kind == "ExternalName":
+        name = spec.get("externalName")
+        errs += (
+            check("spec.externalName", name, dns1123_subdomain)
+            if name
+            else [required("spec.externalName")]
+        )
+    headless = spec.get("clusterIP") == "None"
+    ports = as_list(spec, "ports", "spec.ports", errs)
+    if not ports and kind != "ExternalName" and not headless:
+        errs.append(required("spec.ports"))
+    return errs + _validate_ports(ports, str(kind))
+
+
+def _validate_cluster_ip(spec: Obj) -> list[FieldError]:
+    value = spec.get("clusterIP")
+    if value in (None, "", "None"):
+        return []
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return [
+            invalid(
+                "spec.clusterIP",
+                value,
+                "must be a valid IP address, (e.g. 10.9.8.7 or 2001:db8::ffff)",
+            )
+        ]
+    return []
+
+
+def _validate_ports(ports: list[Any], kind: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    names: set[str] = set()
+    seen: set[tuple[Any, Any]] = set()
+    node_ports: set[tuple[Any, Any]] = set()
+    for i, port in enumerate(ports):
+        field = f"spec.ports[{i}]"
+        if not isinstance(port, dict):
+            errs.append(type_invalid(field, port, "must be an object"))
+            continue
+        name = port.get("name")
+        if not name:
+            if len(ports) > 1:
+                errs.append(required(f"{field}.name"))
+        else:
+            errs += check(f"{field}.name", name, dns1123_label)
+            if name in names:
+                errs.append(duplicate(f"{field}.name", name))
+            names.add(name)
+        errs += port_number(f"{field}.port", port.get("port"))
+        protocol = port.get("protocol")
+        if protocol not in PROTOCOLS:
+            errs.append(not_supported(f"{field}.protocol", protocol, PROTOCOLS))
+        if "targetPort" in port:
+            errs += int_or_port_name(f"{field}.targetPort", port["targetPort"])
+        key = (port.get("port"), protocol)
+        if key in seen:
+            errs.append(duplicate(field, port))
+        seen.add(key)
+        errs += _validate_node_port(port, field, kind, node_ports)
+    return errs
+
+
+def _validate_node_port(
+    port: Obj, field: str, kind: str, used: set[tuple[Any, Any]]
+) -> list[FieldError]:
+    node_port = port.get("nodePort")
+    if not node_port:
+        return []
+    if kind not in ("NodePort", "LoadBalancer"):
+        return [forbidden(f"{field}.nodePort", f"may not be used when `type` is '{kind}'")]
+    low, high = NODE_PORT_RANGE
+    if not isinstance(node_port, int) or not low <= node_port <= high:
+        return [
+            invalid(
+                f"{field}.nodePort",
+                node_port,
+                "provided port is not in the valid range. "
+                f"The range of valid ports is {low}-{high}",
+            )
+        ]
+    key = (node_port, port.get("protocol"))
+    if key in used:
+        return [duplicate(f"{field}.nodePort", node_port)]
+    used.add(key)
+    return []
+
+
+def carry_over(new: Obj, old: Obj) -> None:
+    """Keep the allocated clusterIP(s) and nodePorts when an update leaves them out."""
+    new_spec, old_spec = new.get("spec"), old.get("spec")
+    if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
+        return
+    if new_spec.get("type", "ClusterIP") == "ExternalName":
+        return
+    if not new_spec.get("clusterIP") and old_spec.get("clusterIP"):
+        new_spec["clusterIP"] = old_spec["clusterIP"]
+        new_spec["clusterIPs"] = old_spec.get("clusterIPs") or [old_spec["clusterIP"]]
+    if new_spec.get("type") not in ("NodePort", "LoadBalancer"):
+        return
+    old_ports = {
+        (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
+        for p in old_spec.get("ports") or []
+        if isinstance(p, dict)
+    }
+    for port in new_spec.get("ports") or []:
+        if isinstance(port, dict) and not port.get("nodePort"):
+            previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
+            if previous:
+                port["nodePort"] = previous
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an update of a Service, immutable fields included."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return every problem with a Service update (an allocated clusterIP never changes)."""
+    errs = validate(new) + validate_metadata_update(new, old)
+    new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
+    old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
+    assert isinstance(new_spec, dict) and isinstance(old_spec, dict)
+    old_ip = old_spec.get("clusterIP")
+    if old_ip and new_spec.get("type") != "ExternalName" and new_spec.get("clusterIP") != old_ip:
+        errs.append(
+            invalid("spec.clusterIPs[0]", new_spec.get("clusterIP"), "may not change once set")
+        )
+    return errs
+
+
+def next_free_ip(cidr: str, used: Iterable[str]) -> str | None:
+    """Return the lowest free host address of a CIDR (skipping the network's first address)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    taken = set(used)
+    for index, address in enumerate(network.hosts()):
+        if index == 0:
+            continue  # reserved for the "kubernetes" service, as Kubernetes reserves it
+        if str(address) not in taken:
+            return str(address)
+    return None
+
+
+def next_free_node_port(
+    used: Iterable[int], port_range: tuple[int, int] = NODE_PORT_RANGE
+) -> int | None:
+    """Return the lowest free node port in the range, or None when all are taken."""
+    taken = set(used)
+    return next((p for p in range(port_range[0], port_range[1] + 1) if p not in taken), None)
