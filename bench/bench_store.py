@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -87,7 +86,8 @@ async def bench_list(path: Path, keys: int) -> None:
     value = b"y" * 2048
     for start in range(0, keys, 500):
         await asyncio.gather(
-            *(store.create(f"{PODS}pod-{i:06d}", value) for i in range(start, min(keys, start + 500)))
+            *(store.create(f"{PODS}pod-{i:06d}", value)
+              for i in range(start, min(keys, start + 500)))
         )
     await store.list(PODS)  # warm the page cache, as a running server's would be
     whole: list[float] = []

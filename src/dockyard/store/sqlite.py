@@ -48,11 +48,9 @@ import fcntl
 import logging
 import os
 import sqlite3
-import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -66,6 +64,7 @@ from dockyard.store.base import (
     WatchEvent,
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
+from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
     SCHEMA,
@@ -134,7 +133,7 @@ def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
     conn.execute(f"PRAGMA synchronous={synchronous}")
     conn.execute("PRAGMA cache_size=-65536")  # 64 MiB page cache per connection
     conn.execute("PRAGMA mmap_size=268435456")
-    conn.execute("PRAGMA journal_size_limit=67108864")  # shrink a WAL that grew past 64 MiB
+    conn.execute("PRAGMA journal_size_limit=16777216")  # shrink a WAL that grew past 16 MiB
     return conn
 
 
@@ -222,10 +221,7 @@ class SQLiteStore:
         self._lock_fd = lock_fd
         self._hub = Broadcaster(WATCH_QUEUE_LIMIT)
         self._closed = False
-        self._local = threading.local()
-        self._read_conns: list[sqlite3.Connection] = []
-        self._conns_lock = threading.Lock()
-        self._readers = ThreadPoolExecutor(READ_THREADS, thread_name_prefix="dockyard-store-read")
+        self._readers = Readers(self._reader_conn, READ_THREADS, self._loop)
         # (monotonic time, revision) samples: compaction keeps history_seconds of them.
         self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), writer.revision)])
         writer.deliver = self._deliver
@@ -280,23 +276,14 @@ class SQLiteStore:
     # -- reads ------------------------------------------------------------------------------
 
     def _reader_conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = _connect(self.path, self._synchronous)
-            conn.execute("PRAGMA query_only=ON")
-            self._local.conn = conn
-            with self._conns_lock:
-                self._read_conns.append(conn)
+        conn = _connect(self.path, self._synchronous)
+        conn.execute("PRAGMA query_only=ON")
         return conn
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         if self._closed:
             raise StoreError("the store is closed")
-
-        def call() -> T:
-            return fn(self._reader_conn(), *args)
-
-        return await self._loop.run_in_executor(self._readers, call)
+        return await self._readers.submit(fn, *args)
 
     async def get(self, key: str) -> KeyValue | None:
         """Return the key's current value, or None."""
@@ -467,9 +454,5 @@ class SQLiteStore:
         await asyncio.to_thread(self._writer.join)
         # Writes the writer finished are delivered by callbacks already queued on the loop.
         await asyncio.sleep(0)
-        await asyncio.to_thread(self._readers.shutdown, True)
-        with self._conns_lock:
-            for conn in self._read_conns:
-                conn.close()
-            self._read_conns.clear()
+        await asyncio.to_thread(self._readers.close)
         os.close(self._lock_fd)
