@@ -1,0 +1,487 @@
+"""Server-side apply and field ownership (`metadata.managedFields`), as Kubernetes keeps them.
+
+Every write records which manager set which fields. An entry of managedFields is
+{manager, operation: "Apply"|"Update", apiVersion, time, fieldsType: "FieldsV1", fieldsV1},
+and fieldsV1 is Kubernetes' FieldsV1 trie: `f:<name>` for a field, `k:{"name":"nginx"}` for
+an item of a keyed list, `v:"x"` for an item of a set, and `.` for a list item that is
+itself owned and also has owned children. A field set is handled here as a Python set of
+paths; a path is a tuple of (prefix, text) steps such as (("f", "spec"), ("f", "replicas")).
+
+server_side_apply() merges an applied configuration into the live object: maps merge field
+by field, keyed lists (per dockyard.api.patch_schema's list keys) item by item, sets by
+value, everything else is replaced. Fields the same manager applied before and no longer
+applies are removed unless another manager also owns them. A field the applier sets to a
+value different from what another manager owns is a conflict: PatchError 409 with one
+Status cause per field, unless force is set, which takes the ownership over.
+
+record_update() records a non-apply write (create, update, patch) as an "Update" entry that
+takes the ownership of every field it changed, so later applies conflict properly.
+
+Invariants: inputs are never mutated; identity and bookkeeping fields (apiVersion, kind,
+metadata name/namespace/uid/resourceVersion/generation/creationTimestamp/managedFields...)
+and status are never tracked, as Kubernetes resets status on the main resource;
+an entry that owns nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from dockyard.api.patch_schema import FieldSchema, PatchError, schema_for
+
+__all__ = ["BEFORE_FIRST_APPLY", "PatchError", "record_update", "server_side_apply"]
+
+BEFORE_FIRST_APPLY = "before-first-apply"
+
+Step = tuple[str, str]
+Path = tuple[Step, ...]
+
+_UNTRACKED_ROOT = frozenset({"apiVersion", "kind", "status"})
+_UNTRACKED_META = frozenset({
+    "name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+    "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink",
+})
+
+
+@dataclass
+class _Entry:
+    """One managedFields entry with its field set decoded."""
+
+    manager: str
+    operation: str
+    api_version: str
+    time: str
+    fields: set[Path]
+    subresource: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ident(self) -> tuple[str, str, str]:
+        return self.manager, self.operation, self.subresource
+
+    def to_json(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "manager": self.manager, "operation": self.operation,
+            "apiVersion": self.api_version, "time": self.time,
+            "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields),
+        }
+        if self.subresource:
+            entry["subresource"] = self.subresource
+        return entry
+
+
+# --- server-side apply ---------------------------------------------------------------------
+
+
+def server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], *, manager: str,
+                      force: bool, kind: str, api_version: str, now: str) -> dict[str, Any]:
+    """Return current with the applied configuration merged in and ownership recorded."""
+    if not manager:
+        raise PatchError(400, "BadRequest", "fieldManager is required for apply requests")
+    schema = schema_for(kind)
+    config = _strip_nulls(copy.deepcopy(applied))
+    _check_resource_version(current, config)
+    for name in ("status",):
+        config.pop(name, None)
+    config.get("metadata", {}).pop("managedFields", None)
+    applied_set = fieldset(config, schema, strict=True)
+    if current is None:
+        result = copy.deepcopy(config)
+        entry = _Entry(manager, "Apply", api_version, now, applied_set)
+        _write_managed(result, [entry])
+        return result
+    entries = _read_managed(current, schema)
+    previous = _find(entries, (manager, "Apply", ""))
+    _resolve_conflicts(entries, manager, applied_set, config, current, force, schema)
+    result = _merge(copy.deepcopy(current), config, schema)
+    others = set().union(*(e.fields for e in entries if e.ident != (manager, "Apply", "")))
+    stale = (previous.fields if previous else set()) - applied_set
+    _remove_paths(result, sorted(stale, key=len), others, schema)
+    if previous is None:
+        entries.append(_Entry(manager, "Apply", api_version, now, applied_set))
+    else:
+        if previous.fields != applied_set or result != current:
+            previous.time = now
+        previous.fields, previous.api_version = applied_set, api_version
+    _write_managed(result, entries)
+    return result
+
+
+def _strip_nulls(value: Any) -> Any:
+    """Drop null fields: in an applied configuration they say nothing."""
+    if isinstance(value, dict):
+        return {k: _strip_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_strip_nulls(v) for v in value]
+    return value
+
+
+def _check_resource_version(current: dict[str, Any] | None, config: dict[str, Any]) -> None:
+    """Honour a resourceVersion in the applied configuration as a precondition."""
+    wanted = config.get("metadata", {}).pop("resourceVersion", None)
+    if wanted is None:
+        return
+    have = (current or {}).get("metadata", {}).get("resourceVersion")
+    if current is None or str(wanted) != str(have):
+        raise PatchError(409, "Conflict",
+                         f"the object has been modified (resourceVersion is {have}, the "
+                         f"applied configuration names {wanted}); drop metadata.resourceVersion "
+                         f"from the configuration or apply again on the latest version")
+
+
+def _resolve_conflicts(entries: list[_Entry], manager: str, applied_set: set[Path],
+                       config: dict[str, Any], current: dict[str, Any], force: bool,
+                       schema: FieldSchema) -> None:
+    """Raise 409 for fields another manager owns with another value, or take them if forced."""
+    conflicts: list[tuple[_Entry, Path]] = []
+    for entry in entries:
+        if entry.manager == manager:
+            continue
+        for path in sorted(entry.fields & applied_set):
+            if _is_item(path):
+                continue
+            found, theirs = lookup(current, path, schema)
+            if found and lookup(config, path, schema)[1] != theirs:
+                conflicts.append((entry, path))
+    if not conflicts:
+        return
+    if force:
+        for entry, path in conflicts:
+            entry.fields.discard(path)
+        return
+    raise _conflict_error(conflicts)
+
+
+def _conflict_error(conflicts: list[tuple[_Entry, Path]]) -> PatchError:
+    causes = [{"type": "FieldManagerConflict",
+               "message": f"conflict with {_who(entry)}",
+               "field": path_string(path)} for entry, path in conflicts]
+    count = len(conflicts)
+    noun = "conflict" if count == 1 else "conflicts"
+    by_manager: dict[str, list[str]] = {}
+    for entry, path in conflicts:
+        by_manager.setdefault(_who(entry), []).append(path_string(path))
+    parts = []
+    for who, paths in by_manager.items():
+        if len(paths) == 1:
+            parts.append(f"conflict with {who}: {paths[0]}")
+        else:
+            parts.append(f"conflicts with {who}:\n" + "\n".join(f"- {p}" for p in paths))
+    message = (f"Apply failed with {count} {noun}: " + "\n".join(parts)
+               + "\nTo take ownership, apply again with force=true "
+                 "(kubectl apply --server-side --force-conflicts), or leave these fields out "
+                 "of the configuration.")
+    return PatchError(409, "Conflict", message, causes)
+
+
+def _who(entry: _Entry) -> str:
+    text = f"{json.dumps(entry.manager)} using {entry.api_version}"
+    return f"{text} with subresource {entry.subresource}" if entry.subresource else text
+
+
+def _merge(live: Any, config: Any, schema: FieldSchema) -> Any:
+    """Merge an applied value into a live value (which this call owns)."""
+    if isinstance(live, dict) and isinstance(config, dict) and not schema.atomic:
+        for key, value in config.items():
+            child = schema.child(key)
+            live[key] = _merge(live[key], value, child) if key in live else copy.deepcopy(value)
+        return live
+    if isinstance(live, list) and isinstance(config, list):
+        if schema.list_type == "map":
+            return _merge_keyed(live, config, schema)
+        if schema.list_type == "set":
+            return live + [copy.deepcopy(v) for v in config if v not in live]
+    return copy.deepcopy(config)
+
+
+def _merge_keyed(live: list[Any], config: list[Any], schema: FieldSchema) -> list[Any]:
+    index = {item_key(item, schema): i for i, item in enumerate(live) if isinstance(item, dict)}
+    for item in config:
+        key = item_key(item, schema, strict=True)
+        if key in index:
+            live[index[key]] = _merge(live[index[key]], item, schema)
+        else:
+            index[key] = len(live)
+            live.append(copy.deepcopy(item))
+    return live
+
+
+def _remove_paths(obj: dict[str, Any], paths: Iterable[Path], kept: set[Path],
+                  schema: FieldSchema) -> None:
+    """Delete the given fields and items unless a kept path is at or below them."""
+    for path in paths:
+        if any(k[:len(path)] == path for k in kept):
+            continue
+        _delete(obj, path, schema)
+
+
+def _delete(obj: Any, path: Path, schema: FieldSchema) -> None:
+    parent_found, parent = lookup(obj, path[:-1], schema)
+    if not parent_found:
+        return
+    for step in path[:-1]:
+        schema = _descend(schema, step)
+    prefix, text = path[-1]
+    if prefix == "f" and isinstance(parent, dict):
+        parent.pop(text, None)
+    elif isinstance(parent, list):
+        for i, item in enumerate(parent):
+            if _step_matches(prefix, text, item, schema):
+                del parent[i]
+                return
+
+
+# --- non-apply writes ----------------------------------------------------------------------
+
+
+def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manager: str,
+                  api_version: str, now: str) -> dict[str, Any]:
+    """Return after with managedFields recording a non-apply write by manager."""
+    result = copy.deepcopy(after)
+    kind = str(after.get("kind") or (before or {}).get("kind") or "")
+    schema = schema_for(kind)
+    source = before
+    meta_after = after.get("metadata", {})
+    if before is None or ("managedFields" in meta_after and meta_after["managedFields"]
+                          != before.get("metadata", {}).get("managedFields")):
+        # A client that sends managedFields explicitly replaces them, as in Kubernetes.
+        source = after
+    entries = _parse_managed((source or {}).get("metadata", {}).get("managedFields") or [])
+    after_set = fieldset(after, schema)
+    if before is None:
+        changed, gone = after_set, set()
+    else:
+        before_set = fieldset(before, schema)
+        changed = {p for p in after_set if _changed(before, after, p, schema)}
+        gone = before_set - after_set
+    for entry in entries:
+        entry.fields -= gone
+        if entry.ident != (manager or "unknown", "Update", ""):
+            entry.fields -= changed
+    if changed:
+        mine = _find(entries, (manager or "unknown", "Update", ""))
+        if mine is None:
+            entries.append(_Entry(manager or "unknown", "Update", api_version, now, set(changed)))
+        else:
+            mine.fields |= changed
+            mine.time, mine.api_version = now, api_version
+    _write_managed(result, entries)
+    return result
+
+
+def _changed(before: dict[str, Any], after: dict[str, Any], path: Path,
+             schema: FieldSchema) -> bool:
+    found, old = lookup(before, path, schema)
+    if not found:
+        return True
+    return not _is_item(path) and old != lookup(after, path, schema)[1]
+
+
+# --- managedFields <-> entries -------------------------------------------------------------
+
+
+def _read_managed(obj: dict[str, Any], schema: FieldSchema) -> list[_Entry]:
+    """Read an object's entries; an untracked object is owned by "before-first-apply"."""
+    raw = obj.get("metadata", {}).get("managedFields")
+    if raw:
+        return _parse_managed(raw)
+    owned = fieldset(obj, schema)
+    time = str(obj.get("metadata", {}).get("creationTimestamp") or "")
+    api_version = str(obj.get("apiVersion", ""))
+    return [_Entry(BEFORE_FIRST_APPLY, "Update", api_version, time, owned)] if owned else []
+
+
+def _parse_managed(raw: list[Any]) -> list[_Entry]:
+    entries: list[_Entry] = []
+    for item in raw:
+        if not isinstance(item, dict):
+            continue
+        fields_v1 = item.get("fieldsV1")
+        entries.append(_Entry(
+            manager=str(item.get("manager", "")), operation=str(item.get("operation", "")),
+            api_version=str(item.get("apiVersion", "")), time=str(item.get("time", "")),
+            fields=from_fields_v1(fields_v1) if isinstance(fields_v1, dict) else set(),
+            subresource=str(item.get("subresource", "")),
+        ))
+    return entries
+
+
+def _find(entries: list[_Entry], ident: tuple[str, str, str]) -> _Entry | None:
+    return next((e for e in entries if e.ident == ident), None)
+
+
+def _write_managed(obj: dict[str, Any], entries: list[_Entry]) -> None:
+    kept = [e.to_json() for e in entries if e.fields]
+    meta = obj.setdefault("metadata", {})
+    if kept:
+        meta["managedFields"] = kept
+    else:
+        meta.pop("managedFields", None)
+
+
+def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
+    """Encode a set of paths as a FieldsV1 trie."""
+    root: dict[str, Any] = {}
+    members: set[int] = set()
+    for path in paths:
+        node = root
+        for prefix, text in path:
+            node = node.setdefault(f"{prefix}:{text}", {})
+        members.add(id(node))
+    return _mark_members(root, members)
+
+
+def _mark_members(node: dict[str, Any], members: set[int]) -> dict[str, Any]:
+    out = {key: _mark_members(child, members) for key, child in sorted(node.items())}
+    if id(node) in members and out:
+        return {".": {}, **out}
+    return out
+
+
+def from_fields_v1(trie: dict[str, Any]) -> set[Path]:
+    """Decode a FieldsV1 trie into a set of paths."""
+    paths: set[Path] = set()
+    _walk_trie(trie, (), paths)
+    return paths
+
+
+def _walk_trie(node: dict[str, Any], path: Path, out: set[Path]) -> None:
+    for key, child in node.items():
+        if key == ".":
+            out.add(path)
+            continue
+        prefix, sep, text = key.partition(":")
+        if not sep or prefix not in ("f", "k", "v", "i"):
+            continue  # not a FieldsV1 step: ignore rather than guess
+        step = path + ((prefix, text),)
+        if isinstance(child, dict) and child:
+            _walk_trie(child, step, out)
+        else:
+            out.add(step)
+
+
+# --- field sets and paths ------------------------------------------------------------------
+
+
+def fieldset(obj: dict[str, Any], schema: FieldSchema, *, strict: bool = False) -> set[Path]:
+    """Return the tracked paths an object sets (strict: refuse list items without keys)."""
+    paths: set[Path] = set()
+    for key, value in obj.items():
+        if key in _UNTRACKED_ROOT:
+            continue
+        if key == "metadata" and isinstance(value, dict):
+            meta = {k: v for k, v in value.items() if k not in _UNTRACKED_META}
+            child = schema.child("metadata")
+            for name, item in meta.items():
+                paths |= set(_walk(item, child.child(name), (("f", "metadata"), ("f", name)),
+                                   strict))
+            continue
+        paths |= set(_walk(value, schema.child(key), (("f", key),), strict))
+    return paths
+
+
+def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool) -> Iterator[Path]:
+    if isinstance(value, dict) and value and not schema.atomic:
+        for key, child in value.items():
+            yield from _walk(child, schema.child(key), path + (("f", key),), strict)
+    elif isinstance(value, list) and schema.list_type == "map":
+        keys = [item_key(item, schema, strict=strict) for item in value]
+        if not strict and (None in keys or len(set(keys)) != len(keys)):
+            yield path  # not a well-formed keyed list: own it whole
+            return
+        if len(set(keys)) != len(keys):
+            raise PatchError(422, "Invalid", f"{path_string(path)}: duplicate entries for key "
+                                             f"{schema.list_keys}")
+        for key, item in zip(keys, value, strict=True):
+            assert key is not None
+            item_path = path + (("k", key),)
+            yield item_path
+            yield from _walk(item, FieldSchema(fields=schema.fields), item_path, strict)
+    elif isinstance(value, list) and schema.list_type == "set":
+        for item in value:
+            yield path + (("v", _json(item)),)
+    else:
+        yield path
+
+
+def item_key(item: Any, schema: FieldSchema, *, strict: bool = False) -> str | None:
+    """Return the `k:` text of a keyed list item, or None when it lacks a key."""
+    if not isinstance(item, dict):
+        if strict:
+            raise PatchError(422, "Invalid", f"expected a map in a list keyed by "
+                                             f"{list(schema.list_keys)}, got {_json(item)}")
+        return None
+    key: dict[str, Any] = {}
+    for name in schema.list_keys:
+        if name in item:
+            key[name] = item[name]
+        elif name in schema.key_defaults:
+            key[name] = schema.key_defaults[name]
+        elif strict:
+            raise PatchError(422, "Invalid", f"list item {_json(item)} lacks its key field "
+                                             f"{name!r}")
+        else:
+            return None
+    return _json(key)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _is_item(path: Path) -> bool:
+    return bool(path) and path[-1][0] in ("k", "v", "i")
+
+
+def _step_matches(prefix: str, text: str, item: Any, schema: FieldSchema) -> bool:
+    """Tell whether a list item is the one a `k:` or `v:` step names."""
+    if prefix == "v":
+        return _json(item) == text
+    return prefix == "k" and item_key(item, schema) == text
+
+
+def _descend(schema: FieldSchema, step: Step) -> FieldSchema:
+    """Return the schema one step down: a field's, or a keyed list item's."""
+    if step[0] == "f":
+        return schema.child(step[1])
+    return FieldSchema(fields=schema.fields)
+
+
+def lookup(obj: Any, path: Path, schema: FieldSchema) -> tuple[bool, Any]:
+    """Return (found, value) at a path."""
+    node = obj
+    for step in path:
+        prefix, text = step
+        if prefix == "f" and isinstance(node, dict) and text in node:
+            node = node[text]
+        elif prefix in ("k", "v") and isinstance(node, list):
+            match = next((item for item in node if _step_matches(prefix, text, item, schema)),
+                         _MISSING)
+            if match is _MISSING:
+                return False, None
+            node = match
+        else:
+            return False, None
+        schema = _descend(schema, step)
+    return True, node
+
+
+_MISSING = object()
+
+
+def path_string(path: Path) -> str:
+    """Format a path as Kubernetes prints it: .spec.containers[name="nginx"].image."""
+    parts: list[str] = []
+    for prefix, text in path:
+        if prefix == "f":
+            parts.append(f".{text}")
+        elif prefix == "k":
+            key = json.loads(text)
+            parts.append("[" + ",".join(f"{k}={json.dumps(v)}" for k, v in key.items()) + "]")
+        else:
+            parts.append(f"[={text}]")
+    return "".join(parts)
