@@ -1,1 +1,21 @@
-"""Shared test fixtures."""
+"""Shared test fixtures: a real dockyard server per test module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.servers import RunningServer, start_server
+
+
+@pytest.fixture(scope="module")
+def dockyard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A `dockyard server --no-agent` on a free port, stopped after the module's tests."""
+    data_dir: Path = tmp_path_factory.mktemp("server") / "data"
+    server = start_server(data_dir)
+    try:
+        yield server
+    finally:
+        server.stop()

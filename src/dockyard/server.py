@@ -1,1 +1,123 @@
-"""Wiring for `dockyard server`: store, api server, and the in-process loops."""
+"""Wiring for `dockyard server`: one process with the store, the api server and the loops.
+
+On first start under a data dir it makes the CA and serving certificate, the admin token
+(written into DATA_DIR/kubeconfig) and a join token for agents (DATA_DIR/node-token). A restart
+on the same data dir reuses all of them, so kubeconfigs and join tokens stay valid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from aiohttp import web
+
+from dockyard.api.app import ApiConfig, build_app
+from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
+from dockyard.api.tokens import TokenFile
+from dockyard.store.sqlite import SQLiteStore
+
+log = logging.getLogger("dockyard.server")
+
+
+@dataclass
+class ServerOptions:
+    """What `dockyard server` was asked for."""
+
+    data_dir: Path
+    listen: str = "127.0.0.1"
+    port: int = 6443
+    no_agent: bool = False
+
+
+def kubeconfig_path(data_dir: Path) -> Path:
+    """Return where the admin kubeconfig of a data dir lives."""
+    return data_dir / "kubeconfig"
+
+
+async def run_server(options: ServerOptions) -> None:
+    """Run the server until SIGTERM or SIGINT, then release everything it holds."""
+    data_dir = options.data_dir.resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pki = ensure_pki(data_dir, [options.listen])
+    tokens = TokenFile(data_dir)
+    admin_token = _ensure_token_file(data_dir / "admin-token", tokens, "admin")
+    _ensure_token_file(data_dir / "node-token", tokens, "join")
+    store = await SQLiteStore.open(data_dir / "state.db")
+    runner: web.AppRunner | None = None
+    try:
+        app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir))
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, options.listen, options.port,
+                           ssl_context=server_ssl_context(pki), backlog=2048)
+        await site.start()
+        port = _bound_port(runner, options.port)
+        host = "127.0.0.1" if options.listen in ("0.0.0.0", "::") else options.listen
+        url = f"https://{host}:{port}"
+        write_kubeconfig(kubeconfig_path(data_dir), url, ca_bundle(pki), admin_token)
+        log.info("dockyard api server listening on %s (kubeconfig %s)", url,
+                 kubeconfig_path(data_dir))
+        print(f"dockyard server ready at {url}", flush=True)
+        await _wait_for_signal()
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await store.close()
+
+
+def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
+    """Write a kubeconfig for the admin that kubectl and the Python client accept unchanged."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "dockyard", "cluster": {
+            "server": url, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
+        "users": [{"name": "dockyard-admin", "user": {"token": token}}],
+        "contexts": [{"name": "dockyard", "context": {
+            "cluster": "dockyard", "user": "dockyard-admin", "namespace": "default"}}],
+        "current-context": "dockyard",
+        "preferences": {},
+    }
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        yaml.safe_dump(config, handle, sort_keys=False)
+    os.replace(tmp, path)
+
+
+def _ensure_token_file(path: Path, tokens: TokenFile, kind: str) -> str:
+    if path.exists():
+        return path.read_text().strip()
+    token = tokens.create("admin" if kind == "admin" else "join")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(token + "\n")
+    return token
+
+
+def _bound_port(runner: web.AppRunner, asked: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return asked
+
+
+async def _wait_for_signal() -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)

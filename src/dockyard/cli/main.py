@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from dockyard import __version__
+from dockyard.cli import server_commands
+from dockyard.cli.image_commands import image_app
 
 app = typer.Typer(
     name="dockyard",
@@ -23,6 +25,12 @@ def root() -> None:
 def version() -> None:
     """Print the dockyard version."""
     typer.echo(f"dockyard {__version__}")
+
+
+app.command()(server_commands.server)
+app.command()(server_commands.kubeconfig)
+app.add_typer(server_commands.token_app, name="token")
+app.add_typer(image_app, name="image")
 
 
 def main() -> None:

@@ -1,0 +1,57 @@
+"""Cluster verbs: `dockyard server`, `dockyard kubeconfig`, `dockyard token create`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import typer
+
+DEFAULT_DATA_DIR = Path("/var/lib/dockyard")
+token_app = typer.Typer(help="Make tokens that let agents join the cluster.", no_args_is_help=True)
+
+
+def server(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Where state lives."),
+    listen: str = typer.Option("127.0.0.1", "--listen", help="Address to listen on."),
+    port: int = typer.Option(6443, "--port", help="HTTPS port (0 picks a free one)."),
+    no_agent: bool = typer.Option(False, "--no-agent", help="Run no agent for this machine."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+) -> None:
+    """Run the api server, store and loops on this machine (like k3s server)."""
+    from dockyard.server import ServerOptions, run_server
+
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    asyncio.run(run_server(ServerOptions(data_dir, listen, port, no_agent)))
+
+
+def kubeconfig(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="The server's data dir."),
+) -> None:
+    """Print the admin kubeconfig the server wrote."""
+    path = data_dir / "kubeconfig"
+    if not path.exists():
+        typer.echo(f"no kubeconfig at {path} — start a server with `dockyard server "
+                   f"--data-dir {data_dir}` first", err=True)
+        raise typer.Exit(1)
+    typer.echo(path.read_text(), nl=False)
+
+
+@token_app.command("create")
+def token_create(
+    data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="The server's data dir."),
+    node: str = typer.Option("", "--node", help="Make a token that acts only for this node."),
+) -> None:
+    """Print a new join token (or, with --node, a token for one node)."""
+    from dockyard.api.tokens import TokenFile
+
+    if not (data_dir / "tokens.json").exists():
+        typer.echo(f"no server state in {data_dir} — start `dockyard server --data-dir "
+                   f"{data_dir}` once first", err=True)
+        raise typer.Exit(1)
+    tokens = TokenFile(data_dir)
+    typer.echo(tokens.create("node", node) if node else tokens.create("join"))
