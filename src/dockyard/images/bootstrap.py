@@ -12,12 +12,16 @@ left inside it.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
+import re
+import shutil
 import subprocess
 import tarfile
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -113,3 +117,164 @@ def _base_config(cmd: list[str], created_by: str) -> dict[str, Any]:
         "config": {"Env": [DEFAULT_PATH], "Cmd": cmd},
         "history": [{"created": oci.EPOCH_TIMESTAMP, "created_by": created_by}],
     }
+
+
+# -- debian ---------------------------------------------------------------------------------
+
+
+def bootstrap_debian(
+    store: ImageStore,
+    suite: str = "bookworm",
+    mirror: str | None = None,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+) -> Image:
+    """Make `debian:<suite>` with debootstrap --variant=minbase; return the image."""
+    if not re.fullmatch(r"[a-z][a-z0-9-]*", suite):
+        raise BootstrapError(f"invalid Debian suite {suite!r}: use a name like 'bookworm'")
+    say = progress or (lambda line: None)
+    cache = cache_dir or store.data_dir / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    tarball = cache / f"debian-{suite}-minbase.tar.gz"
+    if tarball.is_file():
+        say(f"using cached root filesystem {tarball}")
+    else:
+        mirror = mirror or apt_mirror()
+        say(f"debootstrap --variant=minbase {suite} from {mirror} (takes a few minutes)")
+        _build_debian_tarball(store, suite, mirror, tarball, cache / "debootstrap-debs", say)
+    say("importing the layer")
+    layer = store.put_layer(tarball, oci.OCI_LAYER_GZIP)
+    config = _base_config(["bash"], f"debootstrap --variant=minbase {suite}")
+    image = store.create_image(f"debian:{suite}", config, [layer])
+    say(f"made {image.familiar()} ({image.manifest_digest})")
+    return image
+
+
+def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
+    """Return the machine's Debian mirror from its apt sources (deb822 or one-line)."""
+    candidates: list[str] = []
+    for path in sorted(sources.glob("sources.list.d/*.sources")):
+        for stanza in path.read_text().split("\n\n"):
+            fields = dict(_deb822_fields(stanza))
+            suites = fields.get("Suites", "").split()
+            if any(s.endswith(("-security", "-updates", "-backports")) for s in suites):
+                continue
+            candidates += fields.get("URIs", "").split()
+    for path in [sources / "sources.list", *sorted(sources.glob("sources.list.d/*.list"))]:
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                words = [w for w in line.split() if not w.startswith("[")]
+                if len(words) >= 3 and words[0] == "deb" and "-" not in words[2]:
+                    candidates.append(words[1])
+    for uri in candidates:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _deb822_fields(stanza: str) -> Iterator[tuple[str, str]]:
+    for line in stanza.splitlines():
+        if line and not line.startswith(("#", " ", "\t")) and ":" in line:
+            key, _, value = line.partition(":")
+            yield key.strip(), value.strip()
+
+
+def _build_debian_tarball(
+    store: ImageStore, suite: str, mirror: str, tarball: Path, debs: Path, say: Progress
+) -> None:
+    if shutil.which("debootstrap") is None:
+        raise BootstrapError("debootstrap not found: install the debootstrap package")
+    debs.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(dir=store.tmp_dir, prefix="debootstrap."))
+    try:
+        target = work / "rootfs"
+        cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}", suite, str(target),
+               mirror]
+        _run_with_progress(cmd, say)
+        say("packing the root filesystem as one layer")
+        _clean_rootfs(target)
+        _pack_rootfs(target, tarball)
+    finally:
+        _remove_tree_safely(work)
+
+
+def _run_with_progress(cmd: list[str], say: Progress) -> None:
+    tail: list[str] = []
+    with subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                say(line)
+                tail = [*tail[-19:], line]
+        code = proc.wait()
+    if code != 0:
+        raise BootstrapError(f"{' '.join(cmd[:2])} failed (exit {code}):\n" + "\n".join(tail))
+
+
+def _clean_rootfs(root: Path) -> None:
+    """Empty what a container gets from its runtime or should not inherit from this host."""
+    for name in EMPTY_DIRS:
+        d = root / name
+        if d.is_dir() and not d.is_symlink():
+            for child in d.iterdir():
+                _remove_tree_safely(child)
+    for pattern in ("var/cache/apt/archives/*.deb", "var/lib/apt/lists/*_*", "var/log/*.log"):
+        for path in root.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+    for name in ("etc/resolv.conf", "etc/hostname"):
+        path = root / name
+        if path.is_file() and not path.is_symlink():
+            path.write_text("")
+
+
+def _pack_rootfs(root: Path, tarball: Path) -> None:
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        # Device nodes are the runtime's business (it gives each container a private /dev).
+        if info.ischr() or info.isblk():
+            return None
+        info.uname = info.gname = ""
+        return info
+
+    fd, tmp = tempfile.mkstemp(dir=tarball.parent, prefix=f".{tarball.name}.")
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            with (
+                gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
+                tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+            ):
+                for child in sorted(os.listdir(root)):
+                    tar.add(root / child, arcname=child, filter=keep)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.rename(tmp, tarball)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _mounts_under(path: Path) -> list[str]:
+    prefix = str(path.resolve()) + "/"
+    mounts = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split(" ")[4].replace("\\040", " ")
+        if point.startswith(prefix) or point == prefix[:-1]:
+            mounts.append(point)
+    return sorted(mounts, key=len, reverse=True)
+
+
+def _remove_tree_safely(path: Path) -> None:
+    """Remove `path`, first unmounting anything debootstrap left mounted inside it."""
+    for point in _mounts_under(path):
+        subprocess.run(["umount", "--lazy", point], capture_output=True, timeout=60)
+    left = _mounts_under(path)
+    if left:
+        raise BootstrapError(f"cannot remove {path}: still mounted: {', '.join(left)}")
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
