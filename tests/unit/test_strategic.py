@@ -63,10 +63,11 @@ def test_original_is_never_mutated() -> None:
 
 
 def test_docs_strategic_patch_adds_a_container_by_name() -> None:
-    # Strategic merge: the list of containers is merged on "name", so both remain.
+    # Strategic merge: the list of containers is merged on "name", so both remain; as in the
+    # docs' output, the patch's new item comes first (it was not on the server).
     obj = deployment({"name": "patch-demo-ctr", "image": "nginx"})
     out = smp(obj, pod_patch({"containers": [{"name": "patch-demo-ctr-2", "image": "redis"}]}))
-    assert [c["name"] for c in containers(out)] == ["patch-demo-ctr", "patch-demo-ctr-2"]
+    assert [c["name"] for c in containers(out)] == ["patch-demo-ctr-2", "patch-demo-ctr"]
 
 
 def test_docs_merge_patch_replaces_the_container_list() -> None:
@@ -139,7 +140,7 @@ CASES: list[Case] = [
         "Pod",
         {"metadata": {"finalizers": ["a", "b"]}},
         {"metadata": {"$deleteFromPrimitiveList/finalizers": ["a"], "finalizers": ["z"]}},
-        {"metadata": {"finalizers": ["b", "z"]}},
+        {"metadata": {"finalizers": ["z", "b"]}},
     ),
     (
         "primitive list without merge strategy is replaced (args)",
@@ -190,9 +191,10 @@ CASES: list[Case] = [
                                                           {"containerPort": 443}]}]}},
         {"spec": {"containers": [{"name": "c", "ports": [{"containerPort": 80, "name": "web"},
                                                           {"containerPort": 9090}]}]}},
+        # Patch items in patch order (80, then 9090 which is new), 443 kept after 80.
         {"spec": {"containers": [{"name": "c", "ports": [
-            {"containerPort": 80, "name": "web"}, {"containerPort": 443},
-            {"containerPort": 9090}]}]}},
+            {"containerPort": 80, "name": "web"}, {"containerPort": 9090},
+            {"containerPort": 443}]}]}},
     ),
     (
         "env merges by name; a null inside an item deletes that item's key",
@@ -235,8 +237,8 @@ CASES: list[Case] = [
         {"spec": {"initContainers": [{"name": "j", "image": "b"}],
                   "imagePullSecrets": [{"name": "s2"}],
                   "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["b"]}]}},
-        {"spec": {"initContainers": [{"name": "i", "image": "a"}, {"name": "j", "image": "b"}],
-                  "imagePullSecrets": [{"name": "s1"}, {"name": "s2"}],
+        {"spec": {"initContainers": [{"name": "j", "image": "b"}, {"name": "i", "image": "a"}],
+                  "imagePullSecrets": [{"name": "s2"}, {"name": "s1"}],
                   "hostAliases": [{"ip": "10.0.0.1", "hostnames": ["b"]}]}},
     ),
     (
@@ -244,7 +246,7 @@ CASES: list[Case] = [
         "ReplicaSet",
         {"metadata": {"ownerReferences": [{"uid": "u1", "name": "a"}]}},
         {"metadata": {"ownerReferences": [{"uid": "u2", "name": "b"}]}},
-        {"metadata": {"ownerReferences": [{"uid": "u1", "name": "a"}, {"uid": "u2", "name": "b"}]}},
+        {"metadata": {"ownerReferences": [{"uid": "u2", "name": "b"}, {"uid": "u1", "name": "a"}]}},
     ),
     (
         "status conditions merge by type",
@@ -298,7 +300,7 @@ CASES: list[Case] = [
         "ConfigMap",
         {"metadata": {"ownerReferences": [{"uid": "u1"}]}, "data": {"a": "1"}},
         {"metadata": {"ownerReferences": [{"uid": "u2"}]}, "data": {"b": "2"}},
-        {"metadata": {"ownerReferences": [{"uid": "u1"}, {"uid": "u2"}]},
+        {"metadata": {"ownerReferences": [{"uid": "u2"}, {"uid": "u1"}]},
          "data": {"a": "1", "b": "2"}},
     ),
     (
@@ -353,6 +355,27 @@ def test_set_element_order_keeps_server_only_items_in_place() -> None:
     assert names.index("b") < names.index("a")
 
 
+def test_patch_list_order_wins_over_live_order() -> None:
+    obj = deployment({"name": "a"}, {"name": "b"})
+    out = smp(obj, pod_patch({"containers": [{"name": "b", "image": "1"},
+                                             {"name": "a", "image": "2"}]}))
+    assert [c["name"] for c in containers(out)] == ["b", "a"]
+
+
+def test_set_element_order_must_agree_with_the_patch_list() -> None:
+    obj = deployment({"name": "a"}, {"name": "b"})
+    with pytest.raises(PatchError) as err:
+        smp(obj, pod_patch({"$setElementOrder/containers": [{"name": "a"}],
+                            "containers": [{"name": "b", "image": "x"}]}))
+    assert err.value.status == 400
+
+
+def test_delete_directive_on_a_missing_map_leaves_it_out() -> None:
+    out = strategic_merge({"metadata": {}}, {"metadata": {"labels": {"$patch": "delete"}}},
+                          schema_for("Pod"))
+    assert out == {"metadata": {}}
+
+
 def test_set_element_order_with_delete() -> None:
     # kubectl apply removing container "b": order lists the survivors, item gets $patch.
     obj = deployment({"name": "a"}, {"name": "b"}, {"name": "c"})
@@ -388,6 +411,10 @@ def test_kubectl_three_way_patch_deletes_keys_and_items() -> None:
 ERRORS = [
     ("missing merge key", {"spec": {"template": {"spec": {"containers": [{"image": "x"}]}}}}, 400),
     ("unknown map directive", {"metadata": {"labels": {"$patch": "explode"}}}, 400),
+    ("merge directive in a list item",
+     {"spec": {"template": {"spec": {"containers": [{"name": "a", "$patch": "merge"}]}}}}, 400),
+    ("delete directive without merge key",
+     {"spec": {"template": {"spec": {"containers": [{"$patch": "delete"}]}}}}, 400),
     ("unknown list item directive",
      {"spec": {"template": {"spec": {"containers": [{"name": "a", "$patch": "boom"}]}}}}, 400),
     ("primitive item in keyed list", {"spec": {"template": {"spec": {"containers": ["a"]}}}}, 400),
@@ -396,7 +423,7 @@ ERRORS = [
     ("retainKeys not a list", {"spec": {"strategy": {"$retainKeys": "type"}}}, 400),
     ("patch sets a key outside $retainKeys",
      {"spec": {"strategy": {"$retainKeys": ["type"], "type": "Recreate",
-                            "rollingUpdate": {"maxSurge": 1}}}}, 422),
+                            "rollingUpdate": {"maxSurge": 1}}}}, 400),
     ("map item in a merged primitive list", {"metadata": {"finalizers": [{"a": 1}]}}, 400),
 ]
 

@@ -8,7 +8,7 @@ sets, and the patch may carry directives:
 - `null` deletes a key;
 - `$patch: replace` (in a map: use this map as is; as a list item: replace the whole list),
   `$patch: delete` (in a map: clear it; as a list item: delete the item with that key),
-  `$patch: merge` (the default);
+  `$patch: merge` (the default; accepted in a map, refused in a list item);
 - `$retainKeys: [..]` keeps only the named keys of the original map (unions such as
   a volume source or a deployment strategy);
 - `$deleteFromPrimitiveList/<field>: [..]` removes values from a primitive list;
@@ -16,10 +16,15 @@ sets, and the patch may carry directives:
   not name keep their place relative to the others.
 
 Invariants: the original is never mutated (the caller passes a copy or gets a new dict);
-directives never leak into the result; a structurally bad patch raises PatchError 400 and a
-patch whose content contradicts its own `$retainKeys` raises PatchError 422, as in
-Kubernetes. The code follows the semantics of k8s.io/apimachinery's strategicpatch package
-(no Python library implements them).
+directives never leak into the result; a structurally bad patch (no merge key, an unknown
+directive, content outside its own `$retainKeys`, a `$setElementOrder` that contradicts the
+patch list) raises PatchError 400 BadRequest, as in Kubernetes. Merged lists are ordered as
+Kubernetes orders them: the items the patch names in the patch's order (or
+`$setElementOrder`'s), interleaved with the live items it does not name, which keep their
+live order; a brand-new item therefore lands before the live items.
+
+The code follows the semantics of k8s.io/apimachinery's strategicpatch package, written
+anew: no Python library implements them.
 """
 
 from __future__ import annotations
@@ -73,7 +78,8 @@ def _merge_map(original: dict[str, Any], patch: dict[str, Any], schema: FieldSch
         _merge_field(original, key, value, schema.child(key), orders.get(key), f"{path}.{key}")
     for key, order in orders.items():
         if key not in patch and isinstance(original.get(key), list):
-            original[key] = _apply_order(original[key], original[key], order, schema.child(key))
+            original[key] = _normalize_order(original[key], order, original[key],
+                                             schema.child(key))
     return original
 
 
@@ -85,6 +91,9 @@ def _merge_field(original: dict[str, Any], key: str, value: Any, schema: FieldSc
         return
     current = original.get(key)
     if isinstance(value, dict):
+        if not isinstance(current, dict) and value.get(PATCH) == "delete":
+            original.pop(key, None)  # nothing to clear: Kubernetes leaves the key out
+            return
         base = current if isinstance(current, dict) else {}
         original[key] = _merge_map(base, value, schema, path)
     elif isinstance(value, list):
@@ -107,10 +116,8 @@ def _retain_keys(original: dict[str, Any], patch: dict[str, Any], path: str) -> 
         raise _bad(f"{path or '.'}: $retainKeys must be a list of strings")
     for key, value in patch.items():
         if not key.startswith("$") and value is not None and key not in retain:
-            raise PatchError(
-                422, "Invalid",
-                f"{path or '.'}: the patch sets {key!r}, which is not in $retainKeys {retain}",
-            )
+            raise _bad(f"{path or '.'}: the patch sets {key!r}, which is not in $retainKeys "
+                       f"{retain}")
     return {k: v for k, v in original.items() if k in retain}
 
 
@@ -129,12 +136,31 @@ def _merge_list(original: list[Any], patch: list[Any], schema: FieldSchema,
                 order: list[Any] | None, path: str) -> list[Any]:
     """Merge a patch list into an original list per the field's strategy."""
     if schema.merge_key and schema.merges_list:
-        merged = _merge_keyed_list(original, patch, schema, path)
+        merged, patch_items = _merge_keyed_list(original, patch, schema, path)
     elif schema.merges_list:
         merged = _merge_primitive_list(original, patch, path)
+        patch_items = patch
     else:
         return [_clean(item, schema, path) for item in patch]
-    return _apply_order(merged, original, order, schema) if order is not None else merged
+    # Items named by the patch take the patch's order; the others keep the live order.
+    merged = _normalize_order(merged, patch_items, original, schema)
+    if order is None:
+        return merged
+    _check_order(order, patch_items, schema, path)
+    return _normalize_order(merged, order, original, schema)
+
+
+def _check_order(order: list[Any], patch_items: list[Any], schema: FieldSchema,
+                 path: str) -> None:
+    """Refuse a $setElementOrder list that does not name the patch items in their order."""
+    ranks = {_identity(o, schema): i for i, o in enumerate(order)}
+    last = -1
+    for item in patch_items:
+        rank = ranks.get(_identity(item, schema))
+        if rank is None or rank < last:
+            raise _bad(f"{path}: $setElementOrder must list every item of the patch list in "
+                       f"the same order ({json.dumps(item)} is missing or out of order)")
+        last = rank
 
 
 def _clean(item: Any, schema: FieldSchema, path: str) -> Any:
@@ -154,34 +180,48 @@ def _merge_primitive_list(original: list[Any], patch: list[Any], path: str) -> l
 
 
 def _merge_keyed_list(original: list[Any], patch: list[Any], schema: FieldSchema,
-                      path: str) -> list[Any]:
-    """Merge a list of maps item by item on the schema's patch merge key."""
+                      path: str) -> tuple[list[Any], list[Any]]:
+    """Merge a list of maps item by item on the schema's merge key.
+
+    Returns the merged list and the patch items that name list entries (the ones that
+    set the order), directives excluded.
+    """
     key = schema.merge_key
     assert key is not None
-    items = [p for p in patch if not (isinstance(p, dict) and p.get(PATCH) == "replace")]
-    if len(items) != len(patch):
-        return [_clean(item, schema, path) for item in items
-                if not (isinstance(item, dict) and item.get(PATCH) == "delete")]
     merged = list(original)
-    for item in items:
+    plain: list[dict[str, Any]] = []
+    replace = False
+    for item in patch:
         if not isinstance(item, dict):
             raise _bad(f"{path}: list items must be maps merged by {key!r}, "
                        f"got {json.dumps(item)}")
-        if key not in item:
-            raise _bad(f"{path}: map {json.dumps(item)} does not contain declared merge key "
-                       f"{key!r}")
-        where = _find(merged, key, item[key])
-        item_path = f"{path}[{key}={json.dumps(item[key])}]"
         directive = item.get(PATCH)
-        if directive == "delete":
+        if directive is None:
+            if key not in item:
+                raise _bad(f"{path}: map {json.dumps(item)} does not contain declared merge "
+                           f"key {key!r}")
+            plain.append(item)
+        elif directive == "replace":
+            replace = True
+        elif directive == "delete":
+            if key not in item:
+                raise _bad(f"{path}: $patch: delete item {json.dumps(item)} does not contain "
+                           f"declared merge key {key!r}")
             merged = [m for m in merged if not (isinstance(m, dict) and m.get(key) == item[key])]
-        elif directive not in (None, "merge"):
-            raise _bad(f"{item_path}: unknown $patch directive {directive!r} in a list item")
-        elif where is None:
+        elif directive == "merge":
+            raise _bad(f"{path}: $patch: merge is not supported in a list item")
+        else:
+            raise _bad(f"{path}: unknown $patch directive {directive!r} in a list item")
+    if replace:
+        return [_clean(item, schema, path) for item in plain], []
+    for item in plain:
+        item_path = f"{path}[{key}={json.dumps(item[key])}]"
+        where = _find(merged, key, item[key])
+        if where is None:
             merged.append(_merge_map({}, item, schema, item_path))
         else:
             merged[where] = _merge_map(merged[where], item, schema, item_path)
-    return merged
+    return merged, plain
 
 
 def _find(items: list[Any], key: str, value: Any) -> int | None:
@@ -198,21 +238,28 @@ def _identity(item: Any, schema: FieldSchema) -> Any:
     return json.dumps(item, sort_keys=True)
 
 
-def _apply_order(merged: list[Any], server: list[Any], order: list[Any],
-                 schema: FieldSchema) -> list[Any]:
-    """Order merged per $setElementOrder; items it does not name keep their server place."""
+def _normalize_order(merged: list[Any], order: list[Any], server: list[Any],
+                     schema: FieldSchema) -> list[Any]:
+    """Order items as Kubernetes does: named items by `order`, the rest by `server`.
+
+    The two groups are then interleaved: a server-only item goes before a named item only
+    when both are on the server and it came first there.
+    """
     rank = {_identity(o, schema): i for i, o in enumerate(order)}
     server_rank = {_identity(s, schema): i for i, s in enumerate(server)}
     named = sorted((m for m in merged if _identity(m, schema) in rank),
                    key=lambda m: rank[_identity(m, schema)])
-    unnamed = [m for m in merged if _identity(m, schema) not in rank]
+    server_only = sorted((m for m in merged if _identity(m, schema) not in rank),
+                         key=lambda m: server_rank.get(_identity(m, schema), len(server)))
     result: list[Any] = []
-    while named and unnamed:
-        left = server_rank.get(_identity(named[0], schema))
-        right = server_rank.get(_identity(unnamed[0], schema))
-        # A named item goes first only when both were on the server and it came first there.
+    i = j = 0
+    while i < len(server_only) and j < len(named):
+        left = server_rank.get(_identity(server_only[i], schema))
+        right = server_rank.get(_identity(named[j], schema))
         if left is not None and right is not None and left < right:
-            result.append(named.pop(0))
+            result.append(server_only[i])
+            i += 1
         else:
-            result.append(unnamed.pop(0))
-    return result + named + unnamed
+            result.append(named[j])
+            j += 1
+    return result + server_only[i:] + named[j:]
