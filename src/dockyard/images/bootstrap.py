@@ -157,7 +157,8 @@ def apt_mirror(sources: Path = Path("/etc/apt")) -> str:
         for stanza in path.read_text().split("\n\n"):
             fields = dict(_deb822_fields(stanza))
             suites = fields.get("Suites", "").split()
-            if any(s.endswith(("-security", "-updates", "-backports")) for s in suites):
+            # A plain suite (bookworm, not bookworm-security) marks the main archive.
+            if not any("-" not in suite for suite in suites):
                 continue
             candidates += fields.get("URIs", "").split()
     for path in [sources / "sources.list", *sorted(sources.glob("sources.list.d/*.list"))]:
