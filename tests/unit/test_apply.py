@@ -347,3 +347,30 @@ def test_fields_v1_round_trip_of_a_kubernetes_entry() -> None:
 
 def test_unknown_fields_v1_keys_are_ignored() -> None:
     assert from_fields_v1({"x:odd": {}, "f:a": {}}) == {(("f", "a"),)}
+
+
+def named(*names: str) -> dict[str, Any]:
+    cfg = config()
+    cfg["spec"]["template"]["spec"]["containers"] = [{"name": n, "image": n} for n in names]
+    return cfg
+
+
+@pytest.mark.parametrize(("live", "applied", "want"), [
+    (("a", "b"), ("b", "a"), ["b", "a"]),  # shared items follow the configuration
+    (("a", "b"), ("a", "b", "c"), ["a", "b", "c"]),  # new items where the config puts them
+    (("a", "b"), ("c", "a", "b"), ["c", "a", "b"]),
+])
+def test_keyed_list_order_follows_the_configuration(live: tuple[str, ...],
+                                                     applied: tuple[str, ...],
+                                                     want: list[str]) -> None:
+    obj = ssa(ssa(None, named(*live)), named(*applied))
+    assert [c["name"] for c in containers(obj)] == want
+
+
+def test_items_of_other_managers_keep_their_place() -> None:
+    obj = ssa(None, named("a"))
+    injected = {"apiVersion": V, "kind": "Deployment", "metadata": {"name": "web"},
+                "spec": {"template": {"spec": {"containers": [{"name": "x", "image": "x"}]}}}}
+    obj = ssa(obj, injected, manager="injector")  # live order: a, x
+    obj = ssa(obj, named("a", "c"))
+    assert [c["name"] for c in containers(obj)] == ["a", "x", "c"]

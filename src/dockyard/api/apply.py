@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -192,22 +192,59 @@ def _merge(live: Any, config: Any, schema: FieldSchema) -> Any:
         return live
     if isinstance(live, list) and isinstance(config, list):
         if schema.list_type == "map":
-            return _merge_keyed(live, config, schema)
+            item_schema = FieldSchema(fields=schema.fields)
+            return _merge_list(live, config, lambda item: item_key(item, schema),
+                               lambda old, new: _merge(old, new, item_schema))
         if schema.list_type == "set":
-            return live + [copy.deepcopy(v) for v in config if v not in live]
+            return _merge_list(live, config, _json, lambda old, new: copy.deepcopy(new))
     return copy.deepcopy(config)
 
 
-def _merge_keyed(live: list[Any], config: list[Any], schema: FieldSchema) -> list[Any]:
-    index = {item_key(item, schema): i for i, item in enumerate(live) if isinstance(item, dict)}
-    for item in config:
-        key = item_key(item, schema, strict=True)
-        if key in index:
-            live[index[key]] = _merge(live[index[key]], item, schema)
-        else:
-            index[key] = len(live)
-            live.append(copy.deepcopy(item))
-    return live
+def _merge_list(live: list[Any], config: list[Any], key_of: Callable[[Any], str | None],
+                merge_item: Callable[[Any, Any], Any]) -> list[Any]:
+    """Merge two associative lists in the order structured-merge-diff gives them.
+
+    Live items the configuration does not name stay where they are; shared items follow the
+    configuration's order; new items come where the configuration puts them.
+    """
+    live_keys = [key_of(item) or f"#{i}" for i, item in enumerate(live)]
+    config_keys = [key_of(item) or "" for item in config]
+    live_items = dict(zip(reversed(live_keys), reversed(live), strict=True))
+    in_config = set(config_keys)
+    shared = [k for k in config_keys if k in live_items]
+    next_shared = 0
+    out: list[Any] = []
+    done: set[str] = set()
+    li = ci = 0
+    while li < len(live) or ci < len(config):
+        if li < len(live) and ci < len(config):
+            key = live_keys[li]
+            if key == config_keys[ci]:
+                done.add(key)
+                out.append(merge_item(live[li], config[ci]))
+                li, ci, next_shared = li + 1, ci + 1, next_shared + 1
+                continue
+            if key in in_config and next_shared < len(shared) and shared[next_shared] != key:
+                li += 1  # a shared item the configuration places later
+                continue
+        if li < len(live):
+            key = live_keys[li]
+            if key not in in_config:
+                out.append(live[li])
+                li += 1
+                continue
+            if key in done:
+                li += 1
+        if ci < len(config):
+            key = config_keys[ci]
+            done.add(key)
+            old = live_items.get(key)
+            out.append(merge_item(old, config[ci]) if old is not None
+                       else copy.deepcopy(config[ci]))
+            ci += 1
+            if next_shared < len(shared) and shared[next_shared] == key:
+                next_shared += 1
+    return out
 
 
 def _remove_paths(obj: dict[str, Any], paths: Iterable[Path], kept: set[Path],
