@@ -1,7 +1,11 @@
 """Benchmark the SQLite Store: create latency under concurrency, big lists, watch fan-out.
 
-Run: .venv/bin/python bench/bench_store.py [--writers 100] [--creates 3000] [--list-keys 10000]
-     [--watchers 1000] [--synchronous FULL NORMAL]
+Run: .venv/bin/python bench/bench_store.py [--writers 100] [--creates 5000] [--list-keys 10000]
+     [--watchers 1000] [--synchronous FULL NORMAL] [--rates 1000 4000]
+
+"create ... writers" runs closed loops (each writer sends its next create as soon as the last
+is acknowledged): that is the store's saturation throughput, and its latency is the batch time.
+"offered" runs the same writers at a steady total rate, as an api server's clients would.
 
 Targets (measured here, never asserted in tests): create p99 < 5 ms with 100 concurrent writers;
 a list of 10,000 keys of ~2 KB well under 100 ms; 1,000 watchers on one prefix all see an update
@@ -80,6 +84,33 @@ async def bench_creates(path: Path, writers: int, creates: int, synchronous: str
     await store.close()
 
 
+async def bench_paced(
+    path: Path, writers: int, rate: float, seconds: float, synchronous: str
+) -> None:
+    """Print create latency when writers together offer a steady rate below saturation."""
+    store = await SQLiteStore.open(path, synchronous=synchronous)  # type: ignore[arg-type]
+    value = b"x" * 1024
+    period = writers / rate  # each writer's interval between creates
+    latencies: list[float] = []
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+
+    async def writer(w: int) -> None:
+        next_at = loop.time() + period * w / writers  # spread the writers' phases
+        i = 0
+        while next_at < end:
+            await asyncio.sleep(max(0.0, next_at - loop.time()))
+            start = time.perf_counter()
+            await store.create(f"{PODS}w{w}-{i}", value)
+            latencies.append(time.perf_counter() - start)
+            next_at += period
+            i += 1
+
+    await asyncio.gather(*(writer(w) for w in range(writers)))
+    print(line(f"create 1 KiB, {writers} writers, {rate:.0f}/s, sync={synchronous}", latencies))
+    await store.close()
+
+
 async def bench_list(path: Path, keys: int) -> None:
     """Print the time to list keys of ~2 KB, whole and in pages of 500."""
     store = await SQLiteStore.open(path)
@@ -153,10 +184,15 @@ async def main() -> None:
     parser.add_argument("--watchers", type=int, default=1000)
     parser.add_argument("--updates", type=int, default=20)
     parser.add_argument("--synchronous", nargs="+", default=["FULL", "NORMAL"])
+    parser.add_argument("--rates", type=float, nargs="+", default=[1000.0, 4000.0])
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-store-") as tmp:
         for mode in args.synchronous:
             await bench_creates(Path(tmp) / f"create-{mode}.db", args.writers, args.creates, mode)
+        for mode in args.synchronous:
+            for rate in args.rates:
+                db = Path(tmp) / f"paced-{rate}-{mode}.db"
+                await bench_paced(db, args.writers, rate, 3.0, mode)
         await bench_list(Path(tmp) / "list.db", args.list_keys)
         await bench_watchers(Path(tmp) / "watch.db", args.watchers, args.updates)
 

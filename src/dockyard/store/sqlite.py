@@ -10,27 +10,36 @@ Layout (one file, plus SQLite's ``-wal``/``-shm`` and our ``.lock``):
   repeated, even when every key was deleted and all history compacted).
 
 Threads (the event loop never waits on SQLite):
-- One writer thread owns the only write connection. Writes queue up; the writer takes every
-  queued write (group commit), applies them in order inside one transaction, commits, and then
-  hands results and events back to the loop with ``call_soon_threadsafe``: events are published
-  to the watchers first, then the callers' futures resolve, so a caller never sees a revision
-  that watchers have not been offered.
-- Reads run on a small thread pool, each thread with its own read-only connection; WAL lets
-  them read a consistent snapshot while the writer commits.
+- One writer thread (``sqlite_writer.Writer``) owns the only write connection. Writes queue up;
+  the writer takes every queued write (group commit), decides them in order, writes them in one
+  transaction, commits, and hands results and events back to the loop in one
+  ``call_soon_threadsafe``: events are published to the watchers first, then the callers'
+  futures resolve. A ``Checkpointer`` thread copies the WAL into the file off the commit path.
+- Reads run on two threads (``sqlite_reader.Readers``), each with its own read-only connection
+  reading a committed snapshot while the writer commits; queued reads are served in batches.
 
-Durability: ``synchronous=FULL`` by default: every group commit fsyncs the WAL before any write
-in it is acknowledged, so an acknowledged write survives ``kill -9`` and also power loss, as etcd
-promises. ``synchronous="NORMAL"`` is faster (no fsync per commit) and still survives the death
-of the process (committed pages are in the OS page cache), but may lose the last commits on power
-loss; the group commit makes FULL cheap enough (see bench/bench_store.py).
+Durability: ``synchronous=NORMAL`` by default. In WAL mode a commit is written to the WAL file
+before the write is acknowledged, so it survives the death of the process (``kill -9``, a crash):
+the pages are in the OS page cache and reach the disk without us. What NORMAL gives up is the
+fsync per commit, so a power loss or kernel crash may lose the last commits (the file stays
+consistent). We chose it because that fsync, shared on ext4 with the checkpoint's fsync of the
+database file, is what dominates write latency here (bench/bench_store.py measures both);
+``synchronous="FULL"`` fsyncs the WAL in every group commit for etcd's power-loss promise.
 
 Watch: ``watch(prefix, R)`` subscribes to the live broadcaster first, then replays ``events``
 rows with revision > R from SQLite in pages, then drains the live queue skipping what the replay
 already yielded. Any event is committed before it is published, so every event is either in the
 replay's snapshot or arrives in the live queue after the subscription: no gap, no duplicate.
-A watcher that falls more than ``WATCH_QUEUE_LIMIT`` events behind is ended with
-``WatchTooSlowError``. Consumers that stop early should close the iterator
-(``contextlib.aclosing``) so it unsubscribes at once.
+A watch from the current revision skips the replay. A watcher that falls more than
+``WATCH_QUEUE_LIMIT`` (10,000) events behind is ended with ``WatchTooSlowError``. Consumers that
+stop early should close the iterator (``contextlib.aclosing``) so it unsubscribes at once.
+
+Compaction: every min(history_seconds / 2, 10 s) a timer notes (time, revision) and compacts to
+the newest note older than ``history_seconds``, so history covers between history_seconds and
+history_seconds plus one interval. After a restart the notes start again (history is kept longer,
+never shorter). ``watch`` accepts any R at or above the compacted revision; below it raises
+``CompactedError`` whose ``oldest`` is the compacted revision, the lowest R still accepted (R=0
+on a compacted store is refused too: "from now" is ``current_revision()``).
 
 Keys are plain strings; ``list`` and ``watch`` match by string prefix, so callers pass a prefix
 ending in "/" ("/registry/pods/default/") to keep "/registry/pods/default2/..." out.
@@ -234,7 +243,7 @@ class SQLiteStore:
         path: Path,
         *,
         history_seconds: float = 300.0,
-        synchronous: Literal["FULL", "NORMAL"] = "FULL",
+        synchronous: Literal["FULL", "NORMAL"] = "NORMAL",
     ) -> SQLiteStore:
         """Open (creating if needed) the store file at path; one process may hold it at a time."""
         if history_seconds <= 0:

@@ -43,8 +43,10 @@ MAX_BATCH_OPS = 1000  # writes per group commit
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # value bytes per group commit, to bound a transaction
 COMPACT_CHUNK = 20_000  # history rows deleted per compaction step, so writers interleave
 MAX_PARAMS = 30_000  # below SQLite's default limit of 32,766 host parameters per statement
-CHECKPOINT_BYTES = 2 * 1024 * 1024  # value bytes written between WAL checkpoints
-CHECKPOINT_SECONDS = 1.0  # and at least this often while writes come in
+# Checkpoint every few MiB and within a second of going idle: readers find pages still in the
+# WAL through a read() call each, while checkpointed pages come from the memory-mapped file.
+CHECKPOINT_BYTES = 4 * 1024 * 1024  # value bytes written between WAL checkpoints
+CHECKPOINT_SECONDS = 1.0  # and at least this often
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -221,9 +223,7 @@ class Writer(threading.Thread):
         if self._checkpointer is None:
             return
         self._unchecked_bytes += sum(len(op.value) for op in batch) * 2 + 256 * len(batch)
-        # Checkpoint often: readers find pages still in the WAL through a read() call each,
-        # while checkpointed pages come from the memory-mapped database file.
-        if self._unchecked_bytes >= CHECKPOINT_BYTES or self._queue.empty():
+        if self._unchecked_bytes >= CHECKPOINT_BYTES:
             self._unchecked_bytes = 0
             self._checkpointer.wake()
 
