@@ -251,6 +251,7 @@ def _pack_rootfs(root: Path, tarball: Path) -> None:
                     tar.add(root / child, arcname=child, filter=keep)
             raw.flush()
             os.fsync(raw.fileno())
+        os.chmod(tmp, 0o644)
         os.rename(tmp, tarball)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
