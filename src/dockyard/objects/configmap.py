@@ -86,6 +86,6 @@ def validate_immutable(new: Obj, old: Obj, fields: tuple[str, ...]) -> list[Fiel
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a ConfigMap update (immutable ones keep their data)."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a ConfigMap (immutable ones keep their data)."""
+    errs = validate_metadata_update(new, old)
     return errs + validate_immutable(new, old, ("data", "binaryData"))

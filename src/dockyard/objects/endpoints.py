@@ -94,5 +94,5 @@ def _validate_ports(ports: list[Any], field: str) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with an Endpoints update."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to an Endpoints."""
+    return validate_metadata_update(new, old)

@@ -3,7 +3,8 @@
 The api server calls, for every write of a kind's main resource:
 ``prepare_for_create`` / ``prepare_for_update`` (status and generation bookkeeping, as
 Kubernetes' registry strategies do), then ``apply_defaults``, then ``validate`` (and, on
-update, ``validate_update`` with the stored object). Writes to the ``status`` subresource use
+update, ``validate_update`` with the stored object: it returns only what the update may not
+change, so run both). Writes to the ``status`` subresource use
 ``prepare_for_status_update`` instead, which keeps everything but status from the stored object.
 
 Node is the exception on create: it keeps the status it registers with. Services get their
@@ -97,7 +98,7 @@ def _generic(kind: str) -> KindHandlers:
         return validate_metadata(obj, namespaced=namespaced)
 
     def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-        return validate(new) + validate_metadata_update(new, old)
+        return validate_metadata_update(new, old)
 
     return KindHandlers(_no_defaults, validate, validate_update)
 

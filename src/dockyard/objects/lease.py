@@ -44,5 +44,5 @@ def validate(lease: Obj) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Lease update."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Lease."""
+    return validate_metadata_update(new, old)

@@ -48,8 +48,8 @@ def validate(namespace: Obj) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Namespace update."""
-    return validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Namespace."""
+    return validate_metadata_update(new, old)
 
 
 def initial_status(namespace: Obj) -> Obj | None:

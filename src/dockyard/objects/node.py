@@ -89,8 +89,8 @@ def _validate_taint(taint: Any, field: str, seen: set[tuple[Any, Any]]) -> list[
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Node update (podCIDR and providerID are set once)."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Node (podCIDR and providerID are set once)."""
+    errs = validate_metadata_update(new, old)
     new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
     for key in ("podCIDR", "providerID"):
         if old_spec.get(key):

@@ -582,8 +582,8 @@ _UPDATE_FORBIDDEN = (
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Pod update: only images, deadline, tolerations may change."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Pod: only images, deadline, tolerations may change."""
+    errs = validate_metadata_update(new, old)
     new_spec, old_spec = new.get("spec"), old.get("spec")
     if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
         return errs

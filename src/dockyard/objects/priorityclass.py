@@ -70,8 +70,8 @@ def validate(priority_class: Obj) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a PriorityClass update (value and policy are fixed)."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a PriorityClass (value and policy are fixed)."""
+    errs = validate_metadata_update(new, old)
     for key in ("value", "preemptionPolicy"):
         if new.get(key) != old.get(key):
             errs.append(forbidden(key, "may not be changed in an update."))

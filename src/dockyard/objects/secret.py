@@ -81,7 +81,7 @@ def validate(secret: Obj) -> list[FieldError]:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Secret update (type is immutable)."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Secret (type is immutable)."""
+    errs = validate_metadata_update(new, old)
     errs += immutable("type", new.get("type"), old.get("type"))
     return errs + validate_immutable(new, old, ("data",))

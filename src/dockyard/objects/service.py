@@ -212,8 +212,8 @@ def carry_over(new: Obj, old: Obj) -> None:
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
-    """Return every problem with a Service update (an allocated clusterIP never changes)."""
-    errs = validate(new) + validate_metadata_update(new, old)
+    """Return what an update may not do to a Service (an allocated clusterIP never changes)."""
+    errs = validate_metadata_update(new, old)
     new_spec = new.get("spec") if isinstance(new.get("spec"), dict) else {}
     old_spec = old.get("spec") if isinstance(old.get("spec"), dict) else {}
     assert isinstance(new_spec, dict) and isinstance(old_spec, dict)
