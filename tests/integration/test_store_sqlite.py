@@ -55,10 +55,12 @@ async def test_acknowledged_writes_survive_sigkill(tmp_path: Path, synchronous: 
             key, revision = line.split()
             acked[key] = int(revision)
         os.kill(proc.pid, signal.SIGKILL)
-        # Lines already in the pipe were acknowledged before the kill: they count too.
-        for line in proc.stdout.read().splitlines():
-            key, revision = line.split()
-            acked[key] = int(revision)
+        # Whole lines already in the pipe were acknowledged before the kill: they count too.
+        # A line cut by the kill is not a whole acknowledgement.
+        for line in proc.stdout.read().splitlines(keepends=True):
+            fields = line.split()
+            if line.endswith("\n") and len(fields) == 2:
+                acked[fields[0]] = int(fields[1])
     finally:
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
