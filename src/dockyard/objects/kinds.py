@@ -1,11 +1,14 @@
 """Dispatch from a kind to its defaults, validation and write strategy.
 
 The api server calls, for every write of a kind's main resource:
-``prepare_for_create`` / ``prepare_for_update`` (status and generation bookkeeping, as
-Kubernetes' registry strategies do), then ``apply_defaults``, then ``validate`` (and, on
-update, ``validate_update`` with the stored object: it returns only what the update may not
-change, so run both). Writes to the ``status`` subresource use
-``prepare_for_status_update`` instead, which keeps everything but status from the stored object.
+- create: ``prepare_for_create`` (initial status, generation 1), ``apply_defaults``,
+  ``validate``;
+- update: ``apply_defaults``, then ``prepare_for_update`` (stored status kept, allocated values
+  carried over, generation bumped when the defaulted spec differs: defaults must come first or
+  every update would look like a spec change), then ``validate`` and ``validate_update`` (which
+  returns only what the update may not change, so run both);
+- status subresource: ``prepare_for_status_update`` (everything but status kept from the
+  stored object), then ``validate`` and ``validate_update``.
 
 Node is the exception on create: it keeps the status it registers with. Services get their
 allocated clusterIP and nodePorts carried over on updates that leave them out.
