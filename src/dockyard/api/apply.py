@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from dockyard.api.patch_schema import FieldSchema, PatchError, schema_for
+import orjson
+
+from dockyard.api.patch_schema import FieldSchema, PatchError, json_copy, schema_for
 
 __all__ = ["BEFORE_FIRST_APPLY", "PatchError", "record_update", "server_side_apply"]
 
@@ -57,7 +59,9 @@ class _Entry:
     time: str
     fields: set[Path]
     subresource: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    # The fieldsV1 as read, reused when the field set did not change (encoding is costly).
+    read_fields: frozenset[Path] = frozenset()
+    read_trie: dict[str, Any] | None = None
 
     @property
     def ident(self) -> tuple[str, str, str]:
@@ -67,11 +71,16 @@ class _Entry:
         entry: dict[str, Any] = {
             "manager": self.manager, "operation": self.operation,
             "apiVersion": self.api_version, "time": self.time,
-            "fieldsType": "FieldsV1", "fieldsV1": to_fields_v1(self.fields),
+            "fieldsType": "FieldsV1", "fieldsV1": self._trie(),
         }
         if self.subresource:
             entry["subresource"] = self.subresource
         return entry
+
+    def _trie(self) -> dict[str, Any]:
+        if self.read_trie is not None and self.fields == self.read_fields:
+            return json_copy(self.read_trie)
+        return to_fields_v1(self.fields)
 
 
 # --- server-side apply ---------------------------------------------------------------------
@@ -83,21 +92,22 @@ def server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], *
     if not manager:
         raise PatchError(400, "BadRequest", "fieldManager is required for apply requests")
     schema = schema_for(kind)
-    config = _strip_nulls(copy.deepcopy(applied))
+    config = _strip_nulls(json_copy(applied))
     _check_resource_version(current, config)
     for name in ("status",):
         config.pop(name, None)
     config.get("metadata", {}).pop("managedFields", None)
-    applied_set = fieldset(config, schema, strict=True)
+    config_leaves = leaves(config, schema, strict=True)
+    applied_set = set(config_leaves)
     if current is None:
-        result = copy.deepcopy(config)
+        result = json_copy(config)
         entry = _Entry(manager, "Apply", api_version, now, applied_set)
         _write_managed(result, [entry])
         return result
     entries = _read_managed(current, schema)
     previous = _find(entries, (manager, "Apply", ""))
-    _resolve_conflicts(entries, manager, applied_set, config, current, force, schema)
-    result = _merge(copy.deepcopy(current), config, schema)
+    _resolve_conflicts(entries, manager, config_leaves, leaves(current, schema), force)
+    result = _merge(json_copy(current), config, schema)
     others = set().union(*(e.fields for e in entries if e.ident != (manager, "Apply", "")))
     stale = (previous.fields if previous else set()) - applied_set
     _remove_paths(result, sorted(stale, key=len), others, schema)
@@ -133,19 +143,15 @@ def _check_resource_version(current: dict[str, Any] | None, config: dict[str, An
                          f"from the configuration or apply again on the latest version")
 
 
-def _resolve_conflicts(entries: list[_Entry], manager: str, applied_set: set[Path],
-                       config: dict[str, Any], current: dict[str, Any], force: bool,
-                       schema: FieldSchema) -> None:
+def _resolve_conflicts(entries: list[_Entry], manager: str, config: dict[Path, Any],
+                       live: dict[Path, Any], force: bool) -> None:
     """Raise 409 for fields another manager owns with another value, or take them if forced."""
     conflicts: list[tuple[_Entry, Path]] = []
     for entry in entries:
         if entry.manager == manager:
             continue
-        for path in sorted(entry.fields & applied_set):
-            if _is_item(path):
-                continue
-            found, theirs = lookup(current, path, schema)
-            if found and lookup(config, path, schema)[1] != theirs:
+        for path in sorted(entry.fields & config.keys()):
+            if not _is_item(path) and path in live and live[path] != config[path]:
                 conflicts.append((entry, path))
     if not conflicts:
         return
@@ -278,7 +284,7 @@ def _delete(obj: Any, path: Path, schema: FieldSchema) -> None:
 def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manager: str,
                   api_version: str, now: str) -> dict[str, Any]:
     """Return after with managedFields recording a non-apply write by manager."""
-    result = copy.deepcopy(after)
+    result = json_copy(after)
     kind = str(after.get("kind") or (before or {}).get("kind") or "")
     schema = schema_for(kind)
     source = before
@@ -288,13 +294,14 @@ def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manag
         # A client that sends managedFields explicitly replaces them, as in Kubernetes.
         source = after
     entries = _parse_managed((source or {}).get("metadata", {}).get("managedFields") or [])
-    after_set = fieldset(after, schema)
+    after_leaves = leaves(after, schema)
     if before is None:
-        changed, gone = after_set, set()
+        changed, gone = set(after_leaves), set()
     else:
-        before_set = fieldset(before, schema)
-        changed = {p for p in after_set if _changed(before, after, p, schema)}
-        gone = before_set - after_set
+        old = leaves(before, schema)
+        changed = {p for p, v in after_leaves.items()
+                   if p not in old or (not _is_item(p) and old[p] != v)}
+        gone = old.keys() - after_leaves.keys()
     for entry in entries:
         entry.fields -= gone
         if entry.ident != (manager or "unknown", "Update", ""):
@@ -308,14 +315,6 @@ def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manag
             mine.time, mine.api_version = now, api_version
     _write_managed(result, entries)
     return result
-
-
-def _changed(before: dict[str, Any], after: dict[str, Any], path: Path,
-             schema: FieldSchema) -> bool:
-    found, old = lookup(before, path, schema)
-    if not found:
-        return True
-    return not _is_item(path) and old != lookup(after, path, schema)[1]
 
 
 # --- managedFields <-> entries -------------------------------------------------------------
@@ -338,11 +337,13 @@ def _parse_managed(raw: list[Any]) -> list[_Entry]:
         if not isinstance(item, dict):
             continue
         fields_v1 = item.get("fieldsV1")
+        trie = fields_v1 if isinstance(fields_v1, dict) else None
+        fields = from_fields_v1(trie) if trie is not None else set()
         entries.append(_Entry(
             manager=str(item.get("manager", "")), operation=str(item.get("operation", "")),
             api_version=str(item.get("apiVersion", "")), time=str(item.get("time", "")),
-            fields=from_fields_v1(fields_v1) if isinstance(fields_v1, dict) else set(),
-            subresource=str(item.get("subresource", "")),
+            fields=fields, subresource=str(item.get("subresource", "")),
+            read_fields=frozenset(fields), read_trie=trie,
         ))
     return entries
 
@@ -406,43 +407,49 @@ def _walk_trie(node: dict[str, Any], path: Path, out: set[Path]) -> None:
 
 def fieldset(obj: dict[str, Any], schema: FieldSchema, *, strict: bool = False) -> set[Path]:
     """Return the tracked paths an object sets (strict: refuse list items without keys)."""
-    paths: set[Path] = set()
+    return set(leaves(obj, schema, strict=strict))
+
+
+def leaves(obj: dict[str, Any], schema: FieldSchema, *,
+           strict: bool = False) -> dict[Path, Any]:
+    """Map each tracked path an object sets to its value, in one walk."""
+    out: dict[Path, Any] = {}
     for key, value in obj.items():
         if key in _UNTRACKED_ROOT:
             continue
         if key == "metadata" and isinstance(value, dict):
-            meta = {k: v for k, v in value.items() if k not in _UNTRACKED_META}
             child = schema.child("metadata")
-            for name, item in meta.items():
-                paths |= set(_walk(item, child.child(name), (("f", "metadata"), ("f", name)),
-                                   strict))
+            for name, item in value.items():
+                if name not in _UNTRACKED_META:
+                    _walk(item, child.child(name), (("f", "metadata"), ("f", name)), strict, out)
             continue
-        paths |= set(_walk(value, schema.child(key), (("f", key),), strict))
-    return paths
+        _walk(value, schema.child(key), (("f", key),), strict, out)
+    return out
 
 
-def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool) -> Iterator[Path]:
+def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool,
+          out: dict[Path, Any]) -> None:
     if isinstance(value, dict) and value and not schema.atomic:
         for key, child in value.items():
-            yield from _walk(child, schema.child(key), path + (("f", key),), strict)
+            _walk(child, schema.child(key), path + (("f", key),), strict, out)
     elif isinstance(value, list) and schema.list_type == "map":
         keys = [item_key(item, schema, strict=strict) for item in value]
         if not strict and (None in keys or len(set(keys)) != len(keys)):
-            yield path  # not a well-formed keyed list: own it whole
+            out[path] = value  # not a well-formed keyed list: own it whole
             return
         if len(set(keys)) != len(keys):
             raise PatchError(422, "Invalid", f"{path_string(path)}: duplicate entries for key "
-                                             f"{schema.list_keys}")
+                                             f"{list(schema.list_keys)}")
+        item_schema = FieldSchema(fields=schema.fields)
         for key, item in zip(keys, value, strict=True):
-            assert key is not None
-            item_path = path + (("k", key),)
-            yield item_path
-            yield from _walk(item, FieldSchema(fields=schema.fields), item_path, strict)
+            item_path = path + (("k", str(key)),)
+            out[item_path] = item
+            _walk(item, item_schema, item_path, strict, out)
     elif isinstance(value, list) and schema.list_type == "set":
         for item in value:
-            yield path + (("v", _json(item)),)
+            out[path + (("v", _json(item)),)] = item
     else:
-        yield path
+        out[path] = value
 
 
 def item_key(item: Any, schema: FieldSchema, *, strict: bool = False) -> str | None:
@@ -467,7 +474,11 @@ def item_key(item: Any, schema: FieldSchema, *, strict: bool = False) -> str | N
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Return compact JSON with sorted keys, the text FieldsV1 uses in `k:` and `v:` steps."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def _is_item(path: Path) -> bool:

@@ -26,6 +26,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 import yaml
 
 from dockyard.api.protobuf import PROTOBUF_MAGIC, ProtobufError, decode_unknown
@@ -75,7 +76,7 @@ class DecodeError(Exception):
 def decode_object(body: bytes, content_type: str | None, *,
                   strict: bool = False) -> dict[str, Any]:
     """Decode a request body into an object dict per its Content-Type."""
-    obj, duplicates = _decode(body, content_type)
+    obj, duplicates = _decode(body, content_type, find_duplicates=strict)
     if strict and duplicates:
         raise DecodeError(400, f"strict decoding error: duplicate field {duplicates[0]!r}")
     return obj
@@ -83,7 +84,7 @@ def decode_object(body: bytes, content_type: str | None, *,
 
 def find_duplicate_fields(body: bytes, content_type: str | None) -> list[str]:
     """List the paths of fields given more than once in a JSON or YAML body."""
-    return _decode(body, content_type)[1]
+    return _decode(body, content_type, find_duplicates=True)[1]
 
 
 def media_type(content_type: str | None) -> str:
@@ -92,7 +93,8 @@ def media_type(content_type: str | None) -> str:
     return bare or JSON
 
 
-def _decode(body: bytes, content_type: str | None) -> tuple[dict[str, Any], list[str]]:
+def _decode(body: bytes, content_type: str | None, *,
+            find_duplicates: bool) -> tuple[dict[str, Any], list[str]]:
     kind = media_type(content_type)
     if len(body) > MAX_BODY_BYTES:
         raise DecodeError(413, f"the request body is {len(body)} bytes; the limit is "
@@ -107,9 +109,9 @@ def _decode(body: bytes, content_type: str | None) -> tuple[dict[str, Any], list
         raise DecodeError(400, "the request body is empty: send the object")
     try:
         if kind == JSON:
-            obj, duplicates = _decode_json(text)
+            obj, duplicates = _decode_json(text, find_duplicates)
         else:
-            obj, duplicates = _decode_yaml_or_json(text)
+            obj, duplicates = _decode_yaml_or_json(text, find_duplicates)
     except RecursionError:
         raise DecodeError(400, "the request body is nested too deeply") from None
     if not isinstance(obj, dict):
@@ -166,7 +168,13 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _decode_json(text: str) -> tuple[Any, list[str]]:
+def _decode_json(text: str, find_duplicates: bool) -> tuple[Any, list[str]]:
+    if not find_duplicates:
+        try:
+            # orjson is ~10x faster; it keeps the last of duplicate keys, as we do.
+            return orjson.loads(text), []
+        except orjson.JSONDecodeError:
+            pass  # the standard library's parser below names the error and its position
     try:
         value = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
@@ -191,11 +199,11 @@ def _json_duplicates(value: Any, path: str) -> Iterator[str]:
 # --- YAML ----------------------------------------------------------------------------------
 
 
-def _decode_yaml_or_json(text: str) -> tuple[Any, list[str]]:
+def _decode_yaml_or_json(text: str, find_duplicates: bool) -> tuple[Any, list[str]]:
     """Decode YAML; a body that looks like JSON is tried as JSON first (YAML 1.1 differs)."""
     if text.lstrip().startswith("{"):
         try:
-            return _decode_json(text)
+            return _decode_json(text, find_duplicates)
         except DecodeError as json_error:
             try:
                 return _decode_yaml(text)

@@ -7,8 +7,8 @@ meta/v1 types.go and are written as a tree of FieldSchema nodes so that one node
 CONTAINER...) serves every place it appears: `spec` of a Pod and `spec.template.spec` of a
 Deployment or ReplicaSet share the same rules.
 
-PatchError lives here because every module of the patch family (strategic, patching,
-apply) raises it; dockyard.api.patching re-exports it.
+PatchError and json_copy live here because every module of the patch family (strategic,
+patching, apply) uses them; dockyard.api.patching re-exports PatchError.
 
 Invariants: a field absent from the tree has the default rules (maps merge key by key,
 lists are atomic: replaced whole). Strategic and apply rules differ in places on purpose,
@@ -19,12 +19,23 @@ merge key (replaced whole) in both.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+import orjson
+
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def json_copy(value: Any) -> Any:
+    """Return a deep copy of a JSON-compatible value (orjson round trip: ~10x deepcopy)."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except (TypeError, orjson.JSONEncodeError):
+        return copy.deepcopy(value)  # ints beyond 64 bits or non-JSON values
 
 
 class PatchError(Exception):

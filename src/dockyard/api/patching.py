@@ -22,7 +22,7 @@ from typing import Any
 
 import jsonpatch
 
-from dockyard.api.patch_schema import PatchError, schema_for
+from dockyard.api.patch_schema import PatchError, json_copy, schema_for
 from dockyard.api.strategic import strategic_merge
 
 __all__ = [
@@ -61,7 +61,7 @@ def apply_patch(obj: dict[str, Any], patch_body: bytes, content_type: str,
                              f"{media_type} body must be a JSON object, got "
                              f"{type(patch).__name__}")
         if media_type == MERGE_PATCH:
-            result = merge_patch(copy.deepcopy(obj), patch)
+            result = merge_patch(json_copy(obj), patch)
         else:
             result = strategic_merge(obj, patch, schema_for(kind))
     if not isinstance(result, dict):
@@ -90,7 +90,7 @@ def _json_patch(obj: dict[str, Any], patch: Any) -> Any:
                          f"got {type(patch).__name__}")
     try:
         ops = jsonpatch.JsonPatch(patch)
-        return ops.apply(copy.deepcopy(obj), in_place=True)
+        return ops.apply(json_copy(obj), in_place=True)
     except jsonpatch.JsonPatchTestFailed as exc:
         raise PatchError(422, "Invalid", f"json patch test operation failed: {exc}") from exc
     except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:

@@ -29,11 +29,10 @@ anew: no Python library implements them.
 
 from __future__ import annotations
 
-import copy
 import json
 from typing import Any
 
-from dockyard.api.patch_schema import FieldSchema, PatchError
+from dockyard.api.patch_schema import FieldSchema, PatchError, json_copy
 
 PATCH = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -44,7 +43,7 @@ _DIRECTIVES = ("replace", "delete", "merge")
 
 def strategic_merge(original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema) -> dict:
     """Return original with a strategic merge patch applied under the given schema."""
-    return _merge_map(copy.deepcopy(original), patch, schema, "")
+    return _merge_map(json_copy(original), patch, schema, "")
 
 
 def _bad(message: str) -> PatchError:
