@@ -115,7 +115,7 @@ def test_scale_label_patch_and_delete(kubectl: Kubectl) -> None:
     assert kubectl.json("get", "deploy", "my-nginx", "-n", ns)["spec"]["replicas"] == 5
     kubectl.run("label", "deployment", "my-nginx", "-n", ns, "tier=web", "--overwrite")
     kubectl.run("patch", "deployment", "my-nginx", "-n", ns, "--type=json",
-                "-p", '[{"op":"replace","path":"/spec/minReadySeconds","value":3}]')
+                "-p", '[{"op":"add","path":"/spec/minReadySeconds","value":3}]')
     got = kubectl.json("get", "deploy", "my-nginx", "-n", ns)
     assert got["metadata"]["labels"]["tier"] == "web" and got["spec"]["minReadySeconds"] == 3
     kubectl.run("delete", "deployment", "my-nginx", "-n", ns, "--wait=true", "--timeout=30s")
