@@ -308,9 +308,9 @@ class SQLiteStore:
         """
         if limit < 0:
             raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
-        if revision > self._writer.revision:
+        if revision > self._writer.committing:
             raise FutureRevisionError(
-                f"revision {revision} is ahead of the store's {self._writer.revision}"
+                f"revision {revision} is ahead of the store's {self._writer.committing}"
             )
         return await self._read(_read_list, prefix, limit, start_after)
 
@@ -397,10 +397,10 @@ class SQLiteStore:
             return
         watcher = self._hub.subscribe(prefix)  # before the replay: see the module docstring
         try:
-            if after_revision > self._writer.revision:
+            if after_revision > self._writer.committing:
                 raise FutureRevisionError(
                     f"watch from revision {after_revision}: the store is at "
-                    f"{self._writer.revision}"
+                    f"{self._writer.committing}"
                 )
             last = after_revision
             # Nothing committed after the subscription can be missing from the live queue, so

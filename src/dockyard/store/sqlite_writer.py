@@ -191,6 +191,9 @@ class Writer(threading.Thread):
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.deliver: Deliver | None = None
         self.revision = self._meta("revision")
+        # Set just before COMMIT: a reader may see a revision before ``revision`` catches up,
+        # and must not be told that revision is in the future.
+        self.committing = self.revision
         self.compacted = self._meta("compacted")
         self.keys = int(conn.execute("SELECT count(*) FROM kv").fetchone()[0])
 
@@ -254,10 +257,12 @@ class Writer(threading.Thread):
             for op in writes:
                 plan.apply(op)
             self._write(plan)
+            self.committing = plan.revision
             self._conn.execute("COMMIT")
         except sqlite3.Error as err:
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
+            self.committing = self.revision
             failure = StoreError(f"sqlite write failed, nothing stored: {err}")
             self._hand_back([(op.future, failure) for op in batch], [])
             return
