@@ -125,3 +125,15 @@ def test_configmap_has_no_status_handling() -> None:
     prepare_for_update(new, old)
     assert new["status"] == {"x": 1}
     assert new["metadata"]["generation"] == 2
+
+
+def test_defaults_before_prepare_keep_generation_on_a_no_op_update() -> None:
+    stored = deployment(2)
+    stored["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+    handlers_for("Deployment").apply_defaults(stored)
+    stored["metadata"]["generation"] = 1
+    sent = deployment(2)  # what a client sends: no defaults filled in
+    sent["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+    handlers_for("Deployment").apply_defaults(sent)
+    prepare_for_update(sent, stored)
+    assert sent["metadata"]["generation"] == 1

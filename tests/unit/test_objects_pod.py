@@ -613,3 +613,57 @@ def test_pod_summary_remembers_last_restart() -> None:
     summary = pod_summary(pod)
     assert summary.total == 1
     assert summary.last_restart == datetime(2024, 1, 1, 0, 5, tzinfo=UTC)
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            {
+                "phase": "Running",
+                "podIP": "10.244.0.5",
+                "podIPs": [{"ip": "10.244.0.5"}],
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "containerStatuses": [{"name": "app", "restartCount": 1}],
+            },
+            [],
+        ),
+        ({"phase": "Sleeping"}, [("status.phase", "FieldValueNotSupported")]),
+        (
+            {"conditions": [{"type": "Ready", "status": "Maybe"}]},
+            [("status.conditions[0].status", "FieldValueNotSupported")],
+        ),
+        ({"podIP": "10.244.0.999"}, [("status.podIP", "FieldValueInvalid")]),
+        (
+            {"podIP": "10.244.0.5", "podIPs": [{"ip": "10.244.0.6"}]},
+            [("status.podIPs[0].ip", "FieldValueInvalid")],
+        ),
+        (
+            {"containerStatuses": [{"name": "ghost"}]},
+            [("status.containerStatuses[0].name", "FieldValueNotFound")],
+        ),
+        (
+            {"containerStatuses": [{"name": "app", "restartCount": -1}]},
+            [("status.containerStatuses[0].restartCount", "FieldValueInvalid")],
+        ),
+    ],
+)
+def test_status_errors(status: dict[str, Any], expected: list[tuple[str, str]]) -> None:
+    pod = make_pod().container().status(**status).defaulted()
+    assert errors(pod) == expected
+
+
+def test_terminal_phase_is_final() -> None:
+    old = make_pod().container().status(phase="Succeeded").defaulted()
+    new = copy.deepcopy(old)
+    new["status"]["phase"] = "Running"
+    assert [(e.field, e.type) for e in validate_update(new, old)] == [
+        ("status.phase", "FieldValueForbidden")
+    ]
+    running = make_pod().container().status(phase="Running").defaulted()
+    done = copy.deepcopy(running)
+    done["status"]["phase"] = "Failed"
+    assert validate_update(done, running) == []

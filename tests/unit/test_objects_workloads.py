@@ -208,3 +208,30 @@ def test_scale_view() -> None:
     assert validate_scale({"spec": {"replicas": 5}}) == []
     apply_scale(obj, {"spec": {"replicas": 5}})
     assert obj["spec"]["replicas"] == 5
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"replicas": 3, "readyReplicas": 2, "availableReplicas": 2, "updatedReplicas": 3}, []),
+        ({"replicas": -1}, [("status.replicas", "FieldValueInvalid")]),
+        ({"replicas": 1, "readyReplicas": 2}, [("status.readyReplicas", "FieldValueInvalid")]),
+        (
+            {"replicas": 3, "readyReplicas": 1, "availableReplicas": 2},
+            [("status.availableReplicas", "FieldValueInvalid")],
+        ),
+        ({"replicas": 1, "updatedReplicas": 2}, [("status.updatedReplicas", "FieldValueInvalid")]),
+    ],
+)
+@pytest.mark.parametrize("make", [make_deployment, make_replicaset])
+def test_status_counts(make: Any, status: dict[str, Any], expected: list[Any]) -> None:
+    obj = defaulted(make())
+    obj["status"] = status
+    assert errors(obj) == expected
+
+
+def test_status_count_message() -> None:
+    obj = defaulted(make_replicaset())
+    obj["status"] = {"replicas": 1, "readyReplicas": 2}
+    [err] = replicaset.validate(obj)
+    assert err.message == "Invalid value: 2: cannot be greater than status.replicas"

@@ -26,6 +26,7 @@ from dockyard.objects.workload import (
     is_zero,
     validate_selector_update,
     validate_workload_spec,
+    validate_workload_status,
 )
 
 Obj = dict[str, Any]
@@ -56,6 +57,7 @@ def validate(deployment: Obj) -> list[FieldError]:
     errs = validate_metadata(deployment, namespaced=True)
     spec = deployment.get("spec")
     errs += validate_workload_spec(spec, "deployment")
+    errs += validate_workload_status(deployment.get("status"))
     if not isinstance(spec, dict):
         return errs
     errs += _validate_strategy(spec.get("strategy"))

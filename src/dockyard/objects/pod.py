@@ -17,6 +17,7 @@ before it)) + overhead, cpu in millicores and everything else in whole units.
 from __future__ import annotations
 
 import copy
+import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -192,7 +193,7 @@ def tolerates(toleration: Obj, taint: Obj) -> bool:
 
 
 def validate(pod: Obj) -> list[FieldError]:
-    """Return every problem with a Pod."""
+    """Return every problem with a Pod (its status included)."""
     errs = validate_metadata(pod, namespaced=True)
     spec = pod.get("spec")
     if not isinstance(spec, dict):
@@ -200,7 +201,77 @@ def validate(pod: Obj) -> list[FieldError]:
             *errs,
             required("spec") if spec is None else type_invalid("spec", spec, "must be an object"),
         ]
-    return errs + validate_pod_spec(spec, "spec")
+    errs += validate_pod_spec(spec, "spec")
+    status = pod.get("status")
+    if status is not None:
+        errs += _validate_status(status, spec)
+    return errs
+
+
+POD_PHASES = ("Failed", "Pending", "Running", "Succeeded", "Unknown")
+CONDITION_STATUSES = ("False", "True", "Unknown")
+
+
+def _validate_status(status: Any, spec: Obj) -> list[FieldError]:
+    if not isinstance(status, dict):
+        return [type_invalid("status", status, "must be an object")]
+    errs: list[FieldError] = []
+    phase = status.get("phase")
+    if phase is not None and phase not in POD_PHASES:
+        errs.append(not_supported("status.phase", phase, POD_PHASES))
+    for i, condition in enumerate(as_list(status, "conditions", "status.conditions", errs)):
+        field = f"status.conditions[{i}]"
+        if not isinstance(condition, dict) or not condition.get("type"):
+            errs.append(required(f"{field}.type"))
+        elif condition.get("status") not in CONDITION_STATUSES:
+            errs.append(
+                not_supported(f"{field}.status", condition.get("status"), CONDITION_STATUSES)
+            )
+    errs += _validate_pod_ips(status)
+    nominated = status.get("nominatedNodeName")
+    if nominated:
+        errs += check("status.nominatedNodeName", nominated, dns1123_subdomain)
+    for key, spec_key in (
+        ("containerStatuses", "containers"),
+        ("initContainerStatuses", "initContainers"),
+    ):
+        names = {c.get("name") for c in _dicts(spec.get(spec_key))}
+        for i, cs in enumerate(as_list(status, key, f"status.{key}", errs)):
+            field = f"status.{key}[{i}]"
+            if not isinstance(cs, dict):
+                errs.append(type_invalid(field, cs, "must be an object"))
+                continue
+            if cs.get("name") not in names:
+                errs.append(not_found(f"{field}.name", cs.get("name")))
+            non_negative(f"{field}.restartCount", cs.get("restartCount"), errs)
+    return errs
+
+
+def _validate_pod_ips(status: Obj) -> list[FieldError]:
+    errs: list[FieldError] = []
+    ips = [
+        p.get("ip") if isinstance(p, dict) else p
+        for p in as_list(status, "podIPs", "status.podIPs", errs)
+    ]
+    for i, ip in enumerate(ips):
+        if not _is_ip(ip):
+            errs.append(invalid(f"status.podIPs[{i}].ip", ip, "must be a valid IP address"))
+        elif ip in ips[:i]:
+            errs.append(duplicate(f"status.podIPs[{i}].ip", ip))
+    pod_ip = status.get("podIP")
+    if pod_ip and not _is_ip(pod_ip):
+        errs.append(invalid("status.podIP", pod_ip, "must be a valid IP address"))
+    elif pod_ip and ips and ips[0] != pod_ip:
+        errs.append(invalid("status.podIPs[0].ip", ips[0], "must be equal to status.podIP"))
+    return errs
+
+
+def _is_ip(value: Any) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_pod_spec(spec: Obj, path: str) -> list[FieldError]:
@@ -584,6 +655,14 @@ _UPDATE_FORBIDDEN = (
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
     """Return what an update may not do to a Pod: only images, deadline, tolerations may change."""
     errs = validate_metadata_update(new, old)
+    if is_terminal(old) and pod_phase(new) != pod_phase(old):
+        errs.append(
+            forbidden(
+                "status.phase",
+                f"a {pod_phase(old)} pod may not become "
+                f"{pod_phase(new)}: terminal phases are final",
+            )
+        )
     new_spec, old_spec = new.get("spec"), old.get("spec")
     if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
         return errs

@@ -13,6 +13,7 @@ from dockyard.objects.workload import (
     apply_template_defaults,
     validate_selector_update,
     validate_workload_spec,
+    validate_workload_status,
 )
 
 Obj = dict[str, Any]
@@ -28,7 +29,8 @@ def apply_defaults(replicaset: Obj) -> None:
 def validate(replicaset: Obj) -> list[FieldError]:
     """Return every problem with a ReplicaSet."""
     errs = validate_metadata(replicaset, namespaced=True)
-    return errs + validate_workload_spec(replicaset.get("spec"), "replicaset")
+    errs += validate_workload_spec(replicaset.get("spec"), "replicaset")
+    return errs + validate_workload_status(replicaset.get("status"))
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:

@@ -140,3 +140,42 @@ def scaled_value(value: Any, total: int, *, round_up: bool) -> int:
         numerator = int(value[:-1]) * total
         return -(-numerator // 100) if round_up else numerator // 100
     return 0
+
+
+_STATUS_COUNTS = (
+    "replicas",
+    "updatedReplicas",
+    "readyReplicas",
+    "availableReplicas",
+    "unavailableReplicas",
+    "fullyLabeledReplicas",
+    "observedGeneration",
+    "collisionCount",
+    "terminatingReplicas",
+)
+
+
+def validate_workload_status(status: Any) -> list[FieldError]:
+    """Return the problems with a Deployment or ReplicaSet status (counts that cannot be)."""
+    if status is None:
+        return []
+    if not isinstance(status, dict):
+        return [type_invalid("status", status, "must be an object")]
+    errs: list[FieldError] = []
+    for key in _STATUS_COUNTS:
+        non_negative(f"status.{key}", status.get(key), errs)
+    if errs:
+        return errs
+    counts = {k: status.get(k) or 0 for k in _STATUS_COUNTS}
+    for key, limit in (
+        ("readyReplicas", "replicas"),
+        ("availableReplicas", "replicas"),
+        ("availableReplicas", "readyReplicas"),
+        ("updatedReplicas", "replicas"),
+        ("fullyLabeledReplicas", "replicas"),
+    ):
+        if key in status and counts[key] > counts[limit]:
+            errs.append(
+                invalid(f"status.{key}", counts[key], f"cannot be greater than status.{limit}")
+            )
+    return errs
