@@ -374,3 +374,14 @@ def test_items_of_other_managers_keep_their_place() -> None:
     obj = ssa(obj, injected, manager="injector")  # live order: a, x
     obj = ssa(obj, named("a", "c"))
     assert [c["name"] for c in containers(obj)] == ["a", "x", "c"]
+
+
+def test_empty_map_then_filled_map_keeps_the_new_content() -> None:
+    # `resources: {}` is owned as a leaf; applying content below it must not delete it.
+    empty = named("a")
+    containers(empty)[0]["resources"] = {}
+    obj = ssa(None, empty)
+    filled = named("a")
+    containers(filled)[0]["resources"] = {"limits": {"cpu": "1"}}
+    obj = ssa(obj, filled)
+    assert containers(obj)[0]["resources"] == {"limits": {"cpu": "1"}}

@@ -110,7 +110,8 @@ def server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], *
     result = _merge(json_copy(current), config, schema)
     others = set().union(*(e.fields for e in entries if e.ident != (manager, "Apply", "")))
     stale = (previous.fields if previous else set()) - applied_set
-    _remove_paths(result, sorted(stale, key=len), others, schema)
+    # A stale path stays when a path at or below it is still wanted, by anyone.
+    _remove_paths(result, sorted(stale, key=len), others | applied_set, schema)
     if previous is None:
         entries.append(_Entry(manager, "Apply", api_version, now, applied_set))
     else:

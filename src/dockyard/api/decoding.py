@@ -10,9 +10,10 @@ Invariants and safety rules:
 - YAML is loaded with PyYAML's safe composer only, then converted by our own walk that
   refuses what JSON cannot say (`!!binary`, `!!set`, other tags, NaN/infinity, complex keys)
   and keeps timestamps as the strings written;
-- YAML aliases are counted before anything is built: a document whose aliases would add
-  more than MAX_ALIAS_NODES nodes (a "billion laughs" bomb) or that refers to itself is
-  refused, so decoding time and memory stay bounded by the body size;
+- YAML aliases are counted before anything is built (and expanded under a budget while
+  building): a document whose aliases would add more than MAX_ALIAS_NODES nodes (a
+  "billion laughs" bomb) or that refers to itself is refused, so decoding time and memory
+  stay bounded by the body size;
 - duplicate fields are kept last-wins, as Kubernetes does with fieldValidation=Ignore;
   strict=True (fieldValidation=Strict) makes them a DecodeError naming the field path, and
   find_duplicate_fields() lists them for fieldValidation=Warn;
@@ -217,9 +218,13 @@ def _decode_yaml(text: str) -> tuple[Any, list[str]]:
     if root is None or (isinstance(root, yaml.ScalarNode) and root.value == ""
                         and root.tag == _TAG + "null"):
         raise DecodeError(400, "the request body is an empty YAML document: send the object")
-    _check_aliases(root)
+    if "*" in text:
+        _check_aliases(root)  # a document without "*" has no alias to expand
     duplicates: list[str] = []
-    return _YamlConverter(duplicates).value(root, ""), duplicates
+    # Every distinct node takes at least one character of text, so visits beyond
+    # len(text) come from aliases.
+    converter = _YamlConverter(duplicates, budget=len(text) + MAX_ALIAS_NODES)
+    return converter.value(root, ""), duplicates
 
 
 def _compose_single(text: str) -> yaml.Node | None:
@@ -297,20 +302,32 @@ def _children(node: yaml.Node) -> Iterator[yaml.Node]:
 class _YamlConverter:
     """Build JSON-compatible values from composed YAML nodes."""
 
-    def __init__(self, duplicates: list[str]) -> None:
+    def __init__(self, duplicates: list[str], budget: int) -> None:
         self.duplicates = duplicates
+        self.budget = budget
+        self.open: set[int] = set()  # the collections being built: an alias back is a cycle
         self.constructor = yaml.SafeLoader("")
 
     def value(self, node: yaml.Node, path: str) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise DecodeError(400, f"the YAML document's aliases expand to more than "
+                                   f"{MAX_ALIAS_NODES} extra nodes (near {_mark(node)}); "
+                                   f"refusing it")
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
-                raise self.unsupported(node, path)
-            return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
-        if isinstance(node, yaml.MappingNode):
-            return self.mapping(node, path)
-        raise self.unsupported(node, path)
+        if id(node) in self.open:
+            raise DecodeError(400, f"the YAML document refers to itself through an alias "
+                                   f"at {_mark(node)}")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode) and node.tag == _TAG + "seq":
+                return [self.value(item, f"{path}[{i}]") for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.MappingNode):
+                return self.mapping(node, path)
+            raise self.unsupported(node, path)
+        finally:
+            self.open.discard(id(node))
 
     def mapping(self, node: yaml.MappingNode, path: str) -> dict[str, Any]:
         if node.tag != _TAG + "map":
