@@ -385,3 +385,17 @@ def test_empty_map_then_filled_map_keeps_the_new_content() -> None:
     containers(filled)[0]["resources"] = {"limits": {"cpu": "1"}}
     obj = ssa(obj, filled)
     assert containers(obj)[0]["resources"] == {"limits": {"cpu": "1"}}
+
+
+def test_deeply_nested_objects_are_400_not_a_crash() -> None:
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(3000):
+        node["a"] = {}
+        node = node["a"]
+    node["b"] = 1
+    for call in (lambda: ssa(None, {"apiVersion": V, "kind": "Deployment", "spec": deep}),
+                 lambda: update(None, {"apiVersion": V, "kind": "Deployment", "spec": deep}, "m")):
+        with pytest.raises(PatchError) as err:
+            call()
+        assert err.value.status == 400

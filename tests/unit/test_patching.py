@@ -169,3 +169,11 @@ def test_no_patch_type_mutates_its_input(content_type: str) -> None:
     assert out["spec"]["template"]["metadata"]["labels"] == {"app": "x"}
     out["spec"]["template"]["spec"]["containers"][0]["image"] = "changed"
     assert obj == DEPLOY
+
+
+def test_deeply_nested_patch_is_400() -> None:
+    deep = b'{"a":' * 5000 + b"1" + b"}" * 5000
+    for content_type in (MERGE_PATCH, STRATEGIC_MERGE_PATCH):
+        with pytest.raises(PatchError) as err:
+            patch(deep, content_type)
+        assert err.value.status == 400

@@ -89,6 +89,15 @@ class _Entry:
 def server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], *, manager: str,
                       force: bool, kind: str, api_version: str, now: str) -> dict[str, Any]:
     """Return current with the applied configuration merged in and ownership recorded."""
+    try:
+        return _server_side_apply(current, applied, manager, force, kind, api_version, now)
+    except RecursionError:
+        raise PatchError(400, "BadRequest", "the applied configuration or the object is "
+                                            "nested too deeply") from None
+
+
+def _server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], manager: str,
+                       force: bool, kind: str, api_version: str, now: str) -> dict[str, Any]:
     if not manager:
         raise PatchError(400, "BadRequest", "fieldManager is required for apply requests")
     schema = schema_for(kind)
@@ -285,6 +294,14 @@ def _delete(obj: Any, path: Path, schema: FieldSchema) -> None:
 def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manager: str,
                   api_version: str, now: str) -> dict[str, Any]:
     """Return after with managedFields recording a non-apply write by manager."""
+    try:
+        return _record_update(before, after, manager, api_version, now)
+    except RecursionError:
+        raise PatchError(400, "BadRequest", "the object is nested too deeply") from None
+
+
+def _record_update(before: dict[str, Any] | None, after: dict[str, Any], manager: str,
+                   api_version: str, now: str) -> dict[str, Any]:
     result = json_copy(after)
     kind = str(after.get("kind") or (before or {}).get("kind") or "")
     schema = schema_for(kind)

@@ -52,21 +52,25 @@ def apply_patch(obj: dict[str, Any], patch_body: bytes, content_type: str,
             f"include: {', '.join(PATCH_TYPES)}, application/apply-patch+yaml "
             f"(got {content_type!r})",
         )
-    patch = _parse_json(patch_body, media_type)
-    if media_type == JSON_PATCH:
-        result = _json_patch(obj, patch)
-    else:
-        if not isinstance(patch, dict):
-            raise PatchError(400, "BadRequest",
-                             f"{media_type} body must be a JSON object, got "
-                             f"{type(patch).__name__}")
-        if media_type == MERGE_PATCH:
-            result = merge_patch(json_copy(obj), patch)
-        else:
-            result = strategic_merge(obj, patch, schema_for(kind))
+    try:
+        result = _apply(obj, _parse_json(patch_body, media_type), media_type, kind)
+    except RecursionError:
+        raise PatchError(400, "BadRequest", "the patch or the object is nested too deeply"
+                         ) from None
     if not isinstance(result, dict):
         raise PatchError(422, "Invalid", "the patched object is not a JSON object")
     return result
+
+
+def _apply(obj: dict[str, Any], patch: Any, media_type: str, kind: str) -> Any:
+    if media_type == JSON_PATCH:
+        return _json_patch(obj, patch)
+    if not isinstance(patch, dict):
+        raise PatchError(400, "BadRequest",
+                         f"{media_type} body must be a JSON object, got {type(patch).__name__}")
+    if media_type == MERGE_PATCH:
+        return merge_patch(json_copy(obj), patch)
+    return strategic_merge(obj, patch, schema_for(kind))
 
 
 def _parse_json(body: bytes, media_type: str) -> Any:
