@@ -280,3 +280,14 @@ def test_not_a_tar_is_refused(dest: Path) -> None:
     with pytest.raises(LayerError):
         extract(b"this is not a tar archive at all" * 40, dest)
     assert not dest.exists()
+
+
+def test_directory_replaced_by_symlink_redirects_later_entries(dest: Path) -> None:
+    layer = tar_bytes(
+        directory("a"), file("a/x", b"1"), directory("b"),
+        symlink("a", "b"), file("a/y", b"2"),
+    )
+    extract(layer, dest)
+    assert (dest / "a").is_symlink()
+    assert (dest / "b" / "y").read_bytes() == b"2"
+    assert not (dest / "b" / "x").exists()

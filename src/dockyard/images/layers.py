@@ -50,6 +50,7 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 MAX_SYMLINKS = 40
+DIR_CACHE_SIZE = 256
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -244,9 +245,19 @@ class _Extractor:
         self.skipped: list[str] = []
         self.dir_times: list[tuple[list[str], int]] = []
         self.as_root = os.geteuid() == 0
+        # Resolved parent dirs by path. An fd always names a real directory inside the root,
+        # so a stale entry could only misplace files, never leak them; the cache is dropped
+        # whenever anything is removed, the one way a resolved path can change meaning.
+        self._dirs: dict[tuple[str, ...], int] = {}
 
     def close(self) -> None:
+        self._forget_dirs()
         os.close(self.root_fd)
+
+    def _forget_dirs(self) -> None:
+        for fd in self._dirs.values():
+            os.close(fd)
+        self._dirs.clear()
 
     def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         """Apply one tar member under the root."""
@@ -309,6 +320,15 @@ class _Extractor:
 
     def _open_dir(self, parts: list[str], entry: str) -> int:
         """Open the directory `parts` under the root as if chrooted, creating missing dirs."""
+        key = tuple(parts)
+        cached = self._dirs.get(key)
+        if cached is None:
+            if len(self._dirs) >= DIR_CACHE_SIZE:
+                self._forget_dirs()
+            cached = self._dirs[key] = self._resolve_dir(parts, entry)
+        return os.dup(cached)
+
+    def _resolve_dir(self, parts: list[str], entry: str) -> int:
         fds = [os.dup(self.root_fd)]
         pending = list(parts)
         links = 0
@@ -365,6 +385,7 @@ class _Extractor:
             shutil.rmtree(base, dir_fd=parent)
         else:
             os.unlink(base, dir_fd=parent)
+        self._forget_dirs()
         return False
 
     def _make_dir(self, member: tarfile.TarInfo, parent: int, parts: list[str]) -> None:
