@@ -1,8 +1,9 @@
-"""Informers against a real `dockyard server`: sync, add/update/delete, surviving a restart."""
+"""Informers against a real `dockyard server`: sync, add/update/delete, surviving a crash."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -101,7 +102,8 @@ async def test_informer_recovers_after_server_restart(tmp_path: Path) -> None:
             await informer.start()
             try:
                 assert await informer.wait_for_sync(15)
-                server.stop()
+                # A crash (SIGKILL) and restart on the same port and data dir: the harsher case.
+                server.stop(signal.SIGKILL)
                 await asyncio.sleep(1.5)  # the informer's watch fails and it backs off
                 server = start_server(data_dir, port=port)
                 await cms.patch("keep", {"data": {"v": "after-restart"}})

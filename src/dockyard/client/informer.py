@@ -244,7 +244,7 @@ class Informer:
                 raise
             except Exception as e:
                 delay = self.backoff.next()
-                log.warning("informer %s: %s; retrying in %.0fs", self.name, e, delay)
+                log.warning("informer %s: %s; retrying in %.1fs", self.name, e, delay)
                 await asyncio.sleep(delay)
 
     async def _relist(self) -> None:
