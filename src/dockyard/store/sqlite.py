@@ -34,12 +34,10 @@ A watch from the current revision skips the replay. A watcher that falls more th
 ``WATCH_QUEUE_LIMIT`` (10,000) events behind is ended with ``WatchTooSlowError``. Consumers that
 stop early should close the iterator (``contextlib.aclosing``) so it unsubscribes at once.
 
-Compaction: every min(history_seconds / 2, 10 s) a timer notes (time, revision) and compacts to
-the newest note older than ``history_seconds``, so history covers between history_seconds and
-history_seconds plus one interval. After a restart the notes start again (history is kept longer,
-never shorter). ``watch`` accepts any R at or above the compacted revision; below it raises
-``CompactedError`` whose ``oldest`` is the compacted revision, the lowest R still accepted (R=0
-on a compacted store is refused too: "from now" is ``current_revision()``).
+Compaction: a timer compacts to the revision that was current ``history_seconds`` ago (see
+``history.HistoryClock``). ``watch`` accepts any R at or above the compacted revision; below it
+raises ``CompactedError`` whose ``oldest`` is the compacted revision, the lowest R still accepted
+(R=0 on a compacted store is refused too: "from now" is ``current_revision()``).
 
 Keys are plain strings; ``list`` and ``watch`` match by string prefix, so callers pass a prefix
 ending in "/" ("/registry/pods/default/") to keep "/registry/pods/default2/..." out.
@@ -57,8 +55,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -73,6 +69,7 @@ from dockyard.store.base import (
     WatchEvent,
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
+from dockyard.store.history import HistoryClock
 from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
@@ -231,8 +228,7 @@ class SQLiteStore:
         self._hub = Broadcaster(WATCH_QUEUE_LIMIT)
         self._closed = False
         self._readers = Readers(self._reader_conn, READ_THREADS, self._loop)
-        # (monotonic time, revision) samples: compaction keeps history_seconds of them.
-        self._samples: deque[tuple[float, int]] = deque([(time.monotonic(), writer.revision)])
+        self._clock = HistoryClock(history_seconds, writer.revision)
         writer.deliver = self._deliver
         writer.start()
         self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-store-compact")
@@ -246,8 +242,6 @@ class SQLiteStore:
         synchronous: Literal["FULL", "NORMAL"] = "NORMAL",
     ) -> SQLiteStore:
         """Open (creating if needed) the store file at path; one process may hold it at a time."""
-        if history_seconds <= 0:
-            raise ValueError(f"history_seconds must be positive, not {history_seconds}")
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         path = Path(path)
@@ -433,14 +427,9 @@ class SQLiteStore:
     # -- compaction and shutdown ---------------------------------------------------------------
 
     async def _maintain(self) -> None:
-        interval = min(self.history_seconds / 2, 10.0)
         while True:
-            await asyncio.sleep(interval)
-            now = time.monotonic()
-            self._samples.append((now, self._writer.revision))
-            target = 0
-            while self._samples and self._samples[0][0] <= now - self.history_seconds:
-                target = self._samples.popleft()[1]
+            await asyncio.sleep(self._clock.interval)
+            target = self._clock.note(self._writer.revision)
             if target > self._writer.compacted:
                 try:
                     await self.compact(target)
