@@ -177,3 +177,11 @@ def test_deeply_nested_patch_is_400() -> None:
         with pytest.raises(PatchError) as err:
             patch(deep, content_type)
         assert err.value.status == 400
+
+
+def test_failed_test_op_names_the_operation_and_values() -> None:
+    with pytest.raises(PatchError) as err:
+        patch([{"op": "replace", "path": "/spec/replicas", "value": 4},
+               {"op": "test", "path": "/spec/replicas", "value": 9}], JSON_PATCH)
+    assert str(err.value) == ("json patch operation 1 (test '/spec/replicas') failed: "
+                              "the value is 4, not 9")

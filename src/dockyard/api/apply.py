@@ -187,10 +187,8 @@ def _conflict_error(conflicts: list[tuple[_Entry, Path]]) -> PatchError:
             parts.append(f"conflict with {who}: {paths[0]}")
         else:
             parts.append(f"conflicts with {who}:\n" + "\n".join(f"- {p}" for p in paths))
-    message = (f"Apply failed with {count} {noun}: " + "\n".join(parts)
-               + "\nTo take ownership, apply again with force=true "
-                 "(kubectl apply --server-side --force-conflicts), or leave these fields out "
-                 "of the configuration.")
+    # Kubernetes' exact wording: kubectl appends its own advice (--force-conflicts).
+    message = f"Apply failed with {count} {noun}: " + "\n".join(parts)
     return PatchError(409, "Conflict", message, causes)
 
 

@@ -87,20 +87,36 @@ def _parse_json(body: bytes, media_type: str) -> Any:
 
 
 def _json_patch(obj: dict[str, Any], patch: Any) -> Any:
-    """Apply an RFC 6902 patch document (a list of operations)."""
+    """Apply an RFC 6902 patch document (a list of operations), naming the failing one."""
     if not isinstance(patch, list):
         raise PatchError(400, "BadRequest",
                          "application/json-patch+json body must be a JSON array of operations, "
                          f"got {type(patch).__name__}")
     try:
-        ops = jsonpatch.JsonPatch(patch)
-        return ops.apply(json_copy(obj), in_place=True)
-    except jsonpatch.JsonPatchTestFailed as exc:
-        raise PatchError(422, "Invalid", f"json patch test operation failed: {exc}") from exc
-    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:
-        raise PatchError(422, "Invalid", f"json patch cannot apply: {exc}") from exc
+        # One JsonPatch per operation (the constructor checks each) to name the one that fails.
+        ops = [jsonpatch.JsonPatch([op]) for op in patch]
     except (jsonpatch.InvalidJsonPatch, TypeError, KeyError, AttributeError) as exc:
         raise PatchError(400, "BadRequest", f"malformed json patch: {exc}") from exc
+    doc: Any = json_copy(obj)
+    for index, op in enumerate(ops):
+        doc = _json_patch_op(doc, op, index)
+    return doc
+
+
+def _json_patch_op(doc: Any, op: jsonpatch.JsonPatch, index: int) -> Any:
+    spec = op.patch[0]
+    where = f"operation {index} ({spec.get('op')} {spec.get('path')!r})"
+    try:
+        return op.apply(doc, in_place=True)
+    except jsonpatch.JsonPatchTestFailed:
+        found = jsonpatch.JsonPointer(spec["path"]).resolve(doc, None)
+        raise PatchError(422, "Invalid",
+                         f"json patch {where} failed: the value is {json.dumps(found)}, not "
+                         f"{json.dumps(spec.get('value'))}") from None
+    except (jsonpatch.JsonPatchConflict, jsonpatch.JsonPointerException) as exc:
+        raise PatchError(422, "Invalid", f"json patch {where} cannot apply: {exc}") from None
+    except (jsonpatch.InvalidJsonPatch, TypeError, KeyError, AttributeError) as exc:
+        raise PatchError(400, "BadRequest", f"malformed json patch {where}: {exc}") from None
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
