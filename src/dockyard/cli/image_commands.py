@@ -84,7 +84,7 @@ def bootstrap(
 
 def _progress(update: Callable[[str], None]) -> Callable[[str], None]:
     def show(line: str) -> None:
-        typer.echo(f"[dim]{line}[/dim]")
+        typer.secho(line, dim=True)
         update(line[:80])
 
     return show
