@@ -207,7 +207,11 @@ async def main() -> None:
             await bench_live(Path(tmp) / "data" / "kubeconfig", args.objects, args.concurrency)
         finally:
             os.kill(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 if __name__ == "__main__":
