@@ -301,6 +301,17 @@ def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manag
 def _record_update(before: dict[str, Any] | None, after: dict[str, Any], manager: str,
                    api_version: str, now: str) -> dict[str, Any]:
     result = json_copy(after)
+    if before is not None and _tracked_view(before) == _tracked_view(after):
+        # Nothing tracked changed (a status write, say): keep the old entries as they were.
+        managed = before.get("metadata", {}).get("managedFields")
+        if "managedFields" in after.get("metadata", {}):
+            managed = after["metadata"]["managedFields"]
+        meta = result.setdefault("metadata", {})
+        if managed:
+            meta["managedFields"] = json_copy(managed)
+        else:
+            meta.pop("managedFields", None)
+        return result
     kind = str(after.get("kind") or (before or {}).get("kind") or "")
     schema = schema_for(kind)
     source = before
@@ -331,6 +342,15 @@ def _record_update(before: dict[str, Any] | None, after: dict[str, Any], manager
             mine.time, mine.api_version = now, api_version
     _write_managed(result, entries)
     return result
+
+
+def _tracked_view(obj: dict[str, Any]) -> dict[str, Any]:
+    """Return the tracked part of an object, shallowly (for a fast equality check)."""
+    view = {k: v for k, v in obj.items() if k not in _UNTRACKED_ROOT and k != "metadata"}
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        view["metadata"] = {k: v for k, v in meta.items() if k not in _UNTRACKED_META}
+    return view
 
 
 # --- managedFields <-> entries -------------------------------------------------------------
