@@ -16,7 +16,6 @@ before it)) + overhead, cpu in millicores and everything else in whole units.
 
 from __future__ import annotations
 
-import copy
 import ipaddress
 from dataclasses import dataclass
 from datetime import datetime
@@ -666,31 +665,32 @@ def validate_update(new: Obj, old: Obj) -> list[FieldError]:
     new_spec, old_spec = new.get("spec"), old.get("spec")
     if not isinstance(new_spec, dict) or not isinstance(old_spec, dict):
         return errs
-    mutable = copy.deepcopy(old_spec)
-    for key in ("containers", "initContainers"):
-        new_list, old_list = new_spec.get(key) or [], mutable.get(key) or []
-        if isinstance(new_list, list) and len(new_list) == len(old_list):
-            for new_c, old_c in zip(new_list, old_list, strict=True):
-                if isinstance(new_c, dict) and isinstance(old_c, dict) and "image" in new_c:
-                    old_c["image"] = new_c["image"]
-    _copy_key(new_spec, mutable, "activeDeadlineSeconds")
-    old_tolerations = old_spec.get("tolerations") or []
-    new_tolerations = new_spec.get("tolerations") or []
-    if isinstance(new_tolerations, list) and all(t in new_tolerations for t in old_tolerations):
-        _copy_key(new_spec, mutable, "tolerations")
-    if mutable != new_spec:
-        changed = sorted(
-            k for k in set(new_spec) | set(old_spec) if new_spec.get(k) != mutable.get(k)
-        )
+    changed = sorted(
+        k for k in set(new_spec) | set(old_spec) if _spec_key_changed(k, new_spec, old_spec)
+    )
+    if changed:
         errs.append(forbidden("spec", f"{_UPDATE_FORBIDDEN} (changed: {', '.join(changed)})"))
     return errs
 
 
-def _copy_key(source: Obj, target: Obj, key: str) -> None:
-    if key in source:
-        target[key] = source[key]
-    else:
-        target.pop(key, None)
+def _spec_key_changed(key: str, new_spec: Obj, old_spec: Obj) -> bool:
+    """Tell whether an update changes a spec field in a way Kubernetes forbids."""
+    new, old = new_spec.get(key), old_spec.get(key)
+    if new == old or key == "activeDeadlineSeconds":
+        return False
+    if key == "tolerations":
+        return not isinstance(new, list) or any(t not in new for t in old or [])
+    if key in ("containers", "initContainers"):
+        if not isinstance(new, list) or not isinstance(old, list) or len(new) != len(old):
+            return True
+        return any(_without_image(n) != _without_image(o) for n, o in zip(new, old, strict=True))
+    return True
+
+
+def _without_image(container: Any) -> Any:
+    if not isinstance(container, dict):
+        return container
+    return {k: v for k, v in container.items() if k != "image"}
 
 
 # --- status and helpers --------------------------------------------------------------------

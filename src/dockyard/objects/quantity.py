@@ -1,11 +1,13 @@
 """Kubernetes resource quantities ("500m", "128Mi", "1.5", "2e3") parsed exactly.
 
-Values are ``fractions.Fraction`` so arithmetic never rounds; callers convert at the edge
+Values are ``fractions.Fraction`` (immutable, so parsed strings are cached) so arithmetic
+never rounds; callers convert at the edge
 (``cpu_millis`` rounds up as Kubernetes does for milli-values, ``to_int`` rounds up to whole units).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -45,6 +47,12 @@ def parse_quantity(value: str | int | float) -> Fraction:
         return Fraction(str(value))
     if not isinstance(value, str):
         raise QuantityError(f"quantity must be a string or number, not {type(value).__name__}")
+    return _parse_text(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(value: str) -> Fraction:
+    """Parse a quantity string; cached because the same few strings recur in every pod."""
     match = _PATTERN.match(value.strip())
     if match is None or len(value) > 64:
         raise QuantityError(
@@ -66,12 +74,26 @@ def parse_quantity(value: str | int | float) -> Fraction:
 
 def cpu_millis(value: str | int | float) -> int:
     """Return a cpu quantity in millicores, rounded up ("100m" → 100, "1.5" → 1500)."""
+    if isinstance(value, str):
+        return _cpu_millis_text(value)
     return math.ceil(parse_quantity(value) * 1000)
 
 
 def to_int(value: str | int | float) -> int:
     """Return a quantity in whole units, rounded up ("128Mi" → 134217728)."""
+    if isinstance(value, str):
+        return _to_int_text(value)
     return math.ceil(parse_quantity(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _cpu_millis_text(value: str) -> int:
+    return math.ceil(_parse_text(value) * 1000)
+
+
+@functools.lru_cache(maxsize=4096)
+def _to_int_text(value: str) -> int:
+    return math.ceil(_parse_text(value))
 
 
 def format_cpu_millis(millis: int) -> str:
