@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -165,7 +166,7 @@ class BatchSolver:
 
     # --- solve -----------------------------------------------------------------------------
 
-    def solve(self, pods: list[Obj | PodInfo]) -> BatchResult:
+    def solve(self, pods: Sequence[Obj | PodInfo]) -> BatchResult:
         """Return the placement of the batch and its quality; the snapshot is unchanged."""
         start = time.perf_counter()
         infos = [p if isinstance(p, PodInfo) else pod_info(p) for p in pods]
@@ -188,6 +189,17 @@ class BatchSolver:
         elif at_bound:
             method += " (at lower bound: optimal)"
         return self._result(prob, placed, deferred, method, lp, simple, lower, start, notes)
+
+    def bounds(self, pods: list[PodInfo]) -> tuple[float, int]:
+        """Return (LP bound, per-resource bound) on the nodes needed to run all these pods too."""
+        prob = self._problem([pi for pi in pods if not _interdependent(pi)])
+        lp, simple, _ = self._bounds(prob, np.zeros(len(prob.pods), np.int64))
+        extra = [pi for pi in pods if _interdependent(pi)]
+        if extra:  # interdependent pods still need room: count them in the simple bound
+            more = self._problem(extra).items.requests.sum(axis=0)
+            total = prob.requested.sum(axis=0) + prob.items.requests.sum(axis=0) + more
+            simple = max(simple, resource_bound(total, prob.allocatable))
+        return lp, simple
 
     def _heuristic(self, prob: _Problem) -> tuple[Array, str]:
         if self.objective == "spread":
