@@ -20,6 +20,7 @@ from dockyard.client import (
     UnauthorizedError,
     WatchEvent,
     load_kubeconfig,
+    retry_on_conflict,
 )
 from dockyard.client.config import ClientConfig
 from tests.servers import RunningServer
@@ -296,3 +297,35 @@ async def test_no_server_says_how_to_start_one() -> None:
         with pytest.raises(ServerUnreachableError) as e:
             await api.resource("v1", "pods", "default").get("x")
     assert str(e.value).startswith(f"no server at {server} — start one with `dockyard server`")
+
+
+async def test_concurrent_increments_with_retry_on_conflict(api: ApiClient) -> None:
+    cms = api.resource("v1", "configmaps", "default")
+    name = unique("counter")
+    await cms.create(configmap(name, n="0"))
+
+    async def increment() -> None:
+        current = await cms.get(name)  # fresh on every attempt
+        current["data"]["n"] = str(int(current["data"]["n"]) + 1)
+        await cms.update(current)  # 409 when another writer got in between
+
+    try:
+        await asyncio.gather(*(retry_on_conflict(increment, attempts=50) for _ in range(10)))
+        # Compare-and-swap plus retry: no increment is lost to a concurrent writer.
+        assert (await cms.get(name))["data"]["n"] == "10"
+    finally:
+        await cms.delete(name)
+
+
+async def test_delete_collection_by_label(api: ApiClient) -> None:
+    cms = api.resource("v1", "configmaps", "default")
+    suite = unique("dc")
+    for i in range(3):
+        await cms.create(configmap(f"{suite}-{i}", {"suite": suite}))
+    await cms.create(configmap(f"{suite}-other"))
+    try:
+        await cms.delete_collection(label_selector=f"suite={suite}")
+        assert (await cms.list(label_selector=f"suite={suite}")).items == []
+        assert (await cms.get(f"{suite}-other"))["metadata"]["name"] == f"{suite}-other"
+    finally:
+        await cms.delete(f"{suite}-other")

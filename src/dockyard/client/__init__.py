@@ -20,6 +20,7 @@ from dockyard.client.errors import (
 )
 from dockyard.client.events import EventRecorder
 from dockyard.client.informer import Informer, InformerFactory, object_key, split_key
+from dockyard.client.retry import retry_on_conflict
 from dockyard.client.workqueue import RequeueAfter, ShutDown, WorkQueue, run_workers
 
 __all__ = [
@@ -47,6 +48,7 @@ __all__ = [
     "WorkQueue",
     "load_kubeconfig",
     "object_key",
+    "retry_on_conflict",
     "run_workers",
     "split_key",
 ]

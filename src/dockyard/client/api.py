@@ -535,6 +535,20 @@ class ResourceClient:
         result: Obj = await self.api.request("DELETE", self.path(name), body=options)
         return result
 
+    async def delete_collection(
+        self,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        propagation_policy: str | None = None,
+    ) -> Obj:
+        """Delete every object of the collection that matches the selectors."""
+        options: Obj = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy is not None:
+            options["propagationPolicy"] = propagation_policy
+        params = {"labelSelector": label_selector, "fieldSelector": field_selector}
+        result: Obj = await self.api.request("DELETE", self.path(), params=params, body=options)
+        return result
+
     def watch(
         self,
         resource_version: str | None = None,
