@@ -291,3 +291,10 @@ def test_directory_replaced_by_symlink_redirects_later_entries(dest: Path) -> No
     assert (dest / "a").is_symlink()
     assert (dest / "b" / "y").read_bytes() == b"2"
     assert not (dest / "b" / "x").exists()
+
+
+def test_failing_system_call_names_the_entry(dest: Path) -> None:
+    too_long = "x" * 300  # NAME_MAX is 255
+    with pytest.raises(LayerError, match="layer entry 'xxx.*File name too long"):
+        extract(tar_bytes(file(too_long)), dest)
+    assert not dest.exists()

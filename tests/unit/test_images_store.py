@@ -259,3 +259,15 @@ def test_store_sees_other_instances_writes(store: ImageStore) -> None:
     assert [image_summary(i) for i in store.list_images()] == [
         {"ref": "docker.io/library/from-cli:latest", "layers": 1}
     ]
+
+
+def test_add_image_refuses_wrong_layer_size(store: ImageStore) -> None:
+    layer = store.put_layer(gzip.compress(tar_bytes(file("a"))))
+    wrong = LayerDescriptor(layer.digest, layer.diff_id, layer.size + 1, layer.media_type)
+    with pytest.raises(ImageStoreError, match="manifest says"):
+        store.create_image("bad", {"os": "linux"}, [wrong])
+
+
+def test_add_image_refuses_non_linux_images(store: ImageStore) -> None:
+    with pytest.raises(ImageStoreError, match="only linux images"):
+        store.create_image("win", {"os": "windows"}, [])

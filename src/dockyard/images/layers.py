@@ -260,7 +260,15 @@ class _Extractor:
         self._dirs.clear()
 
     def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        """Apply one tar member under the root."""
+        """Apply one tar member under the root; a failing system call names the entry."""
+        try:
+            self._add(tar, member)
+        except OSError as e:
+            if isinstance(e, LayerError | tarfile.TarError):
+                raise
+            raise LayerError(f"layer entry {member.name!r}: {e.strerror or e}") from e
+
+    def _add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         self.entries += 1
         if self.entries > self.limits.max_entries:
             raise DecompressionBombError(

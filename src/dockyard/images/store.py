@@ -278,6 +278,8 @@ class ImageStore:
         manifest_doc = _load_json(manifest_bytes, "manifest")
         config_doc = _load_json(config_bytes, "image config")
         layer_descs = _check_manifest(manifest_doc, config_bytes)
+        if config_doc.get("os", "linux") != "linux":
+            raise ImageStoreError(f"image is for {config_doc['os']}; only linux images run here")
         for desc, blob in zip(layer_descs, layers, strict=False):
             self.put_blob(blob, desc["digest"])
         descriptors = self._check_layers(layer_descs, config_doc)
@@ -333,6 +335,11 @@ class ImageStore:
             digest = desc["digest"]
             if not self.has_blob(digest):
                 raise ImageStoreError(f"layer blob {digest} is missing; add it first")
+            stored = self.blob_path(digest).stat().st_size
+            if stored != int(desc.get("size", -1)):
+                raise ImageStoreError(
+                    f"layer {digest}: manifest says {desc.get('size')} bytes, blob has {stored}"
+                )
             actual = self.diff_id(digest)
             if actual != expected:
                 raise ImageStoreError(
