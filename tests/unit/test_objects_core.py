@@ -404,3 +404,11 @@ def test_priority_value_is_fixed() -> None:
     new = copy.deepcopy(old)
     new["value"] = 11
     assert [e.field for e in priorityclass.validate_update(new, old)] == ["value"]
+
+
+def test_hpa_names_need_only_be_path_segments() -> None:
+    spec = {"scaleTargetRef": TARGET, "maxReplicas": 2}
+    assert errors(obj("HorizontalPodAutoscaler", "My_HPA", spec=spec)) == []
+    assert errors(obj("HorizontalPodAutoscaler", "a/b", spec=spec)) == [
+        ("metadata.name", "FieldValueInvalid")
+    ]

@@ -6,7 +6,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from dockyard.objects.meta import format_time, human_duration, labels, parse_time, since
+from dockyard.objects.meta import (
+    controller_of,
+    format_time,
+    human_duration,
+    is_controlled_by,
+    labels,
+    owner_reference,
+    parse_time,
+    since,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -59,3 +68,21 @@ def test_since_and_labels() -> None:
     assert since(None, now) == "<unknown>"
     assert labels({"metadata": {"labels": {"a": "b"}}}) == {"a": "b"}
     assert labels({}) == {}
+
+
+def test_owner_references() -> None:
+    owner = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r", "uid": "u1"}}
+    ref = owner_reference(owner)
+    assert ref == {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": "r",
+        "uid": "u1",
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+    pod = {"metadata": {"ownerReferences": [{**ref, "controller": False}, ref]}}
+    assert controller_of(pod) == ref
+    assert is_controlled_by(pod, owner)
+    assert not is_controlled_by(pod, {"metadata": {"uid": "u2"}})
+    assert controller_of({"metadata": {}}) is None

@@ -79,7 +79,8 @@ def apply_defaults(hpa: Obj) -> None:
 
 def validate(hpa: Obj) -> list[FieldError]:
     """Return every problem with a HorizontalPodAutoscaler."""
-    errs = validate_metadata(hpa, namespaced=True)
+    # Kubernetes only asks an HPA name to be a valid path segment.
+    errs = validate_metadata(hpa, namespaced=True, name_rule=path_segment)
     spec = hpa.get("spec")
     if not isinstance(spec, dict):
         return [*errs, required("spec")]

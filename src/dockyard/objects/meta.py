@@ -87,3 +87,30 @@ def labels(obj: dict[str, Any]) -> dict[str, str]:
     """Return an object's labels ({} when absent)."""
     value = metadata(obj).get("labels")
     return value if isinstance(value, dict) else {}
+
+
+def owner_reference(owner: dict[str, Any], *, controller: bool = True) -> dict[str, Any]:
+    """Build the ownerReference a controller puts on what it creates (blocking deletion)."""
+    meta = metadata(owner)
+    return {
+        "apiVersion": owner.get("apiVersion", ""),
+        "kind": owner.get("kind", ""),
+        "name": meta.get("name", ""),
+        "uid": meta.get("uid", ""),
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def controller_of(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """Return the ownerReference with controller: true, or None."""
+    for ref in metadata(obj).get("ownerReferences") or []:
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return None
+
+
+def is_controlled_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
+    """Return True if obj's controller reference points at owner (by uid)."""
+    ref = controller_of(obj)
+    return ref is not None and ref.get("uid") == metadata(owner).get("uid")
