@@ -10,6 +10,7 @@ import pytest
 from dockyard.client.api import (
     PATCH_CONTENT_TYPES,
     WatchEvent,
+    _retry_after,
     parse_watch_stream,
     query_params,
     resource_path,
@@ -157,3 +158,25 @@ async def test_watch_stream_rejects_garbage() -> None:
         await collect(parse_watch_stream(chunks(b"<html>\n")))
     with pytest.raises(ValueError, match="without type/object"):
         await collect(parse_watch_stream(chunks(b'{"type":"ADDED"}\n')))
+
+
+class FakeResponse:
+    """Just the status and headers _retry_after reads."""
+
+    def __init__(self, status: int, headers: dict[str, str]) -> None:
+        self.status, self.headers = status, headers
+
+
+@pytest.mark.parametrize(
+    ("status_code", "headers", "expected"),
+    [
+        (429, {"Retry-After": "3"}, 3.0),
+        (429, {}, 1.0),  # throttled without a hint: try again in a second
+        (503, {"Retry-After": "2"}, 2.0),
+        (503, {}, None),  # a plain server error is not "retry later"
+        (409, {"Retry-After": "2"}, None),
+        (429, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, 1.0),
+    ],
+)
+def test_retry_after(status_code: int, headers: dict[str, str], expected: float | None) -> None:
+    assert _retry_after(FakeResponse(status_code, headers)) == expected  # type: ignore[arg-type]

@@ -12,7 +12,8 @@ Invariants:
   ``/apis/group/version``; ``namespace=None`` means cluster-scoped (or all namespaces).
 - Every non-2xx answer raises an ``ApiError`` subclass built from the ``metav1.Status``;
   connection failures raise ``ServerUnreachableError``. Nothing is retried silently except one
-  GET on a keep-alive connection the server had already closed.
+  GET on a keep-alive connection the server had already closed, and answers that say "not
+  processed, retry" (429, or 5xx with Retry-After), up to MAX_THROTTLED times.
 - A watch yields ``WatchEvent(type, object)`` for ADDED/MODIFIED/DELETED, skips BOOKMARKs (but
   records their resourceVersion on ``Watch.resource_version``), and raises ``GoneError`` on a
   410 ``ERROR`` event, so callers re-list.
@@ -23,6 +24,7 @@ Invariants:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
@@ -36,12 +38,14 @@ import orjson
 
 from dockyard import __version__
 from dockyard.client.config import ClientConfig, load_kubeconfig
-from dockyard.client.errors import ServerUnreachableError, error_from_status
+from dockyard.client.errors import ApiError, ServerUnreachableError, error_from_status
 
 log = logging.getLogger(__name__)
 
 Obj = dict[str, Any]
 PatchType = Literal["merge", "strategic", "json", "apply"]
+
+MAX_THROTTLED = 5  # retries of a 429 / Retry-After answer before the error reaches the caller
 
 PATCH_CONTENT_TYPES: dict[str, str] = {
     "merge": "application/merge-patch+json",
@@ -193,7 +197,8 @@ class ApiClient:
         timeout: float | None = None,
     ) -> Any:
         """Send one request; return the decoded JSON (or text) body, raise ApiError on failure."""
-        retry = method.upper() == "GET"
+        reconnect = method.upper() == "GET"
+        throttled = 0
         while True:
             try:
                 async with self._send(method, path, params, body, content_type, accept,
@@ -203,9 +208,16 @@ class ApiClient:
             except aiohttp.ServerDisconnectedError:
                 # A pooled keep-alive connection the server closed (e.g. it restarted): one
                 # fresh attempt is safe for a GET.
-                if not retry:
+                if not reconnect:
                     raise self._unreachable(aiohttp.ServerDisconnectedError()) from None
-                retry = False
+                reconnect = False
+            except ApiError as e:
+                # 429 (and 5xx with Retry-After) means "not processed, come back later", so
+                # even a POST may be sent again, as client-go does (at most MAX_THROTTLED).
+                if e.retry_after is None or throttled >= MAX_THROTTLED:
+                    raise
+                throttled += 1
+                await asyncio.sleep(min(e.retry_after, 10.0))
 
     @asynccontextmanager
     async def stream(
@@ -261,8 +273,10 @@ class ApiClient:
             ) as resp:
                 if resp.status >= 400:
                     raw = await resp.read()
-                    raise error_from_status(resp.status, _try_json(raw),
-                                            raw.decode(errors="replace"))
+                    error = error_from_status(resp.status, _try_json(raw),
+                                              raw.decode(errors="replace"))
+                    error.retry_after = _retry_after(resp)
+                    raise error
                 yield resp
         except aiohttp.ServerDisconnectedError:
             raise
@@ -276,6 +290,18 @@ class ApiClient:
             return ServerUnreachableError(self.config.server, str(e.os_error or e))
         return ServerUnreachableError(self.config.server, str(e) or type(e).__name__,
                                       kind="lost")
+
+
+def _retry_after(resp: aiohttp.ClientResponse) -> float | None:
+    if resp.status != 429 and resp.status < 500:
+        return None
+    value = resp.headers.get("Retry-After")
+    if value is None:
+        return 1.0 if resp.status == 429 else None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return 1.0
 
 
 def _encode_body(body: Any, content_type: str | None) -> tuple[bytes | None, dict[str, str]]:

@@ -29,6 +29,7 @@ class ApiError(Exception):
         self.message = message
         self.details: dict[str, Any] = details or {}
         self.body = body
+        self.retry_after: float | None = None  # seconds, from a 429/5xx Retry-After header
 
     @property
     def causes(self) -> list[dict[str, Any]]:
