@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 MAX_JSON_BLOB = 8 << 20
 GC_GRACE_SECONDS = 600.0
+SMALL_BLOB_CACHE = 4096
 _HEX_PREFIX = re.compile(r"(sha256:)?[0-9a-f]{4,64}")
 
 BlobSource = bytes | IO[bytes] | Path
@@ -133,6 +134,8 @@ class ImageStore:
         self.tmp_dir = self.root / "tmp"
         self.locks_dir = self.root / "locks"
         self.limits = limits
+        # Verified small blobs (manifests, configs) by digest: content-addressed, so never stale.
+        self._small_blobs: dict[str, bytes] = {}
         for d in (self.blobs_dir, self.layers_dir, self.layerdb_dir, self.tmp_dir, self.locks_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._init_layout()
@@ -253,8 +256,14 @@ class ImageStore:
         return data
 
     def _read_json_blob(self, digest: str) -> dict[str, Any]:
+        data = self._small_blobs.get(digest)
+        if data is None:
+            data = self.read_blob(digest)
+            if len(self._small_blobs) >= SMALL_BLOB_CACHE:
+                self._small_blobs.clear()
+            self._small_blobs[digest] = data
         try:
-            value = json.loads(self.read_blob(digest))
+            value = json.loads(data)
         except json.JSONDecodeError as e:
             raise ImageStoreError(f"blob {digest} is not valid JSON: {e}") from e
         if not isinstance(value, dict):
