@@ -26,6 +26,7 @@ from dockyard.client.informer import (
     object_key,
     split_key,
 )
+from dockyard.client.workqueue import WorkQueue
 
 pytestmark = pytest.mark.unit
 
@@ -350,3 +351,29 @@ async def test_stop_ends_tasks_and_keeps_cache(fake: FakeResourceClient) -> None
     fake.put("b")
     await asyncio.sleep(0.02)
     assert inf.keys() == ["default/a"] and inf.has_synced
+
+
+async def test_enqueue_to_puts_keys_of_changed_objects_on_a_queue(
+    fake: FakeResourceClient,
+) -> None:
+    fake.put("a")
+    queue = WorkQueue()
+    inf = Informer(fake)  # type: ignore[arg-type]
+    inf.enqueue_to(queue)
+    await inf.start()
+    try:
+        assert await inf.wait_for_sync(2)
+        assert await queue.get() == "default/a"
+        fake.put("a")  # updated while its key is being processed: queued again after done()
+        fake.put("b")
+        await eventually(lambda: len(queue) == 1)
+        assert await queue.get() == "default/b"
+        queue.done("default/a")
+        fake.remove("b")
+        await eventually(lambda: len(queue) == 1)
+        assert await queue.get() == "default/a"
+        queue.done("default/b")
+        await eventually(lambda: len(queue) == 1)  # the delete of b
+        assert await queue.get() == "default/b"
+    finally:
+        await inf.stop()

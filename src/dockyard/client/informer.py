@@ -32,6 +32,7 @@ from typing import Any
 
 from dockyard.client.api import ApiClient, Obj, ResourceClient, WatchEvent
 from dockyard.client.errors import GoneError
+from dockyard.client.workqueue import WorkQueue
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,13 @@ class Informer:
             snapshot = list(self._cache.values())
             task = asyncio.get_running_loop().create_task(self._replay(on_add, snapshot))
             self._tasks.append(task)
+
+    def enqueue_to(self, queue: WorkQueue, key_func: Callable[[Obj], str] = object_key) -> None:
+        """Register handlers that put the key of every added, updated or deleted object on queue."""
+        def enqueue(*objs: Obj) -> None:
+            queue.add(key_func(objs[-1]))
+
+        self.add_handler(on_add=enqueue, on_update=enqueue, on_delete=enqueue)
 
     async def _replay(self, on_add: Handler, objs: list[Obj]) -> None:
         for obj in objs:
