@@ -23,7 +23,15 @@ from typing import Any
 
 import orjson
 
-from dockyard.client import ApiClient, EventRecorder, WorkQueue, object_key, run_workers
+from dockyard.client import (
+    ApiClient,
+    ConflictError,
+    EventRecorder,
+    RequeueAfter,
+    WorkQueue,
+    object_key,
+    run_workers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +165,7 @@ class Controller:
         self.recorder = recorder
         self.workers = workers
         self.queue = WorkQueue(self.name)
+        self._conflicts: dict[str, int] = {}
 
     def enqueue(self, obj: Obj) -> None:
         """Queue the key of an object."""
@@ -172,7 +181,23 @@ class Controller:
 
     async def run(self) -> None:
         """Run the workers until ``shut_down``."""
-        await run_workers(self.queue, self.reconcile, self.workers)
+        await run_workers(self.queue, self._reconcile_once, self.workers)
+
+    async def _reconcile_once(self, key: str) -> None:
+        try:
+            await self.reconcile(key)
+        except ConflictError:
+            # Optimistic concurrency: another writer changed the object after our cache read.
+            # That is expected, not a failure: retry soon from the fresh cache, backing off
+            # (50 ms doubling to 10 s) if it keeps happening.
+            count = self._conflicts.get(key, 0) + 1
+            self._conflicts[key] = count
+            log.debug("%s: %s conflicted (%d); retrying", self.name, key, count)
+            raise RequeueAfter(min(0.05 * 2 ** (count - 1), 10.0), "write conflict") from None
+        except RequeueAfter:
+            self._conflicts.pop(key, None)
+            raise
+        self._conflicts.pop(key, None)
 
     def shut_down(self) -> None:
         """Stop handing out keys; workers exit once the queue is drained."""
