@@ -478,6 +478,8 @@ class ImageStore:
         return [_ref_name(m) for m in doomed]
 
     def _load_entry(self, entry: dict[str, Any]) -> Image:
+        if not _ref_name(entry):
+            raise ImageStoreError(f"manifest {entry.get('digest')} in index.json has no name")
         manifest_digest = entry["digest"]
         manifest = self._read_json_blob(manifest_digest)
         config_digest = manifest["config"]["digest"]
