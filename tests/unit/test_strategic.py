@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from dockyard.api.patch_schema import PatchError, field_at, schema_for
+from dockyard.api.patch_schema import FieldSchema, PatchError, field_at, schema_for
 from dockyard.api.patching import STRATEGIC_MERGE_PATCH, apply_patch
 from dockyard.api.strategic import strategic_merge
 
@@ -444,3 +444,60 @@ def test_schema_paths_share_pod_spec_rules() -> None:
     assert pod_containers.merge_key == "name"
     assert field_at("Pod", ["spec", "containers", "ports"]).merge_key == "containerPort"
     assert field_at("Pod", ["spec", "tolerations"]).merge_key is None
+
+
+# --- ordering vectors (behaviour of k8s.io/apimachinery's strategicpatch) ------------------
+
+ORDER_SCHEMA = FieldSchema(fields={
+    "mergingList": FieldSchema(merge_key="name", strategy=frozenset({"merge"})),
+    "mergingIntList": FieldSchema(strategy=frozenset({"merge"}), list_type="set"),
+})
+
+
+def keyed(*names: int) -> list[dict[str, Any]]:
+    return [{"name": n} for n in names]
+
+
+ORDER_CASES = [
+    # (live list, $setElementOrder, result): server-only items (9, 7, 8) stay next to the
+    # live neighbours they followed, the named items take the order given.
+    ((1, 3, 4, 2, 9), (4, 2, 3, 1), (4, 2, 3, 1, 9)),
+    ((1, 2, 9, 3, 4), (2, 1, 4, 3), (2, 1, 9, 4, 3)),
+    ((1, 2, 7, 9, 8, 3, 4), (2, 1, 4, 3), (2, 1, 7, 9, 8, 4, 3)),
+]
+
+
+@pytest.mark.parametrize(("live", "order", "want"), ORDER_CASES)
+def test_set_element_order_vectors_keyed(live: tuple[int, ...], order: tuple[int, ...],
+                                         want: tuple[int, ...]) -> None:
+    out = strategic_merge({"mergingList": keyed(*live)},
+                          {"$setElementOrder/mergingList": keyed(*order)}, ORDER_SCHEMA)
+    assert out == {"mergingList": keyed(*want)}
+
+
+@pytest.mark.parametrize(("live", "order", "want"), ORDER_CASES)
+def test_set_element_order_vectors_primitive(live: tuple[int, ...], order: tuple[int, ...],
+                                             want: tuple[int, ...]) -> None:
+    out = strategic_merge({"mergingIntList": list(live)},
+                          {"$setElementOrder/mergingIntList": list(order)}, ORDER_SCHEMA)
+    assert out == {"mergingIntList": list(want)}
+
+
+def test_set_element_order_keeps_item_content_from_the_server() -> None:
+    live = [{"name": 1, "other": "a"}, {"name": 3, "value": 3}, {"name": 2, "value": 2}]
+    out = strategic_merge({"mergingList": live},
+                          {"$setElementOrder/mergingList": keyed(2, 3, 1)}, ORDER_SCHEMA)
+    assert out["mergingList"] == [live[2], live[1], live[0]]
+
+
+def test_delete_add_and_order_together_orders_as_kubernetes() -> None:
+    # kubectl's 3-way patch after replacing item 1 by 3, while the server also holds 4:
+    # Kubernetes answers [2, 4, 3] (the live order it compares with is read after its
+    # in-place delete and append).
+    live = [{"name": 1}, {"name": 2, "other": "b"}, {"name": 4, "other": "c"}]
+    out = strategic_merge({"mergingList": live}, {
+        "$setElementOrder/mergingList": keyed(2, 3),
+        "mergingList": [{"name": 3}, {"name": 1, "$patch": "delete"}],
+    }, ORDER_SCHEMA)
+    assert out == {"mergingList": [{"name": 2, "other": "b"}, {"name": 4, "other": "c"},
+                                   {"name": 3}]}

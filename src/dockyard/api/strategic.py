@@ -134,8 +134,9 @@ def _delete_from_primitive_list(original: dict[str, Any], key: str, value: Any,
 def _merge_list(original: list[Any], patch: list[Any], schema: FieldSchema,
                 order: list[Any] | None, path: str) -> list[Any]:
     """Merge a patch list into an original list per the field's strategy."""
+    server_order = original
     if schema.merge_key and schema.merges_list:
-        merged, patch_items = _merge_keyed_list(original, patch, schema, path)
+        merged, patch_items, server_order = _merge_keyed_list(original, patch, schema, path)
     elif schema.merges_list:
         merged = _merge_primitive_list(original, patch, path)
         patch_items = patch
@@ -146,7 +147,7 @@ def _merge_list(original: list[Any], patch: list[Any], schema: FieldSchema,
     if order is None:
         return merged
     _check_order(order, patch_items, schema, path)
-    return _normalize_order(merged, order, original, schema)
+    return _normalize_order(merged, order, server_order, schema)
 
 
 def _check_order(order: list[Any], patch_items: list[Any], schema: FieldSchema,
@@ -179,16 +180,16 @@ def _merge_primitive_list(original: list[Any], patch: list[Any], path: str) -> l
 
 
 def _merge_keyed_list(original: list[Any], patch: list[Any], schema: FieldSchema,
-                      path: str) -> tuple[list[Any], list[Any]]:
+                      path: str) -> tuple[list[Any], list[Any], list[Any]]:
     """Merge a list of maps item by item on the schema's merge key.
 
-    Returns the merged list and the patch items that name list entries (the ones that
-    set the order), directives excluded.
+    Returns the merged list, the patch items that name list entries (the ones that set the
+    order, directives excluded), and the server order that $setElementOrder compares with.
     """
     key = schema.merge_key
     assert key is not None
-    merged = list(original)
     plain: list[dict[str, Any]] = []
+    doomed: list[Any] = []
     replace = False
     for item in patch:
         if not isinstance(item, dict):
@@ -206,21 +207,35 @@ def _merge_keyed_list(original: list[Any], patch: list[Any], schema: FieldSchema
             if key not in item:
                 raise _bad(f"{path}: $patch: delete item {json.dumps(item)} does not contain "
                            f"declared merge key {key!r}")
-            merged = [m for m in merged if not (isinstance(m, dict) and m.get(key) == item[key])]
+            doomed.append(item[key])
         elif directive == "merge":
             raise _bad(f"{path}: $patch: merge is not supported in a list item")
         else:
             raise _bad(f"{path}: unknown $patch directive {directive!r} in a list item")
     if replace:
-        return [_clean(item, schema, path) for item in plain], []
+        return [_clean(item, schema, path) for item in plain], [], original
+    # Kubernetes deletes and appends in place in the live list's storage (Go slices), and its
+    # $setElementOrder step then reads the live order from that same storage; `backing`
+    # replays this so that orders come out as Kubernetes gives them.
+    backing = list(original)
+    size = len(backing)
+    for value in doomed:
+        while (where := _find(backing[:size], key, value)) is not None:
+            backing[where:size - 1] = backing[where + 1:size]
+            size -= 1
     for item in plain:
         item_path = f"{path}[{key}={json.dumps(item[key])}]"
-        where = _find(merged, key, item[key])
-        if where is None:
-            merged.append(_merge_map({}, item, schema, item_path))
+        where = _find(backing[:size], key, item[key])
+        if where is not None:
+            backing[where] = _merge_map(backing[where], item, schema, item_path)
+            continue
+        new = _merge_map({}, item, schema, item_path)
+        if size < len(backing):
+            backing[size] = new
         else:
-            merged[where] = _merge_map(merged[where], item, schema, item_path)
-    return merged, plain
+            backing.append(new)
+        size += 1
+    return backing[:size], plain, backing[:len(original)]
 
 
 def _find(items: list[Any], key: str, value: Any) -> int | None:
