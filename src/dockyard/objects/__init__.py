@@ -5,7 +5,8 @@
 - validation: FieldError and the shared rules (names, labels, metadata).
 - selectors: label and field selectors; quantity: exact resource quantities;
   meta: timestamps, kubectl durations, owner references; scale: the autoscaling/v1 Scale view;
-  workload: rules shared by Deployments and ReplicaSets.
+  workload: rules shared by Deployments and ReplicaSets; volumes: pod volume sources and
+  downward API references.
 - one module per kind: pod, node, namespace, service, endpoints, event, configmap, secret,
   deployment, replicaset, lease, hpa, pdb, priorityclass.
 

@@ -49,6 +49,13 @@ from dockyard.objects.validation import (
     validate_metadata,
     validate_metadata_update,
 )
+from dockyard.objects.volumes import (
+    ENV_FIELD_PATHS,
+    key_reference,
+    object_reference,
+    relative_path,
+    validate_volume_source,
+)
 
 Obj = dict[str, Any]
 
@@ -407,6 +414,8 @@ def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[Fie
             errs.append(
                 forbidden(f"{field}.{sources[1]}", "may not specify more than 1 volume type")
             )
+        else:
+            errs += validate_volume_source(volume, field)
     return names, errs
 
 
@@ -515,7 +524,15 @@ def _validate_env(env: list[Any], field: str) -> list[FieldError]:
                     f"{item}.valueFrom", "", "may not have more than one field specified at a time"
                 )
             )
+        else:
+            errs += _validate_value_from(value_from, sources[0], f"{item}.valueFrom")
     return errs
+
+
+def _validate_value_from(value_from: Obj, source: str, field: str) -> list[FieldError]:
+    if source in ("configMapKeyRef", "secretKeyRef"):
+        return key_reference(value_from[source], f"{field}.{source}")
+    return object_reference(value_from, field, ENV_FIELD_PATHS)
 
 
 def _resource_name_ok(name: str) -> bool:
@@ -580,6 +597,8 @@ def _validate_mounts(mounts: list[Any], field: str, volumes: set[str]) -> list[F
             errs.append(invalid(f"{item}.mountPath", path, "must be unique"))
         else:
             paths.add(path)
+        if mount.get("subPath"):
+            errs += relative_path(f"{item}.subPath", mount["subPath"])
     return errs
 
 
