@@ -271,3 +271,22 @@ def test_add_image_refuses_wrong_layer_size(store: ImageStore) -> None:
 def test_add_image_refuses_non_linux_images(store: ImageStore) -> None:
     with pytest.raises(ImageStoreError, match="only linux images"):
         store.create_image("win", {"os": "windows"}, [])
+
+
+def test_held_layers_survive_removal_until_released(store: ImageStore) -> None:
+    image = make_image(store, "app", b"x")
+    [path] = store.unpacked_layers(image)
+    store.hold("container-1", image)
+    store.remove("app")
+    store.garbage_collect(grace_seconds=0)
+    assert path.is_dir()
+    store.release("container-1")
+    store.release("container-1")
+    assert store.garbage_collect(grace_seconds=0).layers == [image.layers[0].diff_id]
+    assert not path.exists()
+
+
+def test_invalid_holder_is_refused(store: ImageStore) -> None:
+    image = make_image(store, "app", b"x")
+    with pytest.raises(ImageStoreError, match="invalid holder"):
+        store.hold("../escape", image)

@@ -133,10 +133,12 @@ class ImageStore:
         self.layerdb_dir = self.root / "layerdb" / "sha256"
         self.tmp_dir = self.root / "tmp"
         self.locks_dir = self.root / "locks"
+        self.holds_dir = self.root / "holds"
         self.limits = limits
         # Verified small blobs (manifests, configs) by digest: content-addressed, so never stale.
         self._small_blobs: dict[str, bytes] = {}
-        for d in (self.blobs_dir, self.layers_dir, self.layerdb_dir, self.tmp_dir, self.locks_dir):
+        for d in (self.blobs_dir, self.layers_dir, self.layerdb_dir, self.tmp_dir,
+                  self.locks_dir, self.holds_dir):
             d.mkdir(parents=True, exist_ok=True)
         self._init_layout()
 
@@ -549,7 +551,32 @@ class ImageStore:
                 raise
         return final
 
-    # -- garbage collection ---------------------------------------------------------------
+    # -- holds and garbage collection -----------------------------------------------------
+
+    def hold(self, holder: str, image: Image) -> None:
+        """Record that `holder` (a container id) uses the image's unpacked layers.
+
+        garbage_collect keeps held layers even after the image is removed, until release.
+        """
+        record = self._hold_path(holder)
+        self._write_atomic(record, oci.canonical_json([layer.diff_id for layer in image.layers]))
+
+    def release(self, holder: str) -> None:
+        """Forget `holder`'s hold on layers (idempotent)."""
+        self._hold_path(holder).unlink(missing_ok=True)
+
+    def _hold_path(self, holder: str) -> Path:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,254}", holder):
+            raise ImageStoreError(f"invalid holder name {holder!r}: use letters, digits, _.-")
+        return self.holds_dir / holder
+
+    def _held_layers(self) -> set[str]:
+        held: set[str] = set()
+        for path in self.holds_dir.iterdir():
+            with contextlib.suppress(OSError, ValueError):
+                held.update(digest_hex(d) for d in json.loads(path.read_text()))
+        return held
+
 
     def garbage_collect(
         self, keep_layers: Iterable[str] = (), grace_seconds: float = GC_GRACE_SECONDS
@@ -557,13 +584,15 @@ class ImageStore:
         """Remove blobs and unpacked layers no named image uses.
 
         Kept: anything younger than `grace_seconds` (an import may be under way), layers in
-        `keep_layers` (diff ids) and layers that a mounted overlayfs uses as a lower dir.
+        `keep_layers` (diff ids), layers under a hold (see hold) and layers that a mounted
+        overlayfs names by absolute path as a lower dir.
         """
         result = GCResult()
         cutoff = time.time() - grace_seconds
         with self._index_lock():
             live_blobs, live_layers = self._live_content()
             live_layers.update(digest_hex(d) for d in keep_layers)
+            live_layers.update(self._held_layers())
             mounted = _mounted_lower_dirs()
             for path in self.blobs_dir.iterdir():
                 if path.name not in live_blobs and _older(path, cutoff):
