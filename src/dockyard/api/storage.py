@@ -11,13 +11,14 @@ nothing; ``dryRun`` runs every check and stores nothing; a no-op update does not
 from __future__ import annotations
 
 import base64
+import builtins
 import copy
 import datetime
 import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -45,6 +46,7 @@ NAMESPACE_INFO = next(r for r in RESOURCES if r.kind == "Namespace" and r.group 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet: no vowels
 _UPDATE_RETRIES = 16
 Mutation = Callable[[dict[str, Any]], dict[str, Any]]
+T = TypeVar("T")
 
 
 def now_rfc3339() -> str:
@@ -71,17 +73,35 @@ def decode(kv: KeyValue) -> dict[str, Any]:
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    """Return the bytes to store (without resourceVersion, which is the store's revision)."""
-    metadata = obj["metadata"]
-    rv = metadata.pop("resourceVersion", None)
-    try:
-        data = orjson.dumps(obj)
-    finally:
-        if rv is not None:
-            metadata["resourceVersion"] = rv
+    """Return the bytes to store: apiVersion, kind, metadata (without resourceVersion, which is
+    the store's revision) first, then the rest. ``encoded_with_version`` relies on that order."""
+    metadata = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    ordered = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": metadata}
+    ordered.update((k, v) for k, v in obj.items() if k not in ordered)
+    data = orjson.dumps(ordered)
     if len(data) > MAX_VALUE_BYTES:
         raise status.too_large("the object", MAX_VALUE_BYTES)
     return data
+
+
+_METADATA_OPEN = b'"metadata":{'
+
+
+def encoded_with_version(kv: KeyValue) -> bytes:
+    """Return the stored JSON with metadata.resourceVersion spliced in, without decoding it.
+
+    Lists of thousands of objects are served this way. It is exact because ``encode`` puts
+    metadata before any other object-valued field, and a JSON string never holds an unescaped
+    quote, so the first ``"metadata":{`` is the top-level one; anything else is re-encoded.
+    """
+    value = kv.value
+    start = value.find(_METADATA_OPEN)
+    if start < 0 or value.find(b"{", 1) != start + len(_METADATA_OPEN) - 1:
+        return orjson.dumps(decode(kv))
+    at = start + len(_METADATA_OPEN)
+    separator = b"" if value[at:at + 1] == b"}" else b","
+    return b"%s\"resourceVersion\":\"%d\"%s%s" % (value[:at], kv.mod_revision, separator,
+                                                   value[at:])
 
 
 @dataclass
@@ -129,9 +149,33 @@ class ResourceStorage:
     ) -> ListResult:
         """Return the objects of a collection that match the selectors, one page at a time."""
         labels, fields = parse_selectors(label_selector, field_selector)
+
+        def keep(kv: KeyValue) -> dict[str, Any] | None:
+            obj = decode(kv)
+            return obj if _matches(obj, labels, fields) else None
+
+        items, revision, token = await self._scan(info, namespace, limit, continue_token, keep)
+        return ListResult(items, revision, token)
+
+    async def list_encoded(
+        self, info: ResourceInfo, namespace: str | None, *, limit: int = 0,
+        continue_token: str = "",
+    ) -> tuple[builtins.list[bytes], int, str]:
+        """Return a collection's objects as JSON bytes, unfiltered, without decoding them."""
+        return await self._scan(info, namespace, limit, continue_token, encoded_with_version)
+
+    async def _scan(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        limit: int,
+        continue_token: str,
+        keep: Callable[[KeyValue], T | None],
+    ) -> tuple[builtins.list[T], int, str]:
+        """Page through a collection, keeping what keep returns, up to limit items."""
         prefix = collection_prefix(info, namespace)
         start_after, revision = _decode_continue(continue_token, prefix)
-        items: list[dict[str, Any]] = []
+        items: builtins.list[T] = []
         while True:
             page_size = max(limit - len(items), 0) if limit else 0
             kvs, rev, more = await self.store.list(
@@ -139,15 +183,15 @@ class ResourceStorage:
             )
             revision = revision or rev
             for kv in kvs:
-                obj = decode(kv)
-                if _matches(obj, labels, fields):
-                    items.append(obj)
+                kept = keep(kv)
+                if kept is not None:
+                    items.append(kept)
             if kvs:
                 start_after = kvs[-1].key
             if not more or (limit and len(items) >= limit):
                 break
         token = _encode_continue(start_after, revision) if more else ""
-        return ListResult(items, revision, token)
+        return items, revision, token
 
     async def create(
         self,
