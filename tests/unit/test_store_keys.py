@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.store.sqlite import _key_range, prefix_end
+from dockyard.store.keys import prefix_end
+from dockyard.store.sqlite import _key_range
 
 pytestmark = pytest.mark.unit
 

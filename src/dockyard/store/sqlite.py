@@ -70,6 +70,7 @@ from dockyard.store.base import (
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
 from dockyard.store.history import HistoryClock
+from dockyard.store.keys import prefix_end
 from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
@@ -88,20 +89,6 @@ REPLAY_PAGE = 1000  # history rows read per round trip while a watch replays
 READ_THREADS = 2
 
 EventRow = tuple[int, int, str, bytes, int, bytes | None, int | None]
-
-
-def prefix_end(prefix: str) -> str | None:
-    """Return the least string above every string starting with prefix (None: no bound)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars[-1]) + 1
-        if code == 0xD800:  # surrogates cannot be encoded in UTF-8; skip past them
-            code = 0xE000
-        if code <= 0x10FFFF:
-            chars[-1] = chr(code)
-            return "".join(chars)
-        chars.pop()
-    return None
 
 
 def _event_from_row(row: EventRow) -> WatchEvent:

@@ -1,0 +1,423 @@
+"""The distributed Store: etcd v3 through its JSON gRPC gateway, spoken with aiohttp.
+
+etcd already is the revisioned store the protocol describes (the protocol is written in its
+terms), so this module only translates: keys and values travel base64-encoded in JSON
+(``POST /v3/kv/range``, ``/v3/kv/txn``, ``/v3/kv/compaction``, ``/v3/watch``), int64 fields as
+strings, and fields equal to their default (``false``, ``0``, ``PUT``, an empty value) are left
+out of answers. The gateway needs no generated gRPC code and aiohttp is already a dependency.
+
+Mapping:
+- ``create``: a txn comparing the key's create_revision to 0, then put.
+- ``update``/``delete``: a txn comparing mod_revision to the expected one (or create_revision
+  > 0 when unconditional), else a range of the key to tell ``NotFoundError`` from
+  ``ConflictError``. A failed comparison changes nothing and takes no revision.
+- ``watch``: one streaming ``/v3/watch`` per call with ``prev_kv``, from ``after_revision + 1``.
+  A DELETE event carries the last value (from ``prev_kv``) with the delete's revision.
+- Compaction: etcd's compact(X) keeps revision X watchable; our mark C means "history up to C
+  is gone, a watch after C works", so compacting to C asks etcd for X = C + 1 (capped at the
+  current revision). A timer compacts to the revision that was current ``history_seconds`` ago,
+  as the Kubernetes api server does for etcd.
+
+Invariants are the protocol's (see base.py); the contract suite runs against a real etcd.
+Memory stays bounded for slow watchers by TCP back-pressure: etcd buffers and, past its own
+limits, cancels the watch, which ends here with ``StoreError``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+
+from dockyard.store.base import (
+    MAX_VALUE_BYTES,
+    AlreadyExistsError,
+    CompactedError,
+    ConflictError,
+    FutureRevisionError,
+    KeyValue,
+    NotFoundError,
+    StoreError,
+    ValueTooLargeError,
+    WatchEvent,
+)
+from dockyard.store.history import HistoryClock
+from dockyard.store.keys import prefix_end
+
+log = logging.getLogger(__name__)
+
+Json = dict[str, Any]
+
+
+def _b64(text: str | bytes) -> str:
+    raw = text.encode() if isinstance(text, str) else text
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _unb64(field: str | None) -> bytes:
+    return base64.b64decode(field) if field else b""
+
+
+def _key_value(kv: Json) -> KeyValue:
+    return KeyValue(
+        _unb64(kv.get("key")).decode(),
+        _unb64(kv.get("value")),
+        int(kv.get("create_revision", 0)),
+        int(kv.get("mod_revision", 0)),
+    )
+
+
+def _range_of(prefix: str) -> Json:
+    """Return the key and range_end selecting every key under prefix."""
+    end = prefix_end(prefix)
+    # etcd: key "\0" with range_end "\0" means every key.
+    return {"key": _b64(prefix or "\0"), "range_end": _b64(end if end is not None else "\0")}
+
+
+def _event(raw: Json) -> WatchEvent:
+    kv = raw["kv"]
+    prev = _key_value(raw["prev_kv"]) if raw.get("prev_kv") else None
+    revision = int(kv.get("mod_revision", 0))
+    if raw.get("type") == "DELETE":
+        key = _unb64(kv.get("key")).decode()
+        value = prev.value if prev else b""
+        create = prev.create_revision if prev else 0
+        return WatchEvent("DELETE", KeyValue(key, value, create, revision), prev, revision)
+    return WatchEvent("PUT", _key_value(kv), prev, revision)
+
+
+def _check_write(key: str, value: bytes | None) -> None:
+    if not isinstance(key, str) or not key:
+        raise StoreError(f"key must be a non-empty string, not {key!r}")
+    if value is None:
+        return
+    if not isinstance(value, bytes):
+        raise StoreError(f"value for {key!r} must be bytes, not {type(value).__name__}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLargeError(
+            f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
+        )
+
+
+class EtcdStore:
+    """A Store kept in an etcd cluster, reached through one client URL's JSON gateway."""
+
+    def __init__(
+        self, endpoint: str, session: aiohttp.ClientSession, history_seconds: float,
+        revision: int, compacted: int,
+    ) -> None:
+        self.endpoint = endpoint.rstrip("/")
+        self._session = session
+        self._compacted = compacted
+        self._clock = HistoryClock(history_seconds, revision)
+        self._streams: set[aiohttp.ClientResponse] = set()
+        self._closed = False
+        self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-etcd-compact")
+
+    @classmethod
+    async def open(cls, endpoint: str, *, history_seconds: float = 300.0) -> EtcdStore:
+        """Connect to etcd's client URL (e.g. http://127.0.0.1:2379) and check it answers."""
+        HistoryClock(history_seconds, 0)  # validates history_seconds before any connection
+        # limit=0: every watch holds a connection open; the default pool of 100 would starve.
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        try:
+            probe = _Gateway(endpoint, session)
+            revision = await probe.revision()
+            compacted = await probe.find_compacted(revision)
+        except BaseException:
+            await session.close()
+            raise
+        return cls(endpoint, session, history_seconds, revision, compacted)
+
+    async def __aenter__(self) -> EtcdStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _call(self, path: str, body: Json) -> Json:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return await _Gateway(self.endpoint, self._session).call(path, body)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> KeyValue | None:
+        """Return the key's current value, or None."""
+        answer = await self._call("/v3/kv/range", {"key": _b64(key)})
+        kvs = answer.get("kvs") or []
+        return _key_value(kvs[0]) if kvs else None
+
+    async def list(
+        self, prefix: str, *, limit: int = 0, start_after: str = "", revision: int = 0
+    ) -> tuple[list[KeyValue], int, bool]:
+        """Return (items under prefix in key order, the revision served, whether more remain).
+
+        A nonzero ``revision`` reads etcd's snapshot at that revision (a consistent paged
+        list); CompactedError if it is compacted, FutureRevisionError if not reached.
+        """
+        if limit < 0:
+            raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
+        body = _range_of(prefix)
+        if start_after and start_after >= prefix:
+            body["key"] = _b64(start_after + "\0")
+        if limit:
+            body["limit"] = limit
+        if revision:
+            body["revision"] = revision
+        try:
+            answer = await self._call("/v3/kv/range", body)
+        except CompactedError as err:
+            raise CompactedError(revision, self._compacted) from err
+        items = [_key_value(kv) for kv in answer.get("kvs") or []]
+        served = revision or int(answer["header"]["revision"])
+        return items, served, bool(answer.get("more"))
+
+    async def current_revision(self) -> int:
+        """Return the latest revision."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        return await _Gateway(self.endpoint, self._session).revision()
+
+    async def stats(self) -> dict[str, int]:
+        """Return figures for /metrics: keys, size in bytes, revision, compacted revision."""
+        counted = await self._call("/v3/kv/range", {**_range_of(""), "count_only": True})
+        status = await self._call("/v3/maintenance/status", {})
+        return {
+            "keys": int(counted.get("count", 0)),
+            "db_size_bytes": int(status.get("dbSize", 0)),
+            "revision": int(counted["header"]["revision"]),
+            "compacted_revision": self._compacted,
+        }
+
+    # -- writes -----------------------------------------------------------------------------
+
+    async def _txn(self, compare: Json, success: Json, key: str) -> tuple[Json, bool]:
+        compare["key"] = _b64(key)
+        answer = await self._call(
+            "/v3/kv/txn",
+            {
+                "compare": [compare],
+                "success": [success],
+                "failure": [{"request_range": {"key": _b64(key)}}],
+            },
+        )
+        return answer, bool(answer.get("succeeded"))
+
+    @staticmethod
+    def _guard(expected: int) -> Json:
+        if expected:
+            return {"target": "MOD", "result": "EQUAL", "mod_revision": expected}
+        return {"target": "CREATE", "result": "GREATER", "create_revision": 0}
+
+    @staticmethod
+    def _why_failed(answer: Json, key: str, expected: int) -> StoreError:
+        found = (answer.get("responses") or [{}])[0].get("response_range", {}).get("kvs")
+        if not found:
+            return NotFoundError(f"key {key!r} not found")
+        at = int(found[0].get("mod_revision", 0))
+        return ConflictError(f"key {key!r} is at revision {at}, not the expected {expected}")
+
+    async def create(self, key: str, value: bytes) -> KeyValue:
+        """Store a new key; raise AlreadyExistsError if present."""
+        _check_write(key, value)
+        answer, ok = await self._txn(
+            {"target": "CREATE", "result": "EQUAL", "create_revision": 0},
+            {"request_put": {"key": _b64(key), "value": _b64(value)}},
+            key,
+        )
+        if not ok:
+            raise AlreadyExistsError(f"key {key!r} already exists")
+        revision = int(answer["header"]["revision"])
+        return KeyValue(key, value, revision, revision)
+
+    async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
+        """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
+        _check_write(key, value)
+        answer, ok = await self._txn(
+            self._guard(expected_revision),
+            {"request_put": {"key": _b64(key), "value": _b64(value), "prev_kv": True}},
+            key,
+        )
+        if not ok:
+            raise self._why_failed(answer, key, expected_revision)
+        put = answer["responses"][0]["response_put"]
+        revision = int(answer["header"]["revision"])
+        create = int(put.get("prev_kv", {}).get("create_revision", revision))
+        return KeyValue(key, value, create, revision)
+
+    async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
+        """Delete the key (CAS when expected_revision is nonzero); return the deleted value
+        with mod_revision set to the delete's revision."""
+        _check_write(key, None)
+        answer, ok = await self._txn(
+            self._guard(expected_revision),
+            {"request_delete_range": {"key": _b64(key), "prev_kv": True}},
+            key,
+        )
+        if not ok:
+            raise self._why_failed(answer, key, expected_revision)
+        gone = answer["responses"][0]["response_delete_range"]
+        prev = _key_value(gone["prev_kvs"][0])
+        return KeyValue(key, prev.value, prev.create_revision, int(answer["header"]["revision"]))
+
+    async def compact(self, revision: int) -> int:
+        """Drop history at and below revision (capped below the current one); return the mark."""
+        target = min(revision + 1, await self.current_revision())
+        if target - 1 <= self._compacted:
+            return self._compacted
+        # CompactedError: someone compacted further already; the mark below is still true.
+        with contextlib.suppress(CompactedError):
+            await self._call("/v3/kv/compaction", {"revision": target})
+        self._compacted = max(self._compacted, target - 1)
+        return self._compacted
+
+    # -- watch ------------------------------------------------------------------------------
+
+    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
+        """Yield changes under prefix after after_revision, then live changes, until closed.
+
+        Raises CompactedError if after_revision is below the compacted revision (etcd tells),
+        FutureRevisionError if above the current one.
+        """
+        if self._closed:
+            return
+        current = await self.current_revision()
+        if after_revision > current:
+            raise FutureRevisionError(
+                f"watch from revision {after_revision}: the store is at {current}"
+            )
+        request = {**_range_of(prefix), "start_revision": after_revision + 1, "prev_kv": True}
+        try:
+            response = await self._session.post(
+                f"{self.endpoint}/v3/watch",
+                json={"create_request": request},
+                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+            )
+        except aiohttp.ClientError as err:
+            raise StoreError(f"etcd watch on {prefix!r} failed: {err}") from err
+        self._streams.add(response)
+        last = after_revision
+        try:
+            async for message in self._messages(response):
+                for event in self._events_of(message, last):
+                    yield event
+                    last = event.revision
+            if not self._closed:
+                raise StoreError(f"etcd ended the watch on {prefix!r}")
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
+            if not self._closed:
+                raise StoreError(f"etcd watch on {prefix!r} broke: {err}") from err
+        finally:
+            self._streams.discard(response)
+            response.close()
+
+    async def _messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[Json]:
+        if response.status != 200:
+            raise StoreError(f"etcd watch answered {response.status}: {await response.text()}")
+        buffer = bytearray()
+        # One JSON message per line; values up to 1.5 MiB make lines longer than readline()
+        # allows, so lines are cut here.
+        async for chunk in response.content.iter_any():
+            buffer += chunk
+            while (end := buffer.find(b"\n")) >= 0:
+                line = bytes(buffer[:end])
+                del buffer[: end + 1]
+                if line.strip():
+                    yield json.loads(line)
+
+    def _events_of(self, message: Json, last: int) -> Sequence[WatchEvent]:
+        if "error" in message:
+            raise StoreError(f"etcd watch failed: {message['error']}")
+        result = message.get("result", {})
+        if result.get("canceled"):
+            compact = int(result.get("compact_revision", 0))
+            if compact:
+                self._compacted = max(self._compacted, compact - 1)
+                raise CompactedError(last, compact - 1)
+            raise StoreError(f"etcd cancelled the watch: {result.get('cancel_reason', '')}")
+        events = [_event(raw) for raw in result.get("events") or []]
+        return [event for event in events if event.revision > last]
+
+    # -- compaction and shutdown ---------------------------------------------------------------
+
+    async def _maintain(self) -> None:
+        while True:
+            await asyncio.sleep(self._clock.interval)
+            try:
+                target = self._clock.note(await self.current_revision())
+                if target > self._compacted:
+                    await self.compact(target)
+            except StoreError as err:
+                if self._closed:
+                    return
+                # Keep the timer alive: the next tick retries, and history only grows.
+                log.warning("etcd compaction failed: %s", err)
+
+    async def close(self) -> None:
+        """End every watch and close the HTTP session."""
+        if self._closed:
+            return
+        self._closed = True
+        self._maintainer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._maintainer
+        for response in list(self._streams):
+            response.close()
+        await self._session.close()
+
+
+class _Gateway:
+    """Calls to one etcd client URL, with etcd's errors turned into Store errors."""
+
+    def __init__(self, endpoint: str, session: aiohttp.ClientSession) -> None:
+        self._endpoint = endpoint.rstrip("/")
+        self._session = session
+
+    async def call(self, path: str, body: Json) -> Json:
+        """POST body to path; return the answer, raising the matching StoreError."""
+        try:
+            async with self._session.post(f"{self._endpoint}{path}", json=body) as response:
+                answer: Json = await response.json(content_type=None)
+        except (aiohttp.ClientError, json.JSONDecodeError) as err:
+            raise StoreError(f"etcd {path} at {self._endpoint} failed: {err}") from err
+        if response.status != 200 or "error" in answer:
+            raise self._error(path, answer)
+        return answer
+
+    @staticmethod
+    def _error(path: str, answer: Json) -> StoreError:
+        message = str(answer.get("message") or answer.get("error") or answer)
+        if "required revision has been compacted" in message:
+            return CompactedError(0, 0)
+        if "required revision is a future revision" in message:
+            return FutureRevisionError(f"etcd {path}: {message}")
+        if "request is too large" in message:
+            return ValueTooLargeError(f"etcd {path}: {message}")
+        return StoreError(f"etcd {path}: {message}")
+
+    async def revision(self) -> int:
+        """Return etcd's current revision."""
+        answer = await self.call(
+            "/v3/kv/range", {"key": _b64("\0"), "count_only": True, "limit": 1}
+        )
+        return int(answer["header"]["revision"])
+
+    async def find_compacted(self, current: int) -> int:
+        """Return our compacted mark: one below the oldest revision etcd can still read."""
+        low, high = 1, max(1, current)  # the oldest readable revision is in [low, high]
+        while low < high:
+            middle = (low + high) // 2
+            try:
+                await self.call("/v3/kv/range", {"key": _b64("\0"), "revision": middle})
+            except CompactedError:
+                low = middle + 1
+            else:
+                high = middle
+        return low - 1
