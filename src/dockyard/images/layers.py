@@ -264,8 +264,6 @@ class _Extractor:
         try:
             self._add(tar, member)
         except OSError as e:
-            if isinstance(e, LayerError | tarfile.TarError):
-                raise
             raise LayerError(f"layer entry {member.name!r}: {e.strerror or e}") from e
 
     def _add(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:

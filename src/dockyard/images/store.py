@@ -10,6 +10,7 @@ Layout under DATA_DIR/images/:
                                     every container of every image that uses it
     layerdb/sha256/<blob hex>       the verified diff id of a compressed layer blob
     tmp/                            staging: everything is written here, then renamed
+    holds/<holder>                  diff ids a container uses (kept by garbage_collect)
     index.lock, locks/              fcntl locks
 
 Invariants: a blob's name is the sha256 of its content (checked when written and again
