@@ -667,3 +667,53 @@ def test_terminal_phase_is_final() -> None:
     done = copy.deepcopy(running)
     done["status"]["phase"] = "Failed"
     assert validate_update(done, running) == []
+
+
+# --- security context, lifecycle, host ports -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        ({"securityContext": {"runAsUser": 1000, "capabilities": {"add": ["NET_ADMIN"]}}}, []),
+        (
+            {"securityContext": {"runAsUser": -1}},
+            [("spec.containers[0].securityContext.runAsUser", "FieldValueInvalid")],
+        ),
+        (
+            {"securityContext": {"privileged": "yes"}},
+            [("spec.containers[0].securityContext.privileged", "FieldValueTypeInvalid")],
+        ),
+        (
+            {"securityContext": {"privileged": True, "allowPrivilegeEscalation": False}},
+            [("spec.containers[0].securityContext.allowPrivilegeEscalation", "FieldValueInvalid")],
+        ),
+        ({"lifecycle": {"preStop": {"exec": {"command": ["sh", "-c", "sleep 1"]}}}}, []),
+        (
+            {"lifecycle": {"preStop": {}}},
+            [("spec.containers[0].lifecycle.preStop", "FieldValueRequired")],
+        ),
+        (
+            {"lifecycle": {"postStart": {"exec": {"command": ["x"]}, "sleep": {"seconds": 1}}}},
+            [("spec.containers[0].lifecycle.postStart.sleep", "FieldValueForbidden")],
+        ),
+        (
+            {"lifecycle": {"preStop": {"sleep": {"seconds": 0}}}},
+            [("spec.containers[0].lifecycle.preStop.sleep.seconds", "FieldValueInvalid")],
+        ),
+    ],
+)
+def test_security_context_and_lifecycle(fields: dict[str, Any], expected: list[Any]) -> None:
+    assert errors(with_container(**fields)) == expected
+
+
+def test_host_ports_may_not_collide() -> None:
+    pod = make_pod().container("a").container("b").build()
+    for c in pod["spec"]["containers"]:
+        c["ports"] = [{"containerPort": 80, "hostPort": 8080}]
+    apply_defaults(pod)
+    assert errors(pod) == [("spec.containers[1].ports[0].hostPort", "FieldValueDuplicate")]
+    pod["spec"]["containers"][1]["ports"][0]["protocol"] = "UDP"  # another protocol is fine
+    assert errors(pod) == []
+    pod["spec"]["securityContext"] = {"fsGroup": -5}
+    assert errors(pod) == [("spec.securityContext.fsGroup", "FieldValueInvalid")]

@@ -303,6 +303,8 @@ def validate_pod_spec(spec: Obj, path: str) -> list[FieldError]:
                     errs.append(duplicate(f"{field}.name", name))
                 seen.add(name)
     errs += _validate_spec_fields(spec, path)
+    errs += _validate_host_ports(spec, path)
+    errs += _validate_security_context(spec.get("securityContext"), f"{path}.securityContext")
     return errs
 
 
@@ -457,6 +459,8 @@ def _validate_container(
         volumes,
     )
     errs += _validate_probes(container, field, init)
+    errs += _validate_security_context(container.get("securityContext"), f"{field}.securityContext")
+    errs += _validate_lifecycle(container.get("lifecycle"), f"{field}.lifecycle")
     return errs
 
 
@@ -929,3 +933,98 @@ def pod_summary(pod: Obj) -> PodSummary:
     elif meta.get("deletionTimestamp") and not is_terminal(pod):
         reason = "Terminating"
     return PodSummary(ready, total, reason, restarts, last)
+
+
+# --- security context, lifecycle, host ports -----------------------------------------------
+
+_ID_FIELDS = ("runAsUser", "runAsGroup", "fsGroup")
+_BOOL_FIELDS = ("privileged", "readOnlyRootFilesystem", "allowPrivilegeEscalation", "runAsNonRoot")
+
+
+def _validate_security_context(context: Any, field: str) -> list[FieldError]:
+    if context is None:
+        return []
+    if not isinstance(context, dict):
+        return [type_invalid(field, context, "must be an object")]
+    errs: list[FieldError] = []
+    for key in _ID_FIELDS:
+        non_negative(f"{field}.{key}", context.get(key), errs)
+    for i, group in enumerate(
+        as_list(context, "supplementalGroups", f"{field}.supplementalGroups", errs)
+    ):
+        non_negative(f"{field}.supplementalGroups[{i}]", group, errs)
+    for key in _BOOL_FIELDS:
+        value = context.get(key)
+        if value is not None and not isinstance(value, bool):
+            errs.append(type_invalid(f"{field}.{key}", value, "must be a boolean"))
+    if context.get("privileged") is True and context.get("allowPrivilegeEscalation") is False:
+        errs.append(
+            invalid(
+                f"{field}.allowPrivilegeEscalation",
+                False,
+                "cannot set `allowPrivilegeEscalation` to false and `privileged` to true",
+            )
+        )
+    capabilities = context.get("capabilities")
+    if isinstance(capabilities, dict):
+        for key in ("add", "drop"):
+            for i, cap in enumerate(
+                as_list(capabilities, key, f"{field}.capabilities.{key}", errs)
+            ):
+                if not isinstance(cap, str) or not cap:
+                    errs.append(
+                        invalid(
+                            f"{field}.capabilities.{key}[{i}]", cap, "must be a capability name"
+                        )
+                    )
+    return errs
+
+
+_LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
+
+
+def _validate_lifecycle(lifecycle: Any, field: str) -> list[FieldError]:
+    if lifecycle is None:
+        return []
+    if not isinstance(lifecycle, dict):
+        return [type_invalid(field, lifecycle, "must be an object")]
+    errs: list[FieldError] = []
+    for hook in ("postStart", "preStop"):
+        handler = lifecycle.get(hook)
+        if handler is None:
+            continue
+        item = f"{field}.{hook}"
+        kinds = [k for k in _LIFECYCLE_HANDLERS if isinstance(handler, dict) and k in handler]
+        if not kinds:
+            errs.append(required(item, "must specify a handler type"))
+            continue
+        for extra in kinds[1:]:
+            errs.append(forbidden(f"{item}.{extra}", "may not specify more than 1 handler type"))
+        sleep = handler.get("sleep")
+        if isinstance(sleep, dict):
+            seconds = sleep.get("seconds")
+            if not isinstance(seconds, int) or seconds <= 0:
+                errs.append(invalid(f"{item}.sleep.seconds", seconds, "must be greater than 0"))
+    return errs
+
+
+def _validate_host_ports(spec: Obj, path: str) -> list[FieldError]:
+    """Refuse two containers asking for the same hostPort and protocol (on the same hostIP)."""
+    errs: list[FieldError] = []
+    seen: set[tuple[Any, Any, Any]] = set()
+    for key in ("initContainers", "containers"):
+        for i, container in enumerate(_dicts(spec.get(key))):
+            for j, port in enumerate(_dicts(container.get("ports"))):
+                host_port = port.get("hostPort")
+                if not host_port:
+                    continue
+                protocol = port.get("protocol", "TCP")
+                ident = (host_port, protocol, port.get("hostIP", ""))
+                if ident in seen:
+                    errs.append(
+                        duplicate(
+                            f"{path}.{key}[{i}].ports[{j}].hostPort", f"{host_port}/{protocol}"
+                        )
+                    )
+                seen.add(ident)
+    return errs
