@@ -21,6 +21,7 @@ from dockyard.client.errors import GoneError, ServerUnreachableError
 from dockyard.client.informer import (
     Backoff,
     Informer,
+    InformerFactory,
     diff_cache,
     index_by_node_name,
     object_key,
@@ -377,3 +378,29 @@ async def test_enqueue_to_puts_keys_of_changed_objects_on_a_queue(
         assert await queue.get() == "default/b"
     finally:
         await inf.stop()
+
+
+class FakeApi:
+    """Stands in for ApiClient.resource: one FakeResourceClient per resource."""
+
+    def __init__(self) -> None:
+        self.resources: dict[tuple[str, str, str | None], FakeResourceClient] = {}
+
+    def resource(self, api_version: str, plural: str,
+                 namespace: str | None = None) -> FakeResourceClient:
+        return self.resources.setdefault((api_version, plural, namespace), FakeResourceClient())
+
+
+async def test_informer_factory_shares_one_informer_per_resource() -> None:
+    api = FakeApi()
+    factory = InformerFactory(api)  # type: ignore[arg-type]
+    pods = factory.informer("v1", "pods")
+    assert factory.informer("v1", "pods") is pods
+    assert factory.informer("v1", "pods", label_selector="app=web") is not pods
+    api.resources[("v1", "pods", None)].put("a")
+    await factory.start()
+    try:
+        assert await factory.wait_for_sync(2)
+        assert pods.keys() == ["default/a"]
+    finally:
+        await factory.stop()
