@@ -361,6 +361,30 @@ async def test_list_exact_page_has_no_more(store: Store) -> None:
     assert [kv.key for kv in items] == [PODS + "p2", PODS + "p3"] and more is False
 
 
+async def test_list_pages_at_a_revision_see_one_snapshot(harness: Harness, store: Store) -> None:
+    kvs = [await store.create(f"{PODS}p{i}", f"v{i}".encode()) for i in range(6)]
+    first, revision, more = await store.list(PODS, limit=3)
+    assert first == kvs[:3] and more is True
+    # Changes after the first page: none may show in the next page asked at that revision.
+    await store.update(kvs[4].key, b"changed", kvs[4].mod_revision)
+    await store.delete(kvs[5].key)
+    await store.create(PODS + "p3a", b"new")
+    await store.delete(kvs[0].key)
+    await store.update(kvs[3].key, b"twice", kvs[3].mod_revision)
+    await store.update(kvs[3].key, b"thrice", 0)
+    await store.delete(kvs[1].key)
+    await store.create(kvs[1].key, b"reborn")
+    second, at, more = await store.list(PODS, limit=3, start_after=first[-1].key, revision=revision)
+    assert (second, at, more) == (kvs[3:], revision, False)
+    everything, _, _ = await store.list(PODS, revision=revision)
+    assert everything == kvs
+    now, _, _ = await store.list(PODS)
+    assert [kv.key.removeprefix(PODS) for kv in now] == ["p1", "p2", "p3", "p3a", "p4"]
+    await harness.compact(store, revision + 2)
+    with pytest.raises(CompactedError):
+        await store.list(PODS, limit=3, start_after=first[-1].key, revision=revision)
+
+
 async def test_list_at_future_revision_is_refused(store: Store) -> None:
     with pytest.raises(FutureRevisionError):
         await store.list(PODS, revision=100)

@@ -154,24 +154,86 @@ def _key_range(prefix: str, after: str, column: str = "key") -> tuple[str, list[
     return " AND ".join(clauses), params
 
 
+def _meta(conn: sqlite3.Connection, name: str) -> int:
+    return int(conn.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()[0])
+
+
 def _read_list(
-    conn: sqlite3.Connection, prefix: str, limit: int, start_after: str
+    conn: sqlite3.Connection, prefix: str, limit: int, start_after: str, at_revision: int
 ) -> tuple[list[KeyValue], int, bool]:
-    where, params = _key_range(prefix, start_after)
-    sql = f"SELECT key, value, create_revision, mod_revision FROM kv WHERE {where} ORDER BY key"
-    if limit > 0:
-        sql += " LIMIT ?"
-        params.append(limit + 1)
-    conn.execute("BEGIN")  # one snapshot for the revision and the rows
+    conn.execute("BEGIN")  # one snapshot for the revision, the mark and the rows
     try:
-        revision = conn.execute("SELECT value FROM meta WHERE name='revision'").fetchone()[0]
-        rows = conn.execute(sql, params).fetchall()
+        revision = _meta(conn, "revision")
+        compacted = _meta(conn, "compacted")
+        if 0 < at_revision < revision:
+            if at_revision < compacted:
+                raise CompactedError(at_revision, compacted)
+            rows = _rows_at(conn, prefix, limit, start_after, at_revision)
+            revision = at_revision
+        else:
+            rows = _rows_now(conn, prefix, limit, start_after)
     finally:
         conn.execute("COMMIT")
     more = 0 < limit < len(rows)
     if more:
         rows.pop()
-    return [KeyValue(*row) for row in rows], int(revision), more
+    return [KeyValue(*row) for row in rows], revision, more
+
+
+def _rows_now(
+    conn: sqlite3.Connection, prefix: str, limit: int, start_after: str
+) -> list[tuple[Any, ...]]:
+    where, params = _key_range(prefix, start_after)
+    sql = f"SELECT key, value, create_revision, mod_revision FROM kv WHERE {where} ORDER BY key"
+    if limit > 0:
+        sql += " LIMIT ?"
+        params.append(limit + 1)
+    return conn.execute(sql, params).fetchall()
+
+
+def _rows_at(
+    conn: sqlite3.Connection, prefix: str, limit: int, start_after: str, at: int
+) -> list[tuple[Any, ...]]:
+    """Return up to limit+1 rows as they were at revision at, rebuilt from history.
+
+    A key unchanged since ``at`` is in kv with mod_revision <= at. A key changed since has its
+    first later event in history, which holds the value it had at ``at`` (the previous value of
+    a PUT, the last value of a DELETE; a create means it did not exist yet).
+    """
+    where, params = _key_range(prefix, start_after)
+    sql = (
+        "SELECT key, value, create_revision, mod_revision FROM kv"
+        f" WHERE {where} AND mod_revision <= ? ORDER BY key"
+    )
+    unchanged = _limited(conn, sql, [*params, at], limit)
+    first_change: dict[str, tuple[int, bool]] = {}
+    for rev, key, existed in conn.execute(
+        "SELECT revision, key, deleted OR prev_mod_revision IS NOT NULL FROM events"
+        f" WHERE revision > ? AND {where} ORDER BY revision",
+        [at, *params],
+    ):
+        first_change.setdefault(key, (rev, bool(existed)))
+    changed = sorted(key for key, (_, existed) in first_change.items() if existed)
+    if limit > 0:
+        changed = changed[: limit + 1]
+    old_rows: list[tuple[Any, ...]] = []
+    for start in range(0, len(changed), 500):
+        revisions = [first_change[key][0] for key in changed[start : start + 500]]
+        old_rows += conn.execute(
+            "SELECT key, CASE WHEN deleted THEN value ELSE prev_value END, create_revision,"
+            f" prev_mod_revision FROM events WHERE revision IN ({','.join('?' * len(revisions))})",
+            revisions,
+        ).fetchall()
+    rows = sorted(unchanged + old_rows, key=lambda row: str(row[0]))
+    return rows[: limit + 1] if limit > 0 else rows
+
+
+def _limited(
+    conn: sqlite3.Connection, sql: str, params: list[Any], limit: int
+) -> list[tuple[Any, ...]]:
+    if limit > 0:
+        return conn.execute(f"{sql} LIMIT ?", [*params, limit + 1]).fetchall()
+    return conn.execute(sql, params).fetchall()
 
 
 def _read_history(
@@ -180,7 +242,7 @@ def _read_history(
     where, params = _key_range(prefix, "")
     conn.execute("BEGIN")  # the compacted mark and the rows from one snapshot
     try:
-        compacted = conn.execute("SELECT value FROM meta WHERE name='compacted'").fetchone()[0]
+        compacted = _meta(conn, "compacted")
         rows = conn.execute(
             f"SELECT {EVENT_COLUMNS} FROM events WHERE revision > ? AND {where}"
             " ORDER BY revision LIMIT ?",
@@ -282,10 +344,11 @@ class SQLiteStore:
     async def list(
         self, prefix: str, *, limit: int = 0, start_after: str = "", revision: int = 0
     ) -> tuple[list[KeyValue], int, bool]:
-        """Return (items under prefix in key order, the store's revision, whether more remain).
+        """Return (items under prefix in key order, the revision served, whether more remain).
 
-        A nonzero ``revision`` is checked against the current revision (FutureRevisionError if
-        ahead) but the current state is served: SQLite keeps no old snapshots.
+        A nonzero ``revision`` serves the state at that revision, rebuilt from history (a
+        consistent paged list, as etcd gives); CompactedError if that history is compacted,
+        FutureRevisionError if the store has not reached it.
         """
         if limit < 0:
             raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
@@ -293,7 +356,7 @@ class SQLiteStore:
             raise FutureRevisionError(
                 f"revision {revision} is ahead of the store's {self._writer.committing}"
             )
-        return await self._read(_read_list, prefix, limit, start_after)
+        return await self._read(_read_list, prefix, limit, start_after, revision)
 
     async def current_revision(self) -> int:
         """Return the latest committed revision."""
