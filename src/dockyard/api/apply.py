@@ -25,7 +25,6 @@ an entry that owns nothing is dropped.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -202,16 +201,21 @@ def _merge(live: Any, config: Any, schema: FieldSchema) -> Any:
     if isinstance(live, dict) and isinstance(config, dict) and not schema.atomic:
         for key, value in config.items():
             child = schema.child(key)
-            live[key] = _merge(live[key], value, child) if key in live else copy.deepcopy(value)
+            live[key] = _merge(live[key], value, child) if key in live else _copy(value)
         return live
     if isinstance(live, list) and isinstance(config, list):
         if schema.list_type == "map":
-            item_schema = FieldSchema(fields=schema.fields)
+            item_schema = schema.item
             return _merge_list(live, config, lambda item: item_key(item, schema),
                                lambda old, new: _merge(old, new, item_schema))
         if schema.list_type == "set":
-            return _merge_list(live, config, _json, lambda old, new: copy.deepcopy(new))
-    return copy.deepcopy(config)
+            return _merge_list(live, config, _json, lambda old, new: _copy(new))
+    return _copy(config)
+
+
+def _copy(value: Any) -> Any:
+    """Copy a container (scalars are immutable and returned as they are)."""
+    return json_copy(value) if isinstance(value, dict | list) else value
 
 
 def _merge_list(live: list[Any], config: list[Any], key_of: Callable[[Any], str | None],
@@ -254,7 +258,7 @@ def _merge_list(live: list[Any], config: list[Any], key_of: Callable[[Any], str 
             done.add(key)
             old = live_items.get(key)
             out.append(merge_item(old, config[ci]) if old is not None
-                       else copy.deepcopy(config[ci]))
+                       else _copy(config[ci]))
             ci += 1
             if next_shared < len(shared) and shared[next_shared] == key:
                 next_shared += 1
@@ -398,22 +402,26 @@ def _write_managed(obj: dict[str, Any], entries: list[_Entry]) -> None:
 
 
 def to_fields_v1(paths: Iterable[Path]) -> dict[str, Any]:
-    """Encode a set of paths as a FieldsV1 trie."""
+    """Encode a set of paths as a FieldsV1 trie (keys sorted, "." first, as Kubernetes)."""
     root: dict[str, Any] = {}
-    members: set[int] = set()
-    for path in paths:
+    members: list[dict[str, Any]] = []
+    # Sorted paths insert keys in sorted order, a member before its children.
+    for path in sorted(paths):
         node = root
         for prefix, text in path:
-            node = node.setdefault(f"{prefix}:{text}", {})
-        members.add(id(node))
-    return _mark_members(root, members)
-
-
-def _mark_members(node: dict[str, Any], members: set[int]) -> dict[str, Any]:
-    out = {key: _mark_members(child, members) for key, child in sorted(node.items())}
-    if id(node) in members and out:
-        return {".": {}, **out}
-    return out
+            key = f"{prefix}:{text}"
+            child = node.get(key)
+            if child is None:
+                child = node[key] = {}
+            node = child
+        members.append(node)
+    for node in members:
+        if node and "." not in node:
+            children = list(node.items())
+            node.clear()
+            node["."] = {}
+            node.update(children)
+    return root
 
 
 def from_fields_v1(trie: dict[str, Any]) -> set[Path]:
@@ -476,7 +484,7 @@ def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool,
         if len(set(keys)) != len(keys):
             raise PatchError(422, "Invalid", f"{path_string(path)}: duplicate entries for key "
                                              f"{list(schema.list_keys)}")
-        item_schema = FieldSchema(fields=schema.fields)
+        item_schema = schema.item
         for key, item in zip(keys, value, strict=True):
             item_path = path + (("k", str(key)),)
             out[item_path] = item
@@ -532,7 +540,7 @@ def _descend(schema: FieldSchema, step: Step) -> FieldSchema:
     """Return the schema one step down: a field's, or a keyed list item's."""
     if step[0] == "f":
         return schema.child(step[1])
-    return FieldSchema(fields=schema.fields)
+    return schema.item
 
 
 def lookup(obj: Any, path: Path, schema: FieldSchema) -> tuple[bool, Any]:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -72,6 +73,11 @@ class FieldSchema:
     def child(self, name: str) -> FieldSchema:
         """Return the rules of a child field (defaults when the field is not described)."""
         return self.fields.get(name, DEFAULT)
+
+    @cached_property
+    def item(self) -> FieldSchema:
+        """Return the rules of one item of this list (its fields, no list rules)."""
+        return FieldSchema(fields=self.fields)
 
     @property
     def merges_list(self) -> bool:
