@@ -179,8 +179,8 @@ def save(
         if fmt == "docker":
             images = save_docker_archive(store, names, output)
         elif fmt == "oci":
-            images = export_oci(store, names, output if output.suffix == ".tar" else
-                                output.with_suffix(".tar"))
+            output = output if output.suffix == ".tar" else output.with_suffix(".tar")
+            images = export_oci(store, names, output)
         else:
             raise ValueError(f"unknown format {fmt!r}: use docker or oci")
         typer.echo(f"saved {len(images)} image(s) to {output}")
