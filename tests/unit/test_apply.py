@@ -399,3 +399,11 @@ def test_deeply_nested_objects_are_400_not_a_crash() -> None:
         with pytest.raises(PatchError) as err:
             call()
         assert err.value.status == 400
+
+
+def test_status_only_write_with_client_cleared_managed_fields() -> None:
+    obj = ssa(None, config())
+    after = copy.deepcopy(obj)
+    after["status"] = {"replicas": 1}
+    after["metadata"]["managedFields"] = []
+    assert "managedFields" not in update(obj, after, "controller")["metadata"]
