@@ -184,6 +184,9 @@ class Profile:
     reserve: tuple[str, ...] = ()
     permit: tuple[str, ...] = ()
     bind: tuple[str, ...] = ("DefaultBinder",)
+    # None: kube-scheduler's adaptive share (50% - nodes/125, at least 5% and 100 nodes);
+    # 100: score every feasible node.
+    percentage_of_nodes_to_score: int | None = 100
 
 
 @dataclass(slots=True)
@@ -322,3 +325,12 @@ class Framework:
     def sort_key(self, pi: PodInfo, enqueued: float) -> tuple[Any, ...]:
         """Return the pod's key in the scheduling queue."""
         return self.queue_sort.sort_key(pi, enqueued)
+
+    def nodes_to_score(self, total: int) -> int:
+        """Return how many feasible nodes to score out of total (kube's numFeasibleNodesToFind)."""
+        pct = self.profile.percentage_of_nodes_to_score
+        if total < 100 or pct == 100:
+            return total
+        if pct is None:
+            pct = max(50 - total // 125, 5)
+        return max(total * pct // 100, 100)

@@ -38,6 +38,7 @@ PROFILES: dict[str, Profile] = {
     DEFAULT_PROFILE: Profile(
         DEFAULT_PROFILE,
         filters=FILTERS,
+        percentage_of_nodes_to_score=None,
         scores=(
             ("NodeResourcesLeastAllocated", 1),
             ("NodeResourcesBalancedAllocation", 1),

@@ -139,14 +139,25 @@ class Snapshot:
         """Return cpu and memory requested per node counting empty requests as defaults."""
         return self._nonzero[: self.n]
 
-    def inverse_allocatable(self) -> Array:
-        """Return 1 / allocatable for cpu and memory per node (0 where nothing is allocatable)."""
+    @property
+    def nonzero_cpu(self) -> Array:
+        """Return cpu requested per node, empty requests counted as 100m (contiguous view)."""
+        return self._nonzero[: self.n, 0]
+
+    @property
+    def nonzero_memory(self) -> Array:
+        """Return memory requested per node, empty requests counted as 200Mi (contiguous view)."""
+        return self._nonzero[: self.n, 1]
+
+    def inverse_allocatable(self) -> tuple[Array, Array]:
+        """Return 1 / allocatable cpu and 1 / allocatable memory per node (huge where zero)."""
         cache = self.node_cache()
         inv = cache.get("inverse_allocatable")
         if inv is None:
             alloc = self.allocatable[:, :2].astype(float)
             with np.errstate(divide="ignore"):
-                inv = cache["inverse_allocatable"] = np.where(alloc > 0, 1.0 / alloc, 0.0)
+                both = np.where(alloc > 0, 1.0 / np.maximum(alloc, 1.0), 1e30)
+            inv = cache["inverse_allocatable"] = (both[:, 0].copy(), both[:, 1].copy())
         return inv
 
     def node_cache(self) -> dict[Any, Any]:
@@ -304,8 +315,10 @@ class Snapshot:
 
     def _account(self, pi: PodInfo, i: int, sign: int) -> None:
         cols, vals = self.request_vector(pi)
-        self._requested[i, cols] += sign * vals
-        self._free[i, cols] -= sign * vals
+        requested, free = self._requested, self._free
+        for c, v in zip(cols.tolist(), vals.tolist(), strict=True):
+            requested[i, c] += sign * v
+            free[i, c] -= sign * v
         self._nonzero[i, 0] += sign * pi.nonzero_cpu
         self._nonzero[i, 1] += sign * pi.nonzero_memory
         if sign > 0:

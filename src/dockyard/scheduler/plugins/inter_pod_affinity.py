@@ -57,6 +57,7 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
     """
 
     name = "InterPodAffinity"
+    skipped = skip("InterPodAffinity")
 
     def pre_filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Status:
         """Return SKIP when neither the pod nor any existing pod has (anti-)affinity."""
@@ -68,7 +69,7 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
             or pi.preferred_anti_affinity_terms
         ):
             return SUCCESS
-        return skip(self.name)
+        return self.skipped
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes satisfying affinity, anti-affinity and existing anti-affinity."""

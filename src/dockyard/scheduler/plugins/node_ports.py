@@ -28,10 +28,11 @@ class NodePorts(PreFilterPlugin, FilterPlugin):
     """Reject nodes where a requested hostPort is already taken."""
 
     name = "NodePorts"
+    skipped = skip("NodePorts")
 
     def pre_filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Status:
         """Return SKIP for pods without host ports."""
-        return OK if pi.host_ports else skip(self.name)
+        return OK if pi.host_ports else self.skipped
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes where every requested host port is free."""

@@ -57,22 +57,22 @@ class NodeResourcesFit(FilterPlugin):
         return unresolvable(self.name, *why) if beyond else unschedulable(self.name, *why)
 
 
-def _fractions(state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array:
-    """Return requested/allocatable for cpu and memory after placing the pod, per candidate.
+def _fractions(state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> tuple[Array, Array]:
+    """Return requested/allocatable of cpu and of memory after placing the pod, per candidate.
 
-    Computed once per cycle and shared by the three scores; clipped to [0, 1], and 1 where a
-    node has nothing allocatable (a full node is the honest reading).
+    Computed once per cycle and shared by the three scores; at most 1, and 1 where a node has
+    nothing allocatable (a full node is the honest reading).
     """
-    frac: Array | None = state.data.get("fractions")
-    if frac is None:
-        every = len(idx) == snap.n
-        used = snap.nonzero_requested if every else snap.nonzero_requested[idx]
-        inv = snap.inverse_allocatable() if every else snap.inverse_allocatable()[idx]
-        frac = (used + (pi.nonzero_cpu, pi.nonzero_memory)) * inv
-        frac[inv == 0] = 1.0
-        np.clip(frac, 0.0, 1.0, out=frac)
-        state.data["fractions"] = frac
-    return frac
+    found: tuple[Array, Array] | None = state.data.get("fractions")
+    if found is None:
+        inv_cpu, inv_mem = snap.inverse_allocatable()
+        nz_cpu, nz_mem = snap.nonzero_cpu, snap.nonzero_memory
+        if len(idx) != snap.n:
+            inv_cpu, inv_mem, nz_cpu, nz_mem = inv_cpu[idx], inv_mem[idx], nz_cpu[idx], nz_mem[idx]
+        cpu = np.minimum((nz_cpu + pi.nonzero_cpu) * inv_cpu, 1.0)
+        mem = np.minimum((nz_mem + pi.nonzero_memory) * inv_mem, 1.0)
+        found = state.data["fractions"] = (cpu, mem)
+    return found
 
 
 class NodeResourcesLeastAllocated(ScorePlugin):
@@ -87,8 +87,8 @@ class NodeResourcesLeastAllocated(ScorePlugin):
 
     def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
         """Return 100 × the mean free fraction of cpu and memory after placing the pod."""
-        frac = _fractions(state, pi, snap, idx)
-        return 50.0 * ((1.0 - frac[:, 0]) + (1.0 - frac[:, 1]))
+        cpu, mem = _fractions(state, pi, snap, idx)
+        return 100.0 - 50.0 * (cpu + mem)
 
 
 class NodeResourcesMostAllocated(ScorePlugin):
@@ -103,8 +103,8 @@ class NodeResourcesMostAllocated(ScorePlugin):
 
     def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
         """Return 100 × the mean used fraction of cpu and memory after placing the pod."""
-        frac = _fractions(state, pi, snap, idx)
-        return 50.0 * (frac[:, 0] + frac[:, 1])
+        cpu, mem = _fractions(state, pi, snap, idx)
+        return 50.0 * (cpu + mem)
 
 
 class NodeResourcesBalancedAllocation(ScorePlugin):
@@ -119,5 +119,5 @@ class NodeResourcesBalancedAllocation(ScorePlugin):
 
     def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
         """Return 100 × (1 - the spread between cpu and memory fractions)."""
-        frac = _fractions(state, pi, snap, idx)
-        return 100.0 * (1.0 - np.abs(frac[:, 0] - frac[:, 1]) / 2.0)
+        cpu, mem = _fractions(state, pi, snap, idx)
+        return 100.0 - 50.0 * np.abs(cpu - mem)

@@ -57,6 +57,13 @@ def first_untolerated(tolerations: list[Obj], taints: list[Obj]) -> Obj | None:
     return None
 
 
+def _any_taints(snap: Snapshot, cache: dict[Any, Any]) -> bool:
+    found = cache.get("any-taints")
+    if found is None:
+        found = cache["any-taints"] = any(info.taints for info in snap.nodes)
+    return bool(found)
+
+
 class TaintToleration(FilterPlugin, ScorePlugin):
     """Filter on hard taints; score by the number of untolerated PreferNoSchedule taints.
 
@@ -69,6 +76,8 @@ class TaintToleration(FilterPlugin, ScorePlugin):
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes whose hard taints the pod tolerates (None when all pass)."""
         cache = snap.node_cache()
+        if not _any_taints(snap, cache):
+            return None
         key = (self.name, freeze(pi.tolerations))
         if key not in cache:
             codes, groups = snap.taint_groups()
@@ -87,6 +96,8 @@ class TaintToleration(FilterPlugin, ScorePlugin):
     def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
         """Return fewer untolerated PreferNoSchedule taints as higher scores."""
         cache = snap.node_cache()
+        if not _any_taints(snap, cache):
+            return None
         key = (self.name, "prefer", freeze(pi.tolerations))
         if key not in cache:
             codes, groups = snap.taint_groups()

@@ -77,10 +77,11 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, ScorePlugin):
     """
 
     name = "PodTopologySpread"
+    skipped = skip("PodTopologySpread")
 
     def pre_filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Status:
         """Return SKIP for pods without topologySpreadConstraints."""
-        return SUCCESS if pi.spread_constraints else skip(self.name)
+        return SUCCESS if pi.spread_constraints else self.skipped
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes where placing the pod keeps every hard constraint within maxSkew."""

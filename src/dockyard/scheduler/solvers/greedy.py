@@ -6,8 +6,10 @@ calls ``schedule_one`` then assumes and binds; the simulator calls ``place``.
 
 Invariants: the snapshot is read, never written, by ``schedule_one``; ``place`` writes exactly
 one assumption per placed pod. Ties go to the lowest node index, so runs are reproducible
-(kube-scheduler breaks ties at random). All nodes are evaluated (there is no
-percentageOfNodesToScore cut): with numpy the whole cluster costs little more than a sample.
+(kube-scheduler breaks ties at random). Filters always run over every node; scores run over
+every feasible node, or, for a profile with percentage_of_nodes_to_score unset (the default
+profile, as kube-scheduler), over an adaptive share of them taken round-robin from where the
+last cycle stopped, so consecutive pods see different nodes.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class GreedyScheduler:
     def __init__(self, snapshot: Snapshot, profiles: dict[str, Framework] | None = None) -> None:
         self.snapshot = snapshot
         self.frameworks = profiles if profiles is not None else frameworks()
+        self._next_start = 0
 
     def framework_for(self, pi: PodInfo) -> Framework | None:
         """Return the framework of the pod's schedulerName, or None if it is not ours."""
@@ -78,11 +81,25 @@ class GreedyScheduler:
         if len(idx) == 0:
             diagnosis = fw.diagnose(state, pi, snap)
             return ScheduleResult(pi, None, _fit_error(diagnosis), 0, diagnosis)
+        feasible = len(idx)
+        idx = self._sample(fw, idx)
         if len(idx) == 1:
             best = int(idx[0])
         else:
             best = int(idx[int(np.argmax(fw.run_scores(state, pi, snap, idx)))])
-        return ScheduleResult(pi, snap.nodes[best].name, Status(), len(idx))
+        return ScheduleResult(pi, snap.nodes[best].name, Status(), feasible)
+
+    def _sample(self, fw: Framework, idx: np.ndarray) -> np.ndarray:
+        """Return the feasible nodes to score: all, or kube's share taken round-robin."""
+        want = fw.nodes_to_score(self.snapshot.n)
+        if len(idx) <= want:
+            return idx
+        start = int(np.searchsorted(idx, self._next_start % max(self.snapshot.n, 1)))
+        chosen = np.concatenate(
+            [idx[start : start + want], idx[: max(0, want - (len(idx) - start))]]
+        )
+        self._next_start = int(chosen[-1]) + 1
+        return chosen
 
     def place(self, pod: Obj | PodInfo) -> ScheduleResult:
         """Schedule the pod and, if it fits, account it on its node as bound."""
