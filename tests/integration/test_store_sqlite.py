@@ -8,11 +8,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from dockyard.store.base import StoreError
+from dockyard.store.base import KeyValue, StoreError, WatchEvent
 from dockyard.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
@@ -141,3 +142,49 @@ async def test_slow_watcher_is_ended(tmp_path: Path, monkeypatch: pytest.MonkeyP
         with pytest.raises(StoreError, match="behind"):
             await anext(stream)
         assert store.watcher_count() == 0
+
+
+async def test_writes_in_one_group_commit_see_each_other(tmp_path: Path) -> None:
+    # Submitted together, these land in one batch; each is decided after the one before it:
+    # create (rev 2), CAS on rev 2 (rev 3), stale CAS on rev 2 (conflict), delete (rev 4),
+    # create again (rev 5), create of a taken key (already exists).
+    async with await SQLiteStore.open(tmp_path / "store.db") as store:
+        results = await asyncio.gather(
+            store.create("/k", b"1"),
+            store.update("/k", b"2", 2),
+            store.update("/k", b"stale", 2),
+            store.delete("/k", 3),
+            store.create("/k", b"3"),
+            store.create("/k", b"4"),
+            return_exceptions=True,
+        )
+        kinds = [r.mod_revision if isinstance(r, KeyValue) else type(r).__name__ for r in results]
+        assert kinds == [2, 3, "ConflictError", 4, 5, "AlreadyExistsError"]
+        assert await store.get("/k") == KeyValue("/k", b"3", 5, 5)
+        stats = await store.stats()
+        assert (stats["keys"], stats["revision"]) == (1, 5)
+        events = [e async for e in _take(store.watch("/", 1), 4)]
+        assert [(e.type, e.revision) for e in events] == [
+            ("PUT", 2), ("PUT", 3), ("DELETE", 4), ("PUT", 5)
+        ]
+        assert events[1].prev == KeyValue("/k", b"1", 2, 2)
+        assert events[3].prev is None
+
+
+async def _take(stream: AsyncIterator[WatchEvent], n: int) -> AsyncIterator[WatchEvent]:
+    async for event in stream:
+        yield event
+        n -= 1
+        if n == 0:
+            return
+
+
+async def test_sqlite_failure_fails_the_batch_and_stores_nothing(tmp_path: Path) -> None:
+    async with await SQLiteStore.open(tmp_path / "store.db") as store:
+        await store.create("/a", b"1")
+        # A value SQLite cannot bind (smuggled past the type check) fails its whole batch.
+        with pytest.raises(StoreError, match="nothing stored"):
+            await store._write("create", "/b", [1])  # type: ignore[arg-type]
+        assert await store.get("/b") is None
+        assert await store.current_revision() == 2
+        assert (await store.create("/c", b"1")).mod_revision == 3

@@ -259,7 +259,7 @@ class Writer(threading.Thread):
             self._write(plan)
             self.committing = plan.revision
             self._conn.execute("COMMIT")
-        except sqlite3.Error as err:
+        except Exception as err:  # any failure must end its batch, never the only writer
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             self.committing = self.revision
