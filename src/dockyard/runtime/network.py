@@ -1,0 +1,252 @@
+"""Pod networking: pinned namespaces per sandbox and the CNI plugins, invoked directly.
+
+A sandbox's network, UTS and IPC namespaces are made once by `unshare --net=FILE ...` and
+pinned by bind mounts under the sandbox's run dir (as CRI-O's pinns does; no pause process).
+The CNI plugins of Debian's containernetworking-plugins are run as executables, following the
+CNI 1.0.0 spec for a network configuration list: `bridge` (host-local IPAM on our bridge and
+pod CIDR, isGateway, ipMasq, hairpin) then `portmap` (host ports, including 127.0.0.1), plus
+`loopback` for `lo`.
+
+Invariants:
+- The network name, bridge and IPAM data dir are the runtime's own (the data dir under its
+  run dir), so side-by-side runtimes never hand out the same address or share a bridge.
+- ADD results are kept by the caller and given back to DEL as prevResult (the spec's rule);
+  DEL runs the list in reverse and tolerates pieces already gone, so teardown is idempotent.
+- 127.0.0.1:HOSTPORT works because portmap (snat on) sets route_localnet on the bridge and
+  masquerades hairpinned loopback traffic; we check that it did.
+- `destroy` removes the bridge, the IPAM dir and the shared portmap chains, the latter only
+  when no other runtime on the host still has a port mapped through them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shlex
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dockyard.runtime.rootfs import unmount
+
+CNI_VERSION = "1.0.0"
+NAMESPACE_KINDS = ("net", "uts", "ipc")
+PORTMAP_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SETMARK", "CNI-HOSTPORT-MASQ")
+PORTMAP_JUMPS = (
+    ("PREROUTING", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
+    ("OUTPUT", "-m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT"),
+    ("POSTROUTING", "-m comment --comment \"CNI portfwd requiring masquerade\" "
+                    "-j CNI-HOSTPORT-MASQ"),
+)  # fmt: skip
+
+
+class NetworkError(RuntimeError):
+    """A namespace or CNI step failed; the message names the plugin and its error."""
+
+
+@dataclass(frozen=True)
+class PortMapping:
+    """A host port forwarded to a container port (`-p [host_ip:]host_port:container_port`)."""
+
+    host_port: int
+    container_port: int
+    protocol: str = "tcp"
+    host_ip: str = ""
+
+    def to_cni(self) -> dict[str, Any]:
+        """Return the portmap plugin's runtimeConfig entry."""
+        entry: dict[str, Any] = {"hostPort": self.host_port, "containerPort": self.container_port,
+                                 "protocol": self.protocol.lower()}  # fmt: skip
+        if self.host_ip:
+            entry["hostIP"] = self.host_ip
+        return entry
+
+
+def validate_port_mappings(mappings: Sequence[PortMapping]) -> None:
+    """Raise NetworkError if a port or protocol is invalid or a host port is repeated."""
+    seen = set()
+    for m in mappings:
+        for port, what in ((m.host_port, "host port"), (m.container_port, "container port")):
+            if not 1 <= port <= 65535:
+                raise NetworkError(f"port mapping: {what} {port} is not in 1..65535")
+        if m.protocol.lower() not in ("tcp", "udp", "sctp"):
+            raise NetworkError(f"port mapping: protocol {m.protocol!r} is not tcp, udp or sctp")
+        key = (m.host_ip, m.host_port, m.protocol.lower())
+        if key in seen:
+            raise NetworkError(f"port mapping: host port {m.host_port} is mapped twice")
+        seen.add(key)
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """The pinned namespace files of one sandbox."""
+
+    net: Path
+    uts: Path
+    ipc: Path
+
+
+def namespace_paths(sandbox_dir: Path) -> Namespaces:
+    """Return where a sandbox's namespaces are pinned."""
+    ns = sandbox_dir / "ns"
+    return Namespaces(net=ns / "net", uts=ns / "uts", ipc=ns / "ipc")
+
+
+async def create_namespaces(sandbox_dir: Path, hostname: str) -> Namespaces:
+    """Make and pin a sandbox's net, uts and ipc namespaces; set its hostname."""
+    paths = namespace_paths(sandbox_dir)
+    paths.net.parent.mkdir(parents=True, exist_ok=True)
+    for path in (paths.net, paths.uts, paths.ipc):
+        path.touch()
+    await _run(["unshare", f"--net={paths.net}", f"--uts={paths.uts}", f"--ipc={paths.ipc}",
+                "hostname", hostname], "unshare")  # fmt: skip
+    return paths
+
+
+def remove_namespaces(sandbox_dir: Path) -> None:
+    """Unpin and delete a sandbox's namespace files (idempotent)."""
+    paths = namespace_paths(sandbox_dir)
+    for path in (paths.net, paths.uts, paths.ipc):
+        unmount(path)
+        path.unlink(missing_ok=True)
+
+
+async def _run(argv: list[str], what: str, stdin: bytes | None = None,
+               env: dict[str, str] | None = None) -> bytes:  # fmt: skip
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE, env=env,
+    )  # fmt: skip
+    out, err = await proc.communicate(stdin)
+    if proc.returncode != 0:
+        detail = _cni_error(out) or err.decode(errors="replace").strip()
+        raise NetworkError(f"{what}: {detail or f'exit status {proc.returncode}'}")
+    return out
+
+
+def _cni_error(out: bytes) -> str:
+    try:
+        data = json.loads(out)
+    except ValueError:
+        return ""
+    if isinstance(data, dict) and "msg" in data:
+        return f"{data['msg']} {data.get('details', '')}".strip()
+    return ""
+
+
+class CniNetwork:
+    """The CNI network of one runtime: its bridge, pod CIDR and IPAM state."""
+
+    def __init__(self, *, run_dir: Path, bridge: str, pod_cidr: str, cni_bin_dir: Path) -> None:
+        if not 1 <= len(bridge) <= 15 or not bridge.replace("-", "").replace("_", "").isalnum():
+            raise NetworkError(f"bridge name {bridge!r} must be 1-15 letters, digits, - or _")
+        self.bridge = bridge
+        self.pod_cidr = pod_cidr
+        self.cni_bin_dir = cni_bin_dir
+        self.ipam_dir = run_dir / "cni" / "networks"
+        tag = hashlib.sha256(str(run_dir).encode()).hexdigest()[:8]
+        self.name = f"dockyard-{tag}"
+
+    def conflist(self) -> dict[str, Any]:
+        """Return the network configuration list (cniVersion 1.0.0)."""
+        return {
+            "cniVersion": CNI_VERSION,
+            "name": self.name,
+            "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": True,
+                 "hairpinMode": True,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": self.pod_cidr}]],
+                          "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.ipam_dir)}},
+                {"type": "portmap", "capabilities": {"portMappings": True}, "snat": True},
+            ],
+        }  # fmt: skip
+
+    def _env(self, command: str, container_id: str, netns: Path, ifname: str) -> dict[str, str]:
+        return {
+            "CNI_COMMAND": command, "CNI_CONTAINERID": container_id, "CNI_NETNS": str(netns),
+            "CNI_IFNAME": ifname, "CNI_PATH": str(self.cni_bin_dir),
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+        }  # fmt: skip
+
+    async def _invoke(self, plugin: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
+        binary = self.cni_bin_dir / plugin["type"]
+        if not binary.is_file():
+            raise NetworkError(f"CNI plugin {plugin['type']} not found in {self.cni_bin_dir}")
+        out = await _run([str(binary)], f"CNI {plugin['type']} {env['CNI_COMMAND']}",
+                         json.dumps(plugin).encode(), env)  # fmt: skip
+        return dict(json.loads(out)) if out.strip() else {}
+
+    def _plugin_conf(self, plugin: dict[str, Any], prev: dict[str, Any] | None,
+                     ports: Sequence[PortMapping]) -> dict[str, Any]:  # fmt: skip
+        conf = {"cniVersion": CNI_VERSION, "name": self.name, **plugin}
+        if prev is not None:
+            conf["prevResult"] = prev
+        if plugin.get("capabilities", {}).get("portMappings"):
+            conf["runtimeConfig"] = {"portMappings": [p.to_cni() for p in ports]}
+        return conf
+
+    async def add(
+        self, sandbox_id: str, netns: Path, ports: Sequence[PortMapping]
+    ) -> dict[str, Any]:
+        """Attach a sandbox: loopback up, then the list's ADDs; return the final result."""
+        validate_port_mappings(ports)
+        await self._invoke({"cniVersion": CNI_VERSION, "name": "lo", "type": "loopback"},
+                           self._env("ADD", sandbox_id, netns, "lo"))  # fmt: skip
+        env = self._env("ADD", sandbox_id, netns, "eth0")
+        result: dict[str, Any] | None = None
+        try:
+            for plugin in self.conflist()["plugins"]:
+                result = await self._invoke(self._plugin_conf(plugin, result, ports), env)
+        except BaseException:
+            await self.delete(sandbox_id, netns, ports, result)
+            raise
+        assert result is not None
+        self._check_localnet()
+        return result
+
+    async def delete(self, sandbox_id: str, netns: Path, ports: Sequence[PortMapping],
+                     prev: dict[str, Any] | None) -> None:  # fmt: skip
+        """Detach a sandbox: the list's DELs in reverse; every plugin runs even if one fails."""
+        env = self._env("DEL", sandbox_id, netns if netns.exists() else Path(""), "eth0")
+        errors = []
+        for plugin in reversed(self.conflist()["plugins"]):
+            try:
+                await self._invoke(self._plugin_conf(plugin, prev, ports), env)
+            except NetworkError as e:
+                errors.append(str(e))
+        if errors:
+            raise NetworkError("; ".join(errors))
+
+    def _check_localnet(self) -> None:
+        flag = Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet")
+        if flag.exists() and flag.read_text().strip() != "1":
+            # portmap sets this only when a mapping exists; set it so 127.0.0.1 works later.
+            flag.write_text("1")
+
+    async def destroy(self) -> None:
+        """Remove the bridge, IPAM state and, if unused by anyone, portmap's shared chains."""
+        if Path(f"/sys/class/net/{self.bridge}").exists():
+            await _run(["ip", "link", "del", self.bridge], "remove bridge")
+        shutil.rmtree(self.ipam_dir / self.name, ignore_errors=True)
+        await remove_unused_portmap_chains()
+
+
+async def remove_unused_portmap_chains() -> None:
+    """Delete portmap's shared nat chains when no port mapping (CNI-DN-*) uses them."""
+    save = (await _run(["iptables-save", "-t", "nat"], "iptables-save")).decode()
+    if ":CNI-HOSTPORT-DNAT" not in save or "-j CNI-DN-" in save:
+        return
+    for chain, rule in PORTMAP_JUMPS:
+        argv = ["iptables", "-w", "-t", "nat", "-D", chain, *shlex.split(rule)]
+        with contextlib.suppress(NetworkError):  # not there: another runtime removed it
+            await _run(argv, "iptables")
+    for chain in PORTMAP_CHAINS:
+        for op in ("-F", "-X"):
+            with contextlib.suppress(NetworkError):
+                await _run(["iptables", "-w", "-t", "nat", op, chain], "iptables")
+

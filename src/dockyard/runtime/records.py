@@ -1,0 +1,217 @@
+"""The runtime's public values and its state on disk (one JSON file per sandbox/container).
+
+Requests (SandboxConfig, ContainerConfig) and answers (Sandbox, ContainerStatus, ...) are
+plain dataclasses; records are what the runtime keeps under RUN_DIR/state so that a new
+process adopts what kept running.
+
+Invariants:
+- A record file is written atomically (temp file, fsync, rename): a crash leaves the old or
+  the new record, never half of one.
+- A record exists for every sandbox/container the runtime made and did not remove; a record
+  whose files cannot be parsed is reported by `load_all`, not silently dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from dockyard.runtime.network import PortMapping
+from dockyard.runtime.spec import Mount, Resources
+
+ContainerState = Literal["created", "running", "exited", "unknown"]
+ExitReason = Literal["", "Completed", "Error", "OOMKilled"]
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """A pod's sandbox request (Kubernetes CRI's PodSandboxConfig, the parts we use)."""
+
+    pod_uid: str
+    name: str
+    namespace: str = "default"
+    hostname: str = ""
+    port_mappings: list[PortMapping] = field(default_factory=list)
+    dns_servers: list[str] = field(default_factory=list)
+    dns_searches: list[str] = field(default_factory=list)
+    dns_options: list[str] = field(default_factory=list)
+    share_ipc: bool = True
+    pids_limit: int | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    """A container request (CRI's ContainerConfig, the parts we use)."""
+
+    name: str
+    lower_dirs: list[Path]
+    image_config: dict[str, Any] = field(default_factory=dict)
+    command: list[str] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str = ""
+    user: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    resources: Resources = field(default_factory=Resources)
+    privileged: bool = False
+    tty: bool = False
+    stdin: bool = False
+    attempt: int = 0
+    image: str = ""
+    labels: dict[str, str] = field(default_factory=dict)
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """A pod sandbox: its pinned namespaces and its address."""
+
+    id: str
+    pod_uid: str
+    name: str
+    namespace: str
+    hostname: str
+    netns_path: Path
+    ip: str
+    created_at: float
+    port_mappings: list[PortMapping]
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ContainerStatus:
+    """Where a container stands (CRI's ContainerStatus, the parts we use)."""
+
+    id: str
+    name: str
+    sandbox_id: str
+    state: ContainerState
+    pid: int
+    exit_code: int | None
+    reason: ExitReason
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    attempt: int
+    image: str
+    log_path: Path
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class ContainerStats:
+    """Usage of one container: cpu seconds, memory working set bytes, task count."""
+
+    cpu_seconds: float
+    memory_bytes: int
+    pids: int
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What a command run by exec_sync gave back."""
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool = False
+
+
+@dataclass
+class SandboxRecord:
+    """The state kept on disk for one sandbox."""
+
+    id: str
+    config: dict[str, Any]
+    netns_path: str
+    uts_path: str
+    ipc_path: str
+    ip: str
+    cni_result: dict[str, Any]
+    cgroup_path: str
+    created_at: float
+
+    def sandbox_config(self) -> SandboxConfig:
+        """Return the request this sandbox was made from."""
+        cfg = dict(self.config)
+        cfg["port_mappings"] = [PortMapping(**p) for p in cfg.get("port_mappings", [])]
+        return SandboxConfig(**cfg)
+
+
+@dataclass
+class ContainerRecord:
+    """The state kept on disk for one container."""
+
+    id: str
+    sandbox_id: str
+    name: str
+    attempt: int
+    image: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    container_dir: str
+    log_path: str
+    cgroup_path: str
+    created_at: float
+    pid: int = 0
+    started_at: float | None = None
+    tty: bool = False
+
+
+def to_json(value: Any) -> Any:
+    """Return a dataclass (or nested value) as JSON-compatible data."""
+    if hasattr(value, "__dataclass_fields__"):
+        return to_json(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_json(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_atomic(path: Path, data: Any) -> None:
+    """Write JSON to `path` atomically (temp file in the same dir, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(to_json(data), f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """Return the JSON object in `path`."""
+    with open(path) as f:
+        data = json.load(f)
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: not a JSON object")
+    return data
+
+
+def load_all(directory: Path) -> list[dict[str, Any]]:
+    """Return every record in `directory`, oldest first; unreadable ones raise ValueError."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in sorted(directory.glob("*.json")):
+        try:
+            out.append(read_json(path))
+        except (OSError, ValueError) as e:
+            raise ValueError(f"runtime state {path} is unreadable: {e}") from e
+    return sorted(out, key=lambda r: r.get("created_at", 0))

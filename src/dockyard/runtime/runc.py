@@ -1,0 +1,111 @@
+"""runc, the OCI runtime, driven as a subprocess: `runc --root RUN_DIR/runc <verb>`.
+
+runc itself creates containers through conmon (see monitor.py), so this module has the verbs
+we call directly: state, start, kill, delete, list, and the argv of exec.
+
+Invariants:
+- Every call uses our own `--root`, so side-by-side runtimes never see each other's
+  containers.
+- A container runc does not know is reported as None by `state` (not an error): it is how an
+  exited-and-deleted container looks.
+- Errors carry runc's own message (its stderr), trimmed of its logrus prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+RUNC_TIMEOUT = 60.0
+_NOT_EXIST = re.compile(r"does not exist|not found|no such file", re.IGNORECASE)
+_LOGRUS = re.compile(r'time="[^"]*" level=\w+ msg="(.*)"')
+
+
+class RuncError(RuntimeError):
+    """runc failed; the message is runc's."""
+
+
+class ContainerNotFound(RuncError):
+    """runc does not know the container."""
+
+
+class Runc:
+    """One runc state root: the verbs dockyard calls directly."""
+
+    def __init__(self, root: Path, binary: str = "runc") -> None:
+        self.root = root
+        self.binary = binary
+
+    def argv(self, *args: str) -> list[str]:
+        """Return the full argv of a runc call under our root."""
+        return [self.binary, "--root", str(self.root), *args]
+
+    async def run(self, *args: str, timeout: float = RUNC_TIMEOUT) -> str:
+        """Run one runc verb; return its stdout or raise RuncError with its message."""
+        proc = await asyncio.create_subprocess_exec(
+            *self.argv(*args), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuncError(f"runc {args[0]}: timed out after {timeout}s") from None
+        if proc.returncode != 0:
+            message = clean_message(err.decode(errors="replace"))
+            cls = ContainerNotFound if _NOT_EXIST.search(message) else RuncError
+            raise cls(f"runc {args[0]}: {message}")
+        return out.decode(errors="replace")
+
+    async def state(self, container_id: str) -> dict[str, Any] | None:
+        """Return runc's state of a container, or None if runc does not know it."""
+        try:
+            return dict(json.loads(await self.run("state", container_id)))
+        except ContainerNotFound:
+            return None
+
+    async def start(self, container_id: str) -> None:
+        """Start a created container's process."""
+        await self.run("start", container_id)
+
+    async def kill(self, container_id: str, signal: str, all_processes: bool = False) -> None:
+        """Send `signal` to the container's init (or every process with all_processes)."""
+        args = ["kill", *(["--all"] if all_processes else []), container_id, signal]
+        await self.run(*args)
+
+    async def delete(self, container_id: str, force: bool = False) -> None:
+        """Delete the container (force: kill it first); a missing container is fine."""
+        try:
+            await self.run("delete", *(["--force"] if force else []), container_id)
+        except ContainerNotFound:
+            return
+
+    async def list_containers(self) -> list[dict[str, Any]]:
+        """Return runc's list of containers under our root."""
+        out = await self.run("list", "--format", "json")
+        data = json.loads(out or "null")
+        return list(data or [])
+
+    def exec_argv(
+        self, container_id: str, process_path: Path, pid_file: Path,
+        console_socket: Path | None = None,
+    ) -> list[str]:  # fmt: skip
+        """Return the argv that runs a process spec in a running container."""
+        args: Sequence[str] = ["exec", "--process", str(process_path), "--pid-file", str(pid_file)]
+        if console_socket is not None:
+            args = [*args, "--console-socket", str(console_socket), "--tty"]
+        return self.argv(*args, container_id)
+
+
+def clean_message(stderr: str) -> str:
+    """Return runc's error text without logrus decoration."""
+    lines = []
+    for line in stderr.strip().splitlines():
+        match = _LOGRUS.search(line)
+        lines.append(match.group(1).replace('\\"', '"') if match else line)
+    return "; ".join(line for line in lines if line) or "failed without a message"

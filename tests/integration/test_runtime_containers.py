@@ -1,0 +1,219 @@
+"""Containers through conmon + runc: run, exit codes, env/args, logs, exec, stop, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.runtime import (
+    NotFoundError,
+    RequestError,
+    Runtime,
+    SandboxConfig,
+    SpecError,
+)
+from dockyard.runtime.spec import Mount
+from tests.integration import runtime_fixtures
+from tests.integration.runtime_fixtures import BusyboxImage
+
+pytestmark = pytest.mark.integration
+
+runtime = runtime_fixtures.runtime
+busybox = runtime_fixtures.busybox
+
+CRI_LINE = re.compile(
+    rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}(Z|[+-]\d\d:\d\d) (stdout|stderr) [FP] "
+)
+
+
+async def wait_state(rt: Runtime, cid: str, state: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while (await rt.container_status(cid)).state != state:
+        assert time.monotonic() < deadline, f"container never became {state}"
+        await asyncio.sleep(0.05)
+
+
+async def sandbox(rt: Runtime, name: str = "pod") -> str:
+    return (await rt.create_sandbox(SandboxConfig(pod_uid=f"uid-{name}", name=name))).id
+
+
+async def test_echo_exit_code_env_args_and_cri_logs(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    sid = await sandbox(runtime)
+    cfg = busybox.container(
+        "echo",
+        command=["/bin/sh", "-c"],
+        args=['echo "out $GREETING $0"; echo oops >&2; exit 7'],
+        env={"GREETING": "hello"},
+    )
+    cid = await runtime.create_container(sid, cfg)
+    assert (await runtime.container_status(cid)).state == "created"
+    await runtime.start_container(cid)
+    await wait_state(runtime, cid, "exited")
+    status = await runtime.container_status(cid)
+    assert status.exit_code == 7 and status.reason == "Error"
+    assert status.started_at is not None and status.finished_at is not None
+    raw = runtime.log_path(cid).read_bytes().splitlines()
+    assert all(CRI_LINE.match(line) for line in raw), raw
+    lines = [(r.stream, r.message) async for r in runtime.read_logs(cid)]
+    assert lines == [("stdout", b"out hello /bin/sh"), ("stderr", b"oops")]
+    assert [r.message async for r in runtime.read_logs(cid, tail=1)] == [b"oops"]
+
+
+async def test_completed_reason_and_image_cmd(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    cid = await runtime.create_container(sid, busybox.container("ok", command=["true"]))
+    await runtime.start_container(cid)
+    await wait_state(runtime, cid, "exited")
+    status = await runtime.container_status(cid)
+    assert (status.exit_code, status.reason) == (0, "Completed")
+
+
+async def test_exec_sync_and_streaming(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    cid = await runtime.create_container(
+        sid, busybox.container("sleeper", command=["sleep", "300"], env={"WHO": "container"})
+    )
+    await runtime.start_container(cid)
+    result = await runtime.exec_sync(cid, ["sh", "-c", "echo $WHO; echo bad >&2; exit 4"], 10)
+    assert (result.exit_code, result.stdout, result.stderr) == (4, b"container\n", b"bad\n")
+    slow = await runtime.exec_sync(cid, ["sleep", "30"], timeout=0.5)
+    assert slow.timed_out
+    ps = await runtime.exec_sync(cid, ["ps", "-o", "comm"], 10)
+    assert b"sleep\n" in ps.stdout and ps.stdout.count(b"sleep") == 1  # the timed-out one is dead
+    proc = await runtime.exec(
+        cid, ["sh", "-c", "read line; echo got:$line; echo e >&2"], stdin=True
+    )
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    proc.stdin.write(b"ping\n")
+    await proc.stdin.drain()
+    assert await proc.stdout.readline() == b"got:ping\n"
+    assert await proc.stderr.readline() == b"e\n"
+    assert await proc.wait() == 0
+
+
+async def test_exec_with_tty(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    cid = await runtime.create_container(sid, busybox.container("tty", command=["sleep", "300"]))
+    await runtime.start_container(cid)
+    proc = await runtime.exec(cid, ["sh", "-c", "tty; exit 3"], tty=True)
+    assert proc.pty_master is not None
+    out = await asyncio.to_thread(_read_all, proc.pty_master)
+    assert await proc.wait() == 3
+    assert b"/dev/pts/" in out
+
+
+def _read_all(fd: int) -> bytes:
+    import os
+
+    data = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO once the terminal's last user is gone
+            return data
+        if not chunk:
+            return data
+        data += chunk
+
+
+async def test_stop_waits_grace_then_kills(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    stubborn = busybox.container(
+        "stubborn",
+        command=["sh", "-c", "trap 'echo got TERM' TERM; while true; do sleep 0.1; done"],
+    )
+    polite = busybox.container(
+        "polite", command=["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.1; done"]
+    )
+    ids = [await runtime.create_container(sid, c) for c in (stubborn, polite)]
+    for cid in ids:
+        await runtime.start_container(cid)
+    await asyncio.sleep(0.3)  # let the shells install their traps
+    t0 = time.monotonic()
+    status = await runtime.stop_container(ids[0], grace_seconds=1.0)
+    took = time.monotonic() - t0
+    assert status.state == "exited" and status.exit_code == 137  # SIGKILL
+    assert took >= 1.0
+    assert b"got TERM" in runtime.log_path(ids[0]).read_bytes()
+    status = await runtime.stop_container(ids[1], grace_seconds=30)
+    assert (status.state, status.exit_code) == ("exited", 0)
+
+
+async def test_two_containers_share_localhost(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    server = busybox.container(
+        "server",
+        command=[
+            "sh",
+            "-c",
+            "mkdir /www && echo shared > /www/index.html && httpd -f -p 8080 -h /www",
+        ],
+    )
+    client = busybox.container("client", command=["sleep", "300"])
+    srv, cli = [await runtime.create_container(sid, c) for c in (server, client)]
+    await runtime.start_container(srv)
+    await runtime.start_container(cli)
+    for _ in range(50):
+        result = await runtime.exec_sync(cli, ["wget", "-qO-", "http://127.0.0.1:8080/"], 5)
+        if result.exit_code == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert result.stdout == b"shared\n"
+
+
+async def test_refusals_leave_nothing(
+    runtime: Runtime, busybox: BusyboxImage, tmp_path: Path
+) -> None:
+    sid = await sandbox(runtime)
+    with pytest.raises(SpecError, match="working dir"):
+        await runtime.create_container(sid, busybox.container("a", working_dir="/proc/self"))
+    with pytest.raises(SpecError, match="out of range"):
+        await runtime.create_container(sid, busybox.container("b", user="4294967295"))
+    with pytest.raises(SpecError, match="out of range"):
+        await runtime.create_container(sid, busybox.container("c", user="-1"))
+    with pytest.raises(SpecError, match="outside the allowed"):
+        await runtime.create_container(
+            sid, busybox.container("d", mounts=[Mount(Path("/etc"), "/x")])
+        )
+    bad_image = {"config": {"Cmd": ["true"], "Volumes": {"/../../etc": {}}}}
+    with pytest.raises(SpecError, match="Volumes"):
+        await runtime.create_container(
+            sid,
+            busybox.container("e").__class__(
+                name="e", lower_dirs=busybox.layers, image_config=bad_image
+            ),
+        )
+    with pytest.raises(RequestError, match="DNS label"):
+        await runtime.create_container(sid, busybox.container("Bad_Name"))
+    with pytest.raises(NotFoundError):
+        await runtime.create_container("0" * 64, busybox.container("f"))
+    assert await runtime.list_containers() == []
+    assert list((runtime.data_dir / "containers").iterdir()) == []
+
+
+async def test_user_by_name_from_image(
+    runtime: Runtime, busybox: BusyboxImage, tmp_path: Path
+) -> None:
+    etc = tmp_path / "etc-layer"
+    (etc / "etc").mkdir(parents=True)
+    (etc / "etc" / "passwd").write_text("root:x:0:0::/root:/bin/sh\napp:x:1234:4321::/:/bin/sh\n")
+    (etc / "etc" / "group").write_text("root:x:0:\napp:x:4321:\nextra:x:777:app\n")
+    cfg = busybox.container("named", command=["id"], user="app").__class__(
+        name="named",
+        lower_dirs=[*busybox.layers, etc],
+        image_config=busybox.config,
+        command=["id"],
+        user="app",
+    )
+    sid = await sandbox(runtime)
+    cid = await runtime.create_container(sid, cfg)
+    await runtime.start_container(cid)
+    await wait_state(runtime, cid, "exited")
+    out = b"".join([r.message async for r in runtime.read_logs(cid)])
+    assert out.startswith(b"uid=1234(app) gid=4321(app) groups=777(extra)")
