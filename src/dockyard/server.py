@@ -13,8 +13,9 @@ import contextlib
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from aiohttp import web
@@ -22,6 +23,9 @@ from aiohttp import web
 from dockyard.api.app import ApiConfig, build_app
 from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
 from dockyard.api.tokens import TokenFile
+from dockyard.client.api import ApiClient
+from dockyard.client.config import ClientConfig
+from dockyard.scheduler.loop import SchedulerLoop
 from dockyard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("dockyard.server")
@@ -35,6 +39,7 @@ class ServerOptions:
     listen: str = "127.0.0.1"
     port: int = 6443
     no_agent: bool = False
+    no_scheduler: bool = False
 
 
 def kubeconfig_path(data_dir: Path) -> Path:
@@ -65,12 +70,43 @@ async def run_server(options: ServerOptions) -> None:
         write_kubeconfig(kubeconfig_path(data_dir), url, ca_bundle(pki), admin_token)
         log.info("dockyard api server listening on %s (kubeconfig %s)", url,
                  kubeconfig_path(data_dir))
+        loops = await start_loops(url, pki, admin_token, options)
         print(f"dockyard server ready at {url}", flush=True)
-        await _wait_for_signal()
+        try:
+            await _wait_for_signal()
+        finally:
+            await stop_loops(loops)
     finally:
         if runner is not None:
             await runner.cleanup()
         await store.close()
+
+
+@dataclass
+class Loops:
+    """The in-process loops and the client they share."""
+
+    api: ApiClient
+    running: list[Any] = field(default_factory=list)
+
+
+async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -> Loops:
+    """Start the scheduler (and the other loops) against this server over loopback HTTPS."""
+    config = ClientConfig(server=url, token=token, ca_data=ca_bundle(pki), ca_file=None)
+    loops = Loops(ApiClient(config, user_agent="dockyard-server"))
+    if not options.no_scheduler:
+        scheduler = SchedulerLoop(loops.api)
+        await scheduler.start()
+        loops.running.append(scheduler)
+    return loops
+
+
+async def stop_loops(loops: Loops) -> None:
+    """Stop the loops in reverse order, then close their client."""
+    for loop in reversed(loops.running):
+        with contextlib.suppress(Exception):
+            await loop.stop()
+    await loops.api.close()
 
 
 def write_kubeconfig(path: Path, url: str, ca_pem: bytes, token: str) -> None:
