@@ -1,0 +1,268 @@
+"""Scheduler benchmarks: online throughput, scale and memory, packing quality, preemption DP.
+
+Run: .venv/bin/python bench/bench_scheduler.py            (online, packing, preemption)
+     .venv/bin/python bench/bench_scheduler.py --scale    (adds 5,000 nodes x 150,000 pods)
+     .venv/bin/python bench/bench_scheduler.py --only packing
+Throughput is printed per wall-clock second and per CPU second of this process: on a shared
+machine the CPU figure is the one that does not depend on what else runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dockyard.scheduler.podinfo import pod_info
+from dockyard.scheduler.preemption import Preemptor, victim_cost
+from dockyard.scheduler.profiles import frameworks
+from dockyard.scheduler.simulate import (
+    Options,
+    Synthetic,
+    make_node_object,
+    make_pod_object,
+    simulate,
+    synthetic_cluster,
+)
+from dockyard.scheduler.snapshot import Snapshot
+from dockyard.scheduler.solvers.greedy import GreedyScheduler
+
+
+def rss_mib() -> float:
+    """Return this process's resident memory in MiB (from /proc)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def add_constraints(pods: list[dict], share: float, rng: random.Random) -> None:
+    """Give a share of pods a zone spread constraint, a toleration and a preferred affinity."""
+    for pod in pods:
+        if rng.random() >= share:
+            continue
+        app = pod["metadata"]["labels"]["app"]
+        spec = pod["spec"]
+        spec["topologySpreadConstraints"] = [
+            {
+                "maxSkew": 5,
+                "topologyKey": "topology.kubernetes.io/zone",
+                "whenUnsatisfiable": "DoNotSchedule",
+                "labelSelector": {"matchLabels": {"app": app}},
+            }
+        ]
+        spec["tolerations"] = [{"key": "dedicated", "operator": "Exists"}]
+        spec["affinity"] = {
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {
+                        "weight": 10,
+                        "podAffinityTerm": {
+                            "topologyKey": "kubernetes.io/hostname",
+                            "labelSelector": {"matchLabels": {"app": app}},
+                        },
+                    }
+                ]
+            }
+        }
+
+
+def online(nodes: int, pods: int, profile: str, share: float) -> None:
+    """Place pods one by one with the greedy cycle and print pods/s and latency."""
+    node_objs, pod_objs = synthetic_cluster(Synthetic(nodes=nodes, pods=pods, pod_size="mixed"))
+    add_constraints(pod_objs, share, random.Random(3))
+    for pod in pod_objs:
+        pod["spec"]["schedulerName"] = profile
+    snap = Snapshot(node_objs)
+    infos = [pod_info(p) for p in pod_objs]
+    sched = GreedyScheduler(snap)
+    lat = np.empty(len(infos))
+    wall, cpu = time.perf_counter(), time.process_time()
+    placed = 0
+    for k, pi in enumerate(infos):
+        t = time.perf_counter()
+        placed += sched.place(pi).node is not None
+        lat[k] = time.perf_counter() - t
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"online  {nodes:,} nodes x {pods:,} pods, profile {profile}, "
+        f"{share:.0%} with spread/affinity/tolerations: placed {placed:,}"
+    )
+    print(
+        f"        {pods / wall:,.0f} pods/s wall ({wall:.2f} s), {pods / cpu:,.0f} pods per CPU "
+        f"second; latency p50 {np.percentile(lat, 50) * 1e3:.3f} ms, "
+        f"p99 {np.percentile(lat, 99) * 1e3:.3f} ms"
+    )
+
+
+def scale(nodes: int, pods: int) -> None:
+    """Place Kubernetes' envelope (5,000 nodes, 150,000 pods) and print time and memory."""
+    base = rss_mib()
+    node_objs = [
+        make_node_object(
+            f"node-{i:05d}",
+            {"cpu": "32", "memory": "128Gi"},
+            {"topology.kubernetes.io/zone": f"zone-{i % 3}"},
+        )
+        for i in range(nodes)
+    ]
+    sizes = [("100m", "128Mi"), ("250m", "256Mi"), ("500m", "512Mi")]
+    rng = random.Random(9)
+    snap = Snapshot(node_objs)
+    sched = GreedyScheduler(snap)
+    wall, cpu = time.perf_counter(), time.process_time()
+    placed = 0
+    for i in range(pods):
+        cpu_q, mem_q = rng.choice(sizes)
+        pi = pod_info(make_pod_object(f"pod-{i:06d}", cpu_q, mem_q, {"app": f"app-{i % 500}"}))
+        placed += sched.place(pi).node is not None
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(
+        f"scale   {nodes:,} nodes x {pods:,} pods: placed {placed:,} in {wall:.1f} s wall "
+        f"({pods / wall:,.0f} pods/s; {pods / cpu:,.0f} per CPU second)"
+    )
+    print(
+        f"        memory: {rss_mib():,.0f} MiB resident, {rss_mib() - base:,.0f} MiB for the "
+        f"snapshot, its pods and the pod objects"
+    )
+
+
+def packing(nodes: int, pods: int, time_limit: float) -> None:
+    """Print nodes used by each strategy on one mixed cluster, with the lower bound."""
+    node_objs, pod_objs = synthetic_cluster(Synthetic(nodes=nodes, pods=pods, seed=1))
+    print(f"packing {pods:,} mixed pods on {nodes} mixed nodes (4/8/16 cpu):")
+    rows = [
+        ("greedy", "pack"),
+        ("greedy", "spread"),
+        ("greedy", "default-scheduler"),
+        ("batch", "pack"),
+        ("batch", "spread"),
+    ]
+    for solver, profile in rows:
+        r = simulate(
+            node_objs, pod_objs, Options(solver=solver, profile=profile, time_limit=time_limit)
+        )
+        print(
+            f"        {solver:6} {profile:17} nodes used {r.nodes_used:4}  placed {r.placed:5}  "
+            f"lower bound {r.lower_bound} (LP {r.lp_bound:.2f}, per-resource {r.simple_bound})"
+            f"  gap {r.gap:6.2%}  {r.seconds:6.3f} s  {r.method}"
+        )
+
+
+def preemption(cases: int) -> None:
+    """Compare the DP's victims with brute force (and with kube's greedy reprieve)."""
+    rng = random.Random(5)
+    checked = matched = greedy_worse = 0
+    dp_seconds = 0.0
+    fw = frameworks()["default-scheduler"]
+    while checked < cases:
+        node = make_node_object(
+            "n1", {"cpu": str(rng.randint(2, 8)), "memory": f"{rng.randint(2, 16)}Gi", "pods": "12"}
+        )
+        snap = Snapshot([node])
+        for k in range(rng.randint(2, 9)):
+            pod = make_pod_object(
+                f"v{k}",
+                f"{rng.randint(1, 10) * 100}m",
+                f"{rng.randint(1, 8) * 256}Mi",
+                {"app": rng.choice("abc")},
+                rng.randint(0, 20),
+            )
+            pod["spec"]["nodeName"] = "n1"
+            pi = pod_info(pod)
+            cols, vals = snap.request_vector(pi)
+            if (snap.free[0, cols] >= vals).all():
+                snap.add_pod(pi)
+        pdbs = [
+            {
+                "metadata": {"name": app, "namespace": "default"},
+                "spec": {"selector": {"matchLabels": {"app": app}}},
+                "status": {"disruptionsAllowed": rng.randint(0, 2)},
+            }
+            for app in "ab"
+            if rng.random() < 0.5
+        ]
+        pending = pod_info(
+            make_pod_object(
+                "p", f"{rng.randint(1, 40) * 100}m", f"{rng.randint(1, 32) * 256}Mi", {}, 15
+            )
+        )
+        result = GreedyScheduler(snap).schedule_one(pending)
+        if result.node is not None or result.diagnosis is None:
+            continue
+        pre = Preemptor(snap, fw, pdbs)
+        t = time.perf_counter()
+        cand = pre.candidate(pending, 0)
+        dp_seconds += time.perf_counter() - t
+        best = _brute(pending, snap, pre)
+        if best is None and cand is None:
+            continue
+        checked += 1
+        if cand is not None and victim_cost(cand.victims, pre.budgets) == best:
+            matched += 1
+        lower = [snap.pods[k] for k in snap.node_pods[0] if snap.pods[k].priority < 15]
+        greedy = pre._by_reprieve(pending, 0, sorted(lower, key=lambda v: -v.priority))
+        if best is not None and victim_cost(greedy.victims, pre.budgets) > best:
+            greedy_worse += 1
+    print(
+        f"preempt {cases:,} random small nodes: DP victims optimal in {matched:,}/{checked:,} "
+        f"(brute force over all subsets); kube-style greedy reprieve worse in "
+        f"{greedy_worse:,}; {dp_seconds / checked * 1e3:.2f} ms per node"
+    )
+
+
+def _brute(pi: object, snap: Snapshot, pre: Preemptor) -> tuple[int, int, int] | None:
+    pending = pi
+    cols, vals = snap.request_vector(pending)  # type: ignore[arg-type]
+    lower = [snap.pods[k] for k in snap.node_pods[0] if snap.pods[k].priority < 15]
+    best = None
+    for size in range(len(lower) + 1):
+        for combo in itertools.combinations(lower, size):
+            freed = np.zeros(len(cols), np.int64)
+            for v in combo:
+                vc, vv = snap.request_vector(v)
+                for c, x in zip(vc.tolist(), vv.tolist(), strict=True):
+                    freed[cols == c] += x
+            if (snap.free[0, cols] + freed >= vals).all():
+                cost = victim_cost(list(combo), pre.budgets)
+                best = cost if best is None or cost < best else best
+    return best
+
+
+def main() -> None:
+    """Run the selected benchmarks and print their figures."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["online", "scale", "packing", "preemption"])
+    ap.add_argument("--scale", action="store_true", help="also run 5,000 nodes x 150,000 pods")
+    ap.add_argument("--nodes", type=int, default=5000)
+    ap.add_argument("--pods", type=int, default=10000)
+    ap.add_argument("--profile", default="default-scheduler")
+    ap.add_argument(
+        "--constrained",
+        type=float,
+        default=0.0,
+        help="share of online pods with spread, affinity and tolerations",
+    )
+    ap.add_argument("--scale-pods", type=int, default=150_000)
+    ap.add_argument("--cases", type=int, default=1000)
+    ap.add_argument("--time-limit", type=float, default=1.5)
+    args = ap.parse_args()
+    want = {args.only} if args.only else {"online", "packing", "preemption"}
+    if args.scale:
+        want.add("scale")
+    if "online" in want:
+        online(args.nodes, args.pods, args.profile, args.constrained)
+    if "packing" in want:
+        packing(100, 1000, args.time_limit)
+    if "preemption" in want:
+        preemption(args.cases)
+    if "scale" in want:
+        scale(args.nodes, args.scale_pods)
+
+
+if __name__ == "__main__":
+    main()
