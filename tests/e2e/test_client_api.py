@@ -21,6 +21,7 @@ from dockyard.client import (
     WatchEvent,
     load_kubeconfig,
     retry_on_conflict,
+    wait_for,
 )
 from dockyard.client.config import ClientConfig
 from tests.servers import RunningServer
@@ -329,3 +330,22 @@ async def test_delete_collection_by_label(api: ApiClient) -> None:
         assert (await cms.get(f"{suite}-other"))["metadata"]["name"] == f"{suite}-other"
     finally:
         await cms.delete(f"{suite}-other")
+
+
+async def test_wait_for_condition_then_deletion(api: ApiClient) -> None:
+    cms = api.resource("v1", "configmaps", "default")
+    name = unique("wait")
+    await cms.create(configmap(name, v="1"))
+    waiter = asyncio.create_task(
+        wait_for(cms, name, lambda o: o is not None and o["data"]["v"] == "3", timeout=15))
+    await asyncio.sleep(0.2)
+    await cms.patch(name, {"data": {"v": "2"}})
+    assert not waiter.done()
+    await cms.patch(name, {"data": {"v": "3"}})
+    met = await waiter
+    assert met is not None and met["data"] == {"v": "3"}
+    gone = asyncio.create_task(wait_for(cms, name, lambda o: o is None, timeout=15))
+    await cms.delete(name)
+    assert await gone is None
+    with pytest.raises(TimeoutError):
+        await wait_for(cms, name, lambda o: o is not None, timeout=0.5)

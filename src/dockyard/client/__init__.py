@@ -21,6 +21,7 @@ from dockyard.client.errors import (
 from dockyard.client.events import EventRecorder
 from dockyard.client.informer import Informer, InformerFactory, object_key, split_key
 from dockyard.client.retry import retry_on_conflict
+from dockyard.client.wait import wait_for
 from dockyard.client.workqueue import RequeueAfter, ShutDown, WorkQueue, run_workers
 
 __all__ = [
@@ -51,4 +52,5 @@ __all__ = [
     "retry_on_conflict",
     "run_workers",
     "split_key",
+    "wait_for",
 ]
