@@ -123,3 +123,41 @@ async def test_informer_recovers_after_server_restart(tmp_path: Path) -> None:
                 await informer.stop()
     finally:
         server.stop()
+
+
+async def test_informer_cache_matches_server_after_concurrent_writes(
+    dockyard_server: RunningServer,
+) -> None:
+    suite = f"conv-{uuid.uuid4().hex[:8]}"
+    async with ApiClient(load_kubeconfig(str(dockyard_server.kubeconfig))) as api:
+        cms = api.resource("v1", "configmaps", "default")
+        informer = Informer(cms, label_selector=f"suite={suite}")
+        await informer.start()
+        assert await informer.wait_for_sync(15)
+
+        async def writer(w: int) -> None:
+            # Each writer: create 10, update every other one twice, delete every third.
+            names = [f"{suite}-{w}-{i}" for i in range(10)]
+            for name in names:
+                await cms.create(configmap(name, suite, v="0"))
+            for name in names[::2]:
+                await cms.patch(name, {"data": {"v": "1"}})
+                await cms.patch(name, {"data": {"v": "2"}})
+            for name in names[::3]:
+                await cms.delete(name)
+
+        try:
+            await asyncio.gather(*(writer(w) for w in range(8)))
+            truth = await cms.list(label_selector=f"suite={suite}")
+            expected = {f"default/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+                        for o in truth.items}
+            assert len(expected) == 8 * (10 - 4)  # names[::3] deletes i = 0, 3, 6, 9
+
+            def cached() -> dict[str, str]:
+                return {f"default/{o['metadata']['name']}": o["metadata"]["resourceVersion"]
+                        for o in informer.list()}
+
+            await eventually(lambda: cached() == expected)
+        finally:
+            await informer.stop()
+            await cms.delete_collection(label_selector=f"suite={suite}")
