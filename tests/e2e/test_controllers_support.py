@@ -60,6 +60,13 @@ class FakeKubelet:
                 await self._task
         await self.informer.stop()
 
+    def resume(self) -> None:
+        """Start acting again, catching up on every pod seen while paused."""
+        self.paused = False
+        cached = self.informer.list()
+        for pod in cached:
+            self._queue.put_nowait(object_key(pod))
+
     def _seen(self, pod: Obj) -> None:
         self._queue.put_nowait(object_key(pod))
 
