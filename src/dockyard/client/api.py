@@ -121,7 +121,11 @@ def query_params(params: Mapping[str, Any] | None) -> dict[str, str]:
 
 
 class ApiClient:
-    """One connection pool to one api server; hands out ResourceClients."""
+    """One connection pool to one api server; hands out ResourceClients.
+
+    The session is created on first use and belongs to that event loop: use one ApiClient per
+    event loop (per process, normally), and close it when done.
+    """
 
     def __init__(
         self,
@@ -167,7 +171,6 @@ class ApiClient:
             connector = aiohttp.TCPConnector(
                 limit=self.pool_size,
                 ssl=ssl_ctx if ssl_ctx is not None else True,
-                enable_cleanup_closed=False,
             )
             headers = {"User-Agent": self.user_agent, "Accept": "application/json"}
             if self.config.token:
