@@ -211,3 +211,83 @@ def test_queue_orders_by_priority_then_arrival_and_backs_off() -> None:
     assert q.pop(3.9) is None
     assert q.pop(4.0).name == "low"  # type: ignore[union-attr]
     assert [backoff_seconds(a) for a in (1, 2, 3, 4, 5, 9)] == [1, 2, 4, 8, 10, 10]
+
+
+class FakeBinder:
+    """Records the Binding objects the bind plugins create (the loop posts them for real)."""
+
+    def __init__(self) -> None:
+        self.bindings: list[tuple[str, str, dict]] = []
+
+    async def create_binding(self, namespace: str, name: str, binding: dict) -> None:
+        self.bindings.append((namespace, name, binding))
+
+
+async def test_default_binder_creates_a_v1_binding() -> None:
+    from dockyard.scheduler.framework import CycleState
+    from dockyard.scheduler.podinfo import pod_info
+
+    fw = Framework(PROFILES["default-scheduler"], REGISTRY)
+    pod = make_pod("p", "apps")
+    pod["metadata"]["uid"] = "u-1"
+    binder = FakeBinder()
+    status = await fw.run_bind(CycleState(), pod_info(pod), "n1", binder)
+    assert status.ok
+    assert binder.bindings == [
+        (
+            "apps",
+            "p",
+            {
+                "apiVersion": "v1",
+                "kind": "Binding",
+                "metadata": {"name": "p", "namespace": "apps", "uid": "u-1"},
+                "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+            },
+        )
+    ]
+
+
+def test_reserve_rolls_back_and_permit_waits() -> None:
+    from dockyard.scheduler.framework import (
+        SUCCESS,
+        CycleState,
+        PermitPlugin,
+        ReservePlugin,
+        unschedulable,
+    )
+    from dockyard.scheduler.podinfo import pod_info
+
+    log: list[str] = []
+
+    class Claim(ReservePlugin):
+        name = "Claim"
+
+        def reserve(self, state, pi, snap, node):  # type: ignore[no-untyped-def]
+            log.append("claim")
+            return SUCCESS
+
+        def unreserve(self, state, pi, snap, node):  # type: ignore[no-untyped-def]
+            log.append("release")
+
+    class Refuse(ReservePlugin):
+        name = "Refuse"
+
+        def reserve(self, state, pi, snap, node):  # type: ignore[no-untyped-def]
+            return unschedulable(self.name, "no volume")
+
+        def unreserve(self, state, pi, snap, node):  # type: ignore[no-untyped-def]
+            log.append("never")
+
+    class Gang(PermitPlugin):
+        name = "Gang"
+
+        def permit(self, state, pi, node):  # type: ignore[no-untyped-def]
+            return Status(Code.WAIT, ("waiting for 3 more",), self.name), 30.0
+
+    registry = {**REGISTRY, "Claim": Claim, "Refuse": Refuse, "Gang": Gang}
+    fw = Framework(Profile("x", reserve=("Claim", "Refuse"), permit=("Gang",)), registry)
+    pi = pod_info(make_pod("p"))
+    status = fw.run_reserve(CycleState(), pi, Snapshot(), "n1")
+    assert status.code == Code.UNSCHEDULABLE and log == ["claim", "release"]
+    verdict, timeout = fw.run_permit(CycleState(), pi, "n1")
+    assert verdict.code == Code.WAIT and timeout == 30.0
