@@ -717,3 +717,16 @@ def test_host_ports_may_not_collide() -> None:
     assert errors(pod) == []
     pod["spec"]["securityContext"] = {"fsGroup": -5}
     assert errors(pod) == [("spec.securityContext.fsGroup", "FieldValueInvalid")]
+
+
+def test_null_fields_get_defaults_like_absent_ones() -> None:
+    pod = make_pod().container().build()
+    pod["spec"].update(restartPolicy=None, tolerations=None, securityContext=None)
+    pod["spec"]["containers"][0].update(resources=None, imagePullPolicy=None)
+    apply_defaults(pod)
+    assert pod["spec"]["restartPolicy"] == "Always"
+    assert pod["spec"]["securityContext"] == {}
+    assert len(pod["spec"]["tolerations"]) == 2
+    assert pod["spec"]["containers"][0]["resources"] == {}
+    assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
+    assert validate(pod) == []

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     forbidden,
@@ -40,16 +41,16 @@ def apply_defaults(deployment: Obj) -> None:
     if not isinstance(spec, dict):
         return
     apply_template_defaults(spec)
-    strategy = spec.setdefault("strategy", {})
+    strategy = set_default(spec, "strategy", {})
     if isinstance(strategy, dict):
-        strategy.setdefault("type", "RollingUpdate")
+        set_default(strategy, "type", "RollingUpdate")
         if strategy["type"] == "RollingUpdate":
-            rolling = strategy.setdefault("rollingUpdate", {})
+            rolling = set_default(strategy, "rollingUpdate", {})
             if isinstance(rolling, dict):
-                rolling.setdefault("maxUnavailable", "25%")
-                rolling.setdefault("maxSurge", "25%")
-    spec.setdefault("revisionHistoryLimit", 10)
-    spec.setdefault("progressDeadlineSeconds", 600)
+                set_default(rolling, "maxUnavailable", "25%")
+                set_default(rolling, "maxSurge", "25%")
+    set_default(spec, "revisionHistoryLimit", 10)
+    set_default(spec, "progressDeadlineSeconds", 600)
 
 
 def validate(deployment: Obj) -> list[FieldError]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     as_list,
@@ -35,7 +36,7 @@ def apply_defaults(endpoints: Obj) -> None:
         if isinstance(subset, dict):
             for port in subset.get("ports") or []:
                 if isinstance(port, dict):
-                    port.setdefault("protocol", "TCP")
+                    set_default(port, "protocol", "TCP")
 
 
 def validate(endpoints: Obj) -> list[FieldError]:

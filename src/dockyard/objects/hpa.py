@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.quantity import QuantityError, parse_quantity
 from dockyard.objects.validation import (
     FieldError,
@@ -54,7 +55,7 @@ def apply_defaults(hpa: Obj) -> None:
     spec = hpa.get("spec")
     if not isinstance(spec, dict):
         return
-    spec.setdefault("minReplicas", 1)
+    set_default(spec, "minReplicas", 1)
     if not spec.get("metrics"):
         spec["metrics"] = [
             {
@@ -71,10 +72,10 @@ def apply_defaults(hpa: Obj) -> None:
     behavior = spec.get("behavior")
     if isinstance(behavior, dict):
         for key, default in (("scaleUp", _SCALE_UP), ("scaleDown", _SCALE_DOWN)):
-            rules = behavior.setdefault(key, {})
+            rules = set_default(behavior, key, {})
             if isinstance(rules, dict):
                 for name, value in default.items():
-                    rules.setdefault(name, copy.deepcopy(value))
+                    set_default(rules, name, copy.deepcopy(value))
 
 
 def validate(hpa: Obj) -> list[FieldError]:

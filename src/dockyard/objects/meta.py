@@ -114,3 +114,11 @@ def is_controlled_by(obj: dict[str, Any], owner: dict[str, Any]) -> bool:
     """Return True if obj's controller reference points at owner (by uid)."""
     ref = controller_of(obj)
     return ref is not None and ref.get("uid") == metadata(owner).get("uid")
+
+
+def set_default(obj: dict[str, Any], key: str, value: Any) -> Any:
+    """Set obj[key] to value when absent or null (JSON null means "not set"); return obj[key]."""
+    current = obj.get(key)
+    if current is None:
+        obj[key] = current = value
+    return current

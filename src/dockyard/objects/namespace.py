@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
@@ -27,12 +28,12 @@ PHASES = ("Active", "Terminating")
 
 def apply_defaults(namespace: Obj) -> None:
     """Fill spec.finalizers and status.phase as Kubernetes does."""
-    spec = namespace.setdefault("spec", {})
+    spec = set_default(namespace, "spec", {})
     if isinstance(spec, dict):
-        spec.setdefault("finalizers", ["kubernetes"])
-    status = namespace.setdefault("status", {})
+        set_default(spec, "finalizers", ["kubernetes"])
+    status = set_default(namespace, "status", {})
     if isinstance(status, dict):
-        status.setdefault("phase", "Active")
+        set_default(status, "phase", "Active")
 
 
 def validate(namespace: Obj) -> list[FieldError]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
@@ -36,7 +37,7 @@ def apply_defaults(node: Obj) -> None:
     """Copy status.capacity into status.allocatable when allocatable is absent."""
     status = node.get("status")
     if isinstance(status, dict) and isinstance(status.get("capacity"), dict):
-        status.setdefault("allocatable", dict(status["capacity"]))
+        set_default(status, "allocatable", dict(status["capacity"]))
 
 
 def validate(node: Obj) -> list[FieldError]:

@@ -22,7 +22,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
-from dockyard.objects.meta import parse_time
+from dockyard.objects.meta import parse_time, set_default
 from dockyard.objects.quantity import QuantityError, cpu_millis, parse_quantity, to_int
 from dockyard.objects.validation import (
     FieldError,
@@ -83,19 +83,19 @@ def apply_defaults(pod: Obj) -> None:
         return
     apply_pod_spec_defaults(spec)
     if not spec.get("priorityClassName"):
-        spec.setdefault("priority", 0)
-    spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
+        set_default(spec, "priority", 0)
+    set_default(spec, "preemptionPolicy", "PreemptLowerPriority")
     _default_tolerations(spec)
 
 
 def apply_pod_spec_defaults(spec: Obj) -> None:
     """Fill the defaults of a pod spec (also used for pod templates)."""
-    spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("dnsPolicy", "ClusterFirst")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
-    spec.setdefault("securityContext", {})
-    spec.setdefault("schedulerName", "default-scheduler")
-    spec.setdefault("enableServiceLinks", True)
+    set_default(spec, "restartPolicy", "Always")
+    set_default(spec, "dnsPolicy", "ClusterFirst")
+    set_default(spec, "terminationGracePeriodSeconds", 30)
+    set_default(spec, "securityContext", {})
+    set_default(spec, "schedulerName", "default-scheduler")
+    set_default(spec, "enableServiceLinks", True)
     host_network = spec.get("hostNetwork") is True
     for key in ("initContainers", "containers"):
         for container in _dicts(spec.get(key)):
@@ -120,19 +120,19 @@ def _dicts(value: Any) -> list[Obj]:
 def _container_defaults(container: Obj, host_network: bool) -> None:
     image = container.get("image")
     if isinstance(image, str) and image:
-        container.setdefault("imagePullPolicy", default_pull_policy(image))
-    container.setdefault("terminationMessagePath", "/dev/termination-log")
-    container.setdefault("terminationMessagePolicy", "File")
-    resources = container.setdefault("resources", {})
+        set_default(container, "imagePullPolicy", default_pull_policy(image))
+    set_default(container, "terminationMessagePath", "/dev/termination-log")
+    set_default(container, "terminationMessagePolicy", "File")
+    resources = set_default(container, "resources", {})
     if isinstance(resources, dict) and isinstance(resources.get("limits"), dict):
-        requests = resources.setdefault("requests", {})
+        requests = set_default(resources, "requests", {})
         if isinstance(requests, dict):
             for name, value in resources["limits"].items():
-                requests.setdefault(name, value)
+                set_default(requests, name, value)
     for port in _dicts(container.get("ports")):
-        port.setdefault("protocol", "TCP")
+        set_default(port, "protocol", "TCP")
         if host_network and "containerPort" in port:
-            port.setdefault("hostPort", port["containerPort"])
+            set_default(port, "hostPort", port["containerPort"])
     for probe_name in _PROBES:
         probe = container.get(probe_name)
         if isinstance(probe, dict):
@@ -140,26 +140,26 @@ def _container_defaults(container: Obj, host_network: bool) -> None:
     for env in _dicts(container.get("env")):
         field_ref = (env.get("valueFrom") or {}).get("fieldRef")
         if isinstance(field_ref, dict):
-            field_ref.setdefault("apiVersion", "v1")
+            set_default(field_ref, "apiVersion", "v1")
 
 
 def _probe_defaults(probe: Obj) -> None:
-    probe.setdefault("timeoutSeconds", 1)
-    probe.setdefault("periodSeconds", 10)
-    probe.setdefault("successThreshold", 1)
-    probe.setdefault("failureThreshold", 3)
+    set_default(probe, "timeoutSeconds", 1)
+    set_default(probe, "periodSeconds", 10)
+    set_default(probe, "successThreshold", 1)
+    set_default(probe, "failureThreshold", 3)
     http = probe.get("httpGet")
     if isinstance(http, dict):
-        http.setdefault("path", "/")
-        http.setdefault("scheme", "HTTP")
+        set_default(http, "path", "/")
+        set_default(http, "scheme", "HTTP")
 
 
 def _volume_defaults(volume: Obj) -> None:
     for source in ("secret", "configMap", "downwardAPI", "projected"):
         if isinstance(volume.get(source), dict):
-            volume[source].setdefault("defaultMode", 0o644)
+            set_default(volume[source], "defaultMode", 0o644)
     if isinstance(volume.get("hostPath"), dict):
-        volume["hostPath"].setdefault("type", "")
+        set_default(volume["hostPath"], "type", "")
 
 
 def _default_tolerations(spec: Obj) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     forbidden,
@@ -32,7 +33,7 @@ PREEMPTION_POLICIES = ("Never", "PreemptLowerPriority")
 
 def apply_defaults(priority_class: Obj) -> None:
     """Default preemptionPolicy to PreemptLowerPriority."""
-    priority_class.setdefault("preemptionPolicy", "PreemptLowerPriority")
+    set_default(priority_class, "preemptionPolicy", "PreemptLowerPriority")
 
 
 def validate(priority_class: Obj) -> list[FieldError]:

@@ -14,6 +14,7 @@ import base64
 from typing import Any
 
 from dockyard.objects.configmap import decode_base64, validate_immutable
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
@@ -41,7 +42,7 @@ _REQUIRED_KEYS = {
 
 def apply_defaults(secret: Obj) -> None:
     """Default type to Opaque and fold stringData into data (base64), as Kubernetes does."""
-    secret.setdefault("type", "Opaque")
+    set_default(secret, "type", "Opaque")
     string_data = secret.get("stringData")
     if isinstance(string_data, dict) and all(isinstance(v, str) for v in string_data.values()):
         data = secret.get("data")

@@ -20,6 +20,7 @@ import ipaddress
 from collections.abc import Iterable
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
     as_list,
@@ -55,22 +56,22 @@ def apply_defaults(service: Obj) -> None:
     spec = service.get("spec")
     if not isinstance(spec, dict):
         return
-    kind = spec.setdefault("type", "ClusterIP")
-    spec.setdefault("sessionAffinity", "None")
+    kind = set_default(spec, "type", "ClusterIP")
+    set_default(spec, "sessionAffinity", "None")
     for port in spec.get("ports") or []:
         if isinstance(port, dict):
-            port.setdefault("protocol", "TCP")
+            set_default(port, "protocol", "TCP")
             if "port" in port:
-                port.setdefault("targetPort", port["port"])
+                set_default(port, "targetPort", port["port"])
     if kind == "ExternalName":
         return
-    spec.setdefault("internalTrafficPolicy", "Cluster")
+    set_default(spec, "internalTrafficPolicy", "Cluster")
     if kind in ("NodePort", "LoadBalancer"):
-        spec.setdefault("externalTrafficPolicy", "Cluster")
+        set_default(spec, "externalTrafficPolicy", "Cluster")
     if kind == "LoadBalancer":
-        spec.setdefault("allocateLoadBalancerNodePorts", True)
-    spec.setdefault("ipFamilyPolicy", "SingleStack")
-    spec.setdefault("ipFamilies", ["IPv4"])
+        set_default(spec, "allocateLoadBalancerNodePorts", True)
+    set_default(spec, "ipFamilyPolicy", "SingleStack")
+    set_default(spec, "ipFamilies", ["IPv4"])
     cluster_ip = spec.get("clusterIP")
     if cluster_ip and "clusterIPs" not in spec:
         spec["clusterIPs"] = [cluster_ip]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from dockyard.objects.meta import set_default
 from dockyard.objects.pod import apply_pod_spec_defaults, validate_pod_spec
 from dockyard.objects.selectors import LabelSelector, SelectorError, validate_label_selector
 from dockyard.objects.validation import (
@@ -36,7 +37,7 @@ _PERCENT_MSG = (
 
 def apply_template_defaults(spec: Obj) -> None:
     """Fill replicas (1) and the pod template's defaults in a workload spec."""
-    spec.setdefault("replicas", 1)
+    set_default(spec, "replicas", 1)
     template = spec.get("template")
     if isinstance(template, dict) and isinstance(template.get("spec"), dict):
         apply_pod_spec_defaults(template["spec"])
