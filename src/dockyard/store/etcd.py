@@ -51,6 +51,7 @@ from dockyard.store.history import HistoryClock
 from dockyard.store.keys import prefix_end
 
 log = logging.getLogger(__name__)
+CALL_CONNECTIONS = 32  # kept-alive connections for unary calls; more only queue inside etcd
 
 Json = dict[str, Any]
 
@@ -114,6 +115,9 @@ class EtcdStore:
     ) -> None:
         self.endpoint = endpoint.rstrip("/")
         self._session = session
+        # Watches hold their connection for as long as they run: a pool of their own without a
+        # limit, so they never starve the bounded pool of short calls (or the reverse).
+        self._watch_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._compacted = compacted
         self._clock = HistoryClock(history_seconds, revision)
         self._streams: set[aiohttp.ClientResponse] = set()
@@ -124,8 +128,7 @@ class EtcdStore:
     async def open(cls, endpoint: str, *, history_seconds: float = 300.0) -> EtcdStore:
         """Connect to etcd's client URL (e.g. http://127.0.0.1:2379) and check it answers."""
         HistoryClock(history_seconds, 0)  # validates history_seconds before any connection
-        # limit=0: every watch holds a connection open; the default pool of 100 would starve.
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CALL_CONNECTIONS))
         try:
             probe = _Gateway(endpoint, session)
             revision = await probe.revision()
@@ -295,7 +298,7 @@ class EtcdStore:
             )
         request = {**_range_of(prefix), "start_revision": after_revision + 1, "prev_kv": True}
         try:
-            response = await self._session.post(
+            response = await self._watch_session.post(
                 f"{self.endpoint}/v3/watch",
                 json={"create_request": request},
                 timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
@@ -361,7 +364,7 @@ class EtcdStore:
                 log.warning("etcd compaction failed: %s", err)
 
     async def close(self) -> None:
-        """End every watch and close the HTTP session."""
+        """End every watch and close the HTTP sessions."""
         if self._closed:
             return
         self._closed = True
@@ -371,6 +374,7 @@ class EtcdStore:
         for response in list(self._streams):
             response.close()
         await self._session.close()
+        await self._watch_session.close()
 
 
 class _Gateway:

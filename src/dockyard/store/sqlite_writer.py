@@ -41,7 +41,7 @@ from dockyard.store.base import (
 
 MAX_BATCH_OPS = 1000  # writes per group commit
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # value bytes per group commit, to bound a transaction
-COMPACT_CHUNK = 20_000  # history rows deleted per compaction step, so writers interleave
+COMPACT_CHUNK = 2_000  # history rows deleted per compaction step, so writes interleave
 MAX_PARAMS = 30_000  # below SQLite's default limit of 32,766 host parameters per statement
 # Checkpoint every few MiB and within a second of going idle: readers find pages still in the
 # WAL through a read() call each, while checkpointed pages come from the memory-mapped file.
