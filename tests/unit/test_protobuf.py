@@ -1,10 +1,13 @@
 """Kubernetes protobuf bodies: real kubectl captures, a test-side encoder, and fuzzing.
 
-The files tests/unit/data/kubectl-1.32-create-*.pb are the exact bodies kubectl 1.32.5 POSTed
-for `kubectl create namespace foo`, `create configmap cm1 --from-literal=a=1
---from-literal=b=hello`, `create secret generic s1 --from-literal=password=s3cr3t` and
-`create deployment web --image=nginx:1.25 --replicas=3 --port=80`, recorded by a loopback
-HTTP server that answered discovery (/api, /apis, /api/v1, /apis/apps/v1).
+The files tests/unit/data/kubectl-1.32-*.pb are the exact bodies kubectl 1.32.5 POSTed for
+`kubectl create namespace foo`, `create configmap cm1 --from-literal=a=1
+--from-literal=b=hello`, `create secret generic s1 --from-literal=password=s3cr3t`,
+`create deployment web --image=nginx:1.25 --replicas=3 --port=80`, `create service clusterip
+svc1 --tcp=80:8080`, `create service nodeport np1 --tcp=5678:8080 --node-port=30080`,
+`create pdb pdb1 --selector=app=web --min-available=1`, `create priorityclass high
+--value=1000 --description=top` and `autoscale deployment web --min=1 --max=3
+--cpu-percent=80`, recorded by a loopback HTTP server that answered discovery.
 """
 
 from __future__ import annotations
@@ -108,6 +111,50 @@ def test_kubectl_create_deployment() -> None:
         },
         "status": {},
     }
+
+
+def test_kubectl_create_service_clusterip() -> None:
+    assert decode_file("kubectl-1.32-create-service-clusterip.pb") == {
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "svc1", "namespace": "default", "labels": {"app": "svc1"}},
+        "spec": {"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80,
+                            "targetPort": 8080}],
+                 "selector": {"app": "svc1"}, "type": "ClusterIP"},
+        "status": {"loadBalancer": {}},
+    }
+
+
+def test_kubectl_create_service_nodeport() -> None:
+    spec = decode_file("kubectl-1.32-create-service-nodeport.pb")["spec"]
+    assert spec["type"] == "NodePort"
+    assert spec["ports"] == [{"name": "5678-8080", "protocol": "TCP", "port": 5678,
+                              "targetPort": 8080, "nodePort": 30080}]
+
+
+def test_kubectl_create_pdb_priorityclass_and_autoscale() -> None:
+    pdb = decode_file("kubectl-1.32-create-pdb.pb")
+    assert (pdb["apiVersion"], pdb["kind"]) == ("policy/v1", "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}
+    pc = decode_file("kubectl-1.32-create-priorityclass.pb")
+    assert {k: v for k, v in pc.items() if k != "metadata"} == {
+        "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass", "value": 1000,
+        "description": "top", "preemptionPolicy": "PreemptLowerPriority"}
+    hpa = decode_file("kubectl-1.32-autoscale.pb")
+    assert hpa["apiVersion"] == "autoscaling/v1"
+    assert hpa["spec"] == {"scaleTargetRef": {"kind": "Deployment", "name": "web",
+                                              "apiVersion": "apps/v1"},
+                           "minReplicas": 1, "maxReplicas": 3,
+                           "targetCPUUtilizationPercentage": 80}
+
+
+def test_zero_values_that_mean_something_are_kept() -> None:
+    # PriorityClass.value has no omitempty; minAvailable is an IntOrString pointer.
+    pc = decode_unknown(envelope("scheduling.k8s.io/v1", "PriorityClass",
+                                 field(1, meta("p")) + field(2, 0)))
+    assert pc["value"] == 0
+    pdb = decode_unknown(envelope("policy/v1", "PodDisruptionBudget", field(1, meta("b")) + field(
+        2, [field(1, [field(1, 0), field(2, 0)])])))
+    assert pdb["spec"] == {"minAvailable": 0}
 
 
 # --- encoded bodies ------------------------------------------------------------------------
@@ -235,7 +282,7 @@ def test_malformed_bodies_are_400(body: bytes) -> None:
 
 def test_unsupported_kind_is_415_and_says_send_json() -> None:
     with pytest.raises(DecodeError) as err:
-        decode_object(envelope("v1", "Service", field(1, meta("s"))), PROTOBUF)
+        decode_object(envelope("batch/v1", "Job", field(1, meta("s"))), PROTOBUF)
     assert err.value.status == 415
     assert "application/json" in str(err.value)
 

@@ -9,10 +9,13 @@ Why our own decoder: the wire format is four rules (varint, 64-bit, length-delim
 and the `protobuf` package would still need these schemas as generated code for every
 Kubernetes type; a small table-driven walker is less code and no dependency.
 
-The field numbers were read from k8s.io/api core/v1 and apps/v1 generated.proto and
-k8s.io/apimachinery meta/v1, runtime, resource and intstr generated.proto. The schemas cover
-the kinds kubectl sends as protobuf (Namespace, ConfigMap, Secret, Deployment) and the
-fields those objects commonly hold.
+The field numbers were read from k8s.io/api core/v1, apps/v1, policy/v1, scheduling/v1 and
+autoscaling/v1 generated.proto and k8s.io/apimachinery meta/v1, runtime, resource and
+intstr generated.proto. The schemas cover the kinds dockyard serves that kubectl 1.32
+`create` subcommands send as protobuf (namespace, configmap, secret generic|tls|
+docker-registry, deployment, service clusterip|nodeport|loadbalancer|externalname,
+priorityclass, pdb; `kubectl autoscale` posts an autoscaling/v1 HorizontalPodAutoscaler)
+and the fields those objects commonly hold.
 
 Invariants:
 - unknown field numbers are skipped (their wire type tells their length), never guessed;
@@ -281,6 +284,11 @@ def _b(name: str, *, keep: bool = False) -> F:
     return F(name, "bool", keep_zero=keep)
 
 
+def _ios(name: str) -> F:
+    """Describe an IntOrString: Go's JSON never omits it, so a zero is kept."""
+    return F(name, "intorstr", keep_zero=True)
+
+
 def _msg(name: str, sub: Schema, *, repeated: bool = False) -> F:
     return F(name, "message", sub, repeated=repeated)
 
@@ -354,9 +362,9 @@ RESOURCE_REQUIREMENTS = _m(
 VOLUME_MOUNT = _m(f1=_s("name"), f2=_b("readOnly"), f7=_s("recursiveReadOnly", keep=True),
                   f3=_s("mountPath"), f4=_s("subPath"), f5=_s("mountPropagation", keep=True),
                   f6=_s("subPathExpr"))
-HTTP_GET_ACTION = _m(f1=_s("path"), f2=F("port", "intorstr"), f3=_s("host"), f4=_s("scheme"),
+HTTP_GET_ACTION = _m(f1=_s("path"), f2=_ios("port"), f3=_s("host"), f4=_s("scheme"),
                      f5=_msg("httpHeaders", _m(f1=_s("name"), f2=_s("value")), repeated=True))
-TCP_SOCKET_ACTION = _m(f1=F("port", "intorstr"), f2=_s("host"))
+TCP_SOCKET_ACTION = _m(f1=_ios("port"), f2=_s("host"))
 EXEC_ACTION = _m(f1=_strings("command"))
 PROBE_HANDLER = _m(f1=_msg("exec", EXEC_ACTION), f2=_msg("httpGet", HTTP_GET_ACTION),
                    f3=_msg("tcpSocket", TCP_SOCKET_ACTION))
@@ -425,7 +433,7 @@ POD_SPEC = _m(
 POD_TEMPLATE_SPEC = _m(f1=_msg("metadata", OBJECT_META), f2=_msg("spec", POD_SPEC))
 
 # apps/v1
-ROLLING_UPDATE_DEPLOYMENT = _m(f1=F("maxUnavailable", "intorstr"), f2=F("maxSurge", "intorstr"))
+ROLLING_UPDATE_DEPLOYMENT = _m(f1=_ios("maxUnavailable"), f2=_ios("maxSurge"))
 DEPLOYMENT_STRATEGY = _m(f1=_s("type"), f2=_msg("rollingUpdate", ROLLING_UPDATE_DEPLOYMENT))
 DEPLOYMENT_CONDITION = _m(f1=_s("type"), f2=_s("status"), f6=F("lastUpdateTime", "time"),
                           f7=F("lastTransitionTime", "time"), f4=_s("reason"),
@@ -448,9 +456,72 @@ DEPLOYMENT = _m(
     f3=_msg("status", DEPLOYMENT_STATUS),
 )
 
+CONDITION = _m(f1=_s("type"), f2=_s("status"), f3=_i("observedGeneration"),
+               f4=F("lastTransitionTime", "time"), f5=_s("reason"), f6=_s("message"))
+
+# core/v1 Service
+SERVICE_PORT = _m(f1=_s("name"), f2=_s("protocol"), f6=_s("appProtocol", keep=True),
+                  f3=_i("port"), f4=_ios("targetPort"), f5=_i("nodePort"))
+SERVICE = _m(
+    f1=_msg("metadata", OBJECT_META),
+    f2=_msg("spec", _m(
+        f1=_msg("ports", SERVICE_PORT, repeated=True), f2=_str_map("selector"),
+        f3=_s("clusterIP"), f18=_strings("clusterIPs"), f4=_s("type"),
+        f5=_strings("externalIPs"), f7=_s("sessionAffinity"), f8=_s("loadBalancerIP"),
+        f9=_strings("loadBalancerSourceRanges"), f10=_s("externalName"),
+        f11=_s("externalTrafficPolicy"), f12=_i("healthCheckNodePort"),
+        f13=_b("publishNotReadyAddresses"),
+        f14=_msg("sessionAffinityConfig", _m(f1=_msg("clientIP", _m(
+            f1=_i("timeoutSeconds", keep=True))))),
+        f19=_strings("ipFamilies"), f17=_s("ipFamilyPolicy", keep=True),
+        f20=_b("allocateLoadBalancerNodePorts", keep=True),
+        f21=_s("loadBalancerClass", keep=True), f22=_s("internalTrafficPolicy", keep=True),
+        f23=_s("trafficDistribution", keep=True),
+    )),
+    f3=_msg("status", _m(
+        f1=_msg("loadBalancer", _m(f1=_msg("ingress", _m(
+            f1=_s("ip"), f2=_s("hostname"), f3=_s("ipMode", keep=True)), repeated=True))),
+        f2=_msg("conditions", CONDITION, repeated=True),
+    )),
+)
+
+# policy/v1, scheduling.k8s.io/v1, autoscaling/v1
+POD_DISRUPTION_BUDGET = _m(
+    f1=_msg("metadata", OBJECT_META),
+    f2=_msg("spec", _m(f1=_ios("minAvailable"), f2=_msg("selector", LABEL_SELECTOR),
+                       f3=_ios("maxUnavailable"),
+                       f4=_s("unhealthyPodEvictionPolicy", keep=True))),
+    f3=_msg("status", _m(
+        f1=_i("observedGeneration"), f2=F("disruptedPods", "map", value_kind="time"),
+        f3=_i("disruptionsAllowed"), f4=_i("currentHealthy"), f5=_i("desiredHealthy"),
+        f6=_i("expectedPods"), f7=_msg("conditions", CONDITION, repeated=True),
+    )),
+)
+PRIORITY_CLASS = _m(
+    f1=_msg("metadata", OBJECT_META), f2=_i("value", keep=True), f3=_b("globalDefault"),
+    f4=_s("description"), f5=_s("preemptionPolicy", keep=True),
+)
+HORIZONTAL_POD_AUTOSCALER_V1 = _m(
+    f1=_msg("metadata", OBJECT_META),
+    f2=_msg("spec", _m(
+        f1=_msg("scaleTargetRef", _m(f1=_s("kind"), f2=_s("name"), f3=_s("apiVersion"))),
+        f2=_i("minReplicas", keep=True), f3=_i("maxReplicas"),
+        f4=_i("targetCPUUtilizationPercentage", keep=True),
+    )),
+    f3=_msg("status", _m(
+        f1=_i("observedGeneration", keep=True), f2=F("lastScaleTime", "time"),
+        f3=_i("currentReplicas"), f4=_i("desiredReplicas"),
+        f5=_i("currentCPUUtilizationPercentage", keep=True),
+    )),
+)
+
 KIND_SCHEMAS: dict[tuple[str, str], Schema] = {
     ("v1", "Namespace"): NAMESPACE,
     ("v1", "ConfigMap"): CONFIG_MAP,
     ("v1", "Secret"): SECRET,
+    ("v1", "Service"): SERVICE,
     ("apps/v1", "Deployment"): DEPLOYMENT,
+    ("policy/v1", "PodDisruptionBudget"): POD_DISRUPTION_BUDGET,
+    ("scheduling.k8s.io/v1", "PriorityClass"): PRIORITY_CLASS,
+    ("autoscaling/v1", "HorizontalPodAutoscaler"): HORIZONTAL_POD_AUTOSCALER_V1,
 }
