@@ -95,6 +95,11 @@ def test_valid_services() -> None:
         ({"clusterIP": "not-an-ip"}, ("spec.clusterIP", "FieldValueInvalid")),
         ({"selector": {"app": "-x"}}, ("spec.selector", "FieldValueInvalid")),
         ({"type": "ExternalName", "ports": []}, ("spec.externalName", "FieldValueRequired")),
+        (
+            {"type": "ExternalName", "externalName": "x.example.com", "clusterIP": "10.96.0.1"},
+            ("spec.clusterIP", "FieldValueForbidden"),
+        ),
+        ({"type": "NodePort", "clusterIP": "None"}, ("spec.clusterIP", "FieldValueInvalid")),
     ],
 )
 def test_errors(spec: dict[str, Any], expected: tuple[str, str]) -> None:

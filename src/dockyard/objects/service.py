@@ -115,6 +115,11 @@ def validate(service: Obj) -> list[FieldError]:
 
 def _validate_cluster_ip(spec: Obj) -> list[FieldError]:
     value = spec.get("clusterIP")
+    kind = spec.get("type")
+    if value and kind == "ExternalName":
+        return [forbidden("spec.clusterIP", "may not be set for ExternalName services")]
+    if value == "None" and kind in ("NodePort", "LoadBalancer"):
+        return [invalid("spec.clusterIP", value, f"may not be set to 'None' for {kind} services")]
     if value in (None, "", "None"):
         return []
     try:
