@@ -2,10 +2,10 @@
 
 Kubernetes records these rules as struct tags in k8s.io/api: `patchMergeKey` and
 `patchStrategy` drive strategic merge patch, and `+listType`/`+listMapKey`/`+structType`/
-`+mapType` drive server-side apply. The rules here were read from core/v1, apps/v1 and
-meta/v1 types.go and are written as a tree of FieldSchema nodes so that one node (POD_SPEC,
-CONTAINER...) serves every place it appears: `spec` of a Pod and `spec.template.spec` of a
-Deployment or ReplicaSet share the same rules.
+`+mapType` drive server-side apply. The rules here were read from core/v1, apps/v1,
+policy/v1, autoscaling/v2 and meta/v1 types.go and are written as a tree of FieldSchema
+nodes so that one node (POD_SPEC, CONTAINER...) serves every place it appears: `spec` of
+a Pod and `spec.template.spec` of a Deployment or ReplicaSet share the same rules.
 
 PatchError and json_copy live here because every module of the patch family (strategic,
 patching, apply) uses them; dockyard.api.patching re-exports PatchError.
@@ -208,6 +208,13 @@ KINDS: Mapping[str, FieldSchema] = MappingProxyType(
         ),
         "Namespace": _struct(metadata=OBJECT_META, status=_struct(conditions=CONDITIONS)),
         "ServiceAccount": _struct(metadata=OBJECT_META, secrets=_keyed("name")),
+        "PodDisruptionBudget": _struct(
+            metadata=OBJECT_META, spec=_struct(selector=ATOMIC),
+            status=_struct(conditions=CONDITIONS),
+        ),
+        "HorizontalPodAutoscaler": _struct(
+            metadata=OBJECT_META, status=_struct(conditions=CONDITIONS)
+        ),
         "PersistentVolumeClaim": _struct(
             metadata=OBJECT_META, status=_struct(conditions=CONDITIONS)
         ),
