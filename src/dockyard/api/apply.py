@@ -100,34 +100,45 @@ def _server_side_apply(current: dict[str, Any] | None, applied: dict[str, Any], 
     if not manager:
         raise PatchError(400, "BadRequest", "fieldManager is required for apply requests")
     schema = schema_for(kind)
-    config = _strip_nulls(json_copy(applied))
-    _check_resource_version(current, config)
-    for name in ("status",):
-        config.pop(name, None)
-    config.get("metadata", {}).pop("managedFields", None)
+    config = _configuration(current, applied)
     config_leaves = leaves(config, schema, strict=True)
-    applied_set = set(config_leaves)
     if current is None:
         result = json_copy(config)
-        entry = _Entry(manager, "Apply", api_version, now, applied_set)
-        _write_managed(result, [entry])
+        _write_managed(result, [_Entry(manager, "Apply", api_version, now, set(config_leaves))])
         return result
     entries = _read_managed(current, schema)
-    previous = _find(entries, (manager, "Apply", ""))
     _resolve_conflicts(entries, manager, config_leaves, leaves(current, schema), force)
     result = _merge(json_copy(current), config, schema)
-    others = set().union(*(e.fields for e in entries if e.ident != (manager, "Apply", "")))
+    _record_apply(result, current, entries, set(config_leaves), schema,
+                  _Entry(manager, "Apply", api_version, now, set()))
+    return result
+
+
+def _configuration(current: dict[str, Any] | None, applied: dict[str, Any]) -> dict[str, Any]:
+    """Return the applied configuration without what apply ignores (nulls, status...)."""
+    config: dict[str, Any] = _strip_nulls(json_copy(applied))
+    _check_resource_version(current, config)
+    config.pop("status", None)
+    config.get("metadata", {}).pop("managedFields", None)
+    return config
+
+
+def _record_apply(result: dict[str, Any], current: dict[str, Any], entries: list[_Entry],
+                  applied_set: set[Path], schema: FieldSchema, fresh: _Entry) -> None:
+    """Drop the fields the manager no longer applies and write the new ownership."""
+    previous = _find(entries, fresh.ident)
+    others = set().union(*(e.fields for e in entries if e.ident != fresh.ident))
     stale = (previous.fields if previous else set()) - applied_set
     # A stale path stays when a path at or below it is still wanted, by anyone.
     _remove_paths(result, sorted(stale, key=len), others | applied_set, schema)
     if previous is None:
-        entries.append(_Entry(manager, "Apply", api_version, now, applied_set))
+        fresh.fields = applied_set
+        entries.append(fresh)
     else:
         if previous.fields != applied_set or result != current:
-            previous.time = now
-        previous.fields, previous.api_version = applied_set, api_version
+            previous.time = fresh.time
+        previous.fields, previous.api_version = applied_set, fresh.api_version
     _write_managed(result, entries)
-    return result
 
 
 def _strip_nulls(value: Any) -> Any:
@@ -305,47 +316,58 @@ def record_update(before: dict[str, Any] | None, after: dict[str, Any], *, manag
 def _record_update(before: dict[str, Any] | None, after: dict[str, Any], manager: str,
                    api_version: str, now: str) -> dict[str, Any]:
     result = json_copy(after)
+    raw = _starting_managed_fields(before, after)
     if before is not None and _tracked_view(before) == _tracked_view(after):
-        # Nothing tracked changed (a status write, say): keep the old entries as they were.
-        managed = before.get("metadata", {}).get("managedFields")
-        if "managedFields" in after.get("metadata", {}):
-            managed = after["metadata"]["managedFields"]
-        meta = result.setdefault("metadata", {})
-        if managed:
-            meta["managedFields"] = json_copy(managed)
-        else:
-            meta.pop("managedFields", None)
+        # Nothing tracked changed (a status write, say): keep the entries as they were.
+        _write_raw_managed(result, raw)
         return result
-    kind = str(after.get("kind") or (before or {}).get("kind") or "")
-    schema = schema_for(kind)
-    source = before
-    meta_after = after.get("metadata", {})
-    if before is None or ("managedFields" in meta_after and meta_after["managedFields"]
-                          != before.get("metadata", {}).get("managedFields")):
-        # A client that sends managedFields explicitly replaces them, as in Kubernetes.
-        source = after
-    entries = _parse_managed((source or {}).get("metadata", {}).get("managedFields") or [])
-    after_leaves = leaves(after, schema)
-    if before is None:
-        changed, gone = set(after_leaves), set()
-    else:
-        old = leaves(before, schema)
-        changed = {p for p, v in after_leaves.items()
-                   if p not in old or (not _is_item(p) and old[p] != v)}
-        gone = old.keys() - after_leaves.keys()
+    schema = schema_for(str(after.get("kind") or (before or {}).get("kind") or ""))
+    changed, gone = _changes(before, after, schema)
+    entries = _parse_managed(raw)
+    ident = (manager or "unknown", "Update", "")
     for entry in entries:
         entry.fields -= gone
-        if entry.ident != (manager or "unknown", "Update", ""):
-            entry.fields -= changed
+        if entry.ident != ident:
+            entry.fields -= changed  # an update takes over the fields it changed
     if changed:
-        mine = _find(entries, (manager or "unknown", "Update", ""))
+        mine = _find(entries, ident)
         if mine is None:
-            entries.append(_Entry(manager or "unknown", "Update", api_version, now, set(changed)))
+            entries.append(_Entry(ident[0], "Update", api_version, now, set(changed)))
         else:
             mine.fields |= changed
             mine.time, mine.api_version = now, api_version
     _write_managed(result, entries)
     return result
+
+
+def _starting_managed_fields(before: dict[str, Any] | None,
+                             after: dict[str, Any]) -> list[Any]:
+    """Return the entries an update starts from: the client's when it sent new ones."""
+    old = (before or {}).get("metadata", {}).get("managedFields")
+    meta_after = after.get("metadata", {})
+    if before is None or ("managedFields" in meta_after and meta_after["managedFields"] != old):
+        # A client that sends managedFields explicitly replaces them, as in Kubernetes.
+        old = meta_after.get("managedFields")
+    return old if isinstance(old, list) else []
+
+
+def _write_raw_managed(obj: dict[str, Any], raw: list[Any]) -> None:
+    meta = obj.setdefault("metadata", {})
+    if raw:
+        meta["managedFields"] = json_copy(raw)
+    else:
+        meta.pop("managedFields", None)
+
+
+def _changes(before: dict[str, Any] | None, after: dict[str, Any],
+             schema: FieldSchema) -> tuple[set[Path], set[Path]]:
+    """Return the tracked paths a write set or changed, and the ones it removed."""
+    new = leaves(after, schema)
+    if before is None:
+        return set(new), set()
+    old = leaves(before, schema)
+    changed = {p for p, v in new.items() if p not in old or (not _is_item(p) and old[p] != v)}
+    return changed, set(old.keys() - new.keys())
 
 
 def _tracked_view(obj: dict[str, Any]) -> dict[str, Any]:
