@@ -407,3 +407,11 @@ def test_status_only_write_with_client_cleared_managed_fields() -> None:
     after["status"] = {"replicas": 1}
     after["metadata"]["managedFields"] = []
     assert "managedFields" not in update(obj, after, "controller")["metadata"]
+
+
+def test_empty_list_is_owned_and_clears_the_managers_items() -> None:
+    obj = ssa(None, named("a", "b"))
+    cleared = named()
+    obj = ssa(obj, cleared)
+    assert containers(obj) == []
+    assert ".spec.template.spec.containers" in owned(obj, "kubectl")

@@ -498,7 +498,7 @@ def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool,
     if isinstance(value, dict) and value and not schema.atomic:
         for key, child in value.items():
             _walk(child, schema.child(key), path + (("f", key),), strict, out)
-    elif isinstance(value, list) and schema.list_type == "map":
+    elif isinstance(value, list) and value and schema.list_type == "map":
         keys = [item_key(item, schema, strict=strict) for item in value]
         if not strict and (None in keys or len(set(keys)) != len(keys)):
             out[path] = value  # not a well-formed keyed list: own it whole
@@ -511,7 +511,7 @@ def _walk(value: Any, schema: FieldSchema, path: Path, strict: bool,
             item_path = path + (("k", str(key)),)
             out[item_path] = item
             _walk(item, item_schema, item_path, strict, out)
-    elif isinstance(value, list) and schema.list_type == "set":
+    elif isinstance(value, list) and value and schema.list_type == "set":
         for item in value:
             out[path + (("v", _json(item)),)] = item
     else:
