@@ -188,3 +188,14 @@ async def test_sqlite_failure_fails_the_batch_and_stores_nothing(tmp_path: Path)
         assert await store.get("/b") is None
         assert await store.current_revision() == 2
         assert (await store.create("/c", b"1")).mod_revision == 3
+
+
+async def test_a_file_that_is_not_a_store_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"not a database, " * 100)
+    with pytest.raises(StoreError, match="cannot be opened as a store"):
+        await SQLiteStore.open(path)
+    assert path.read_bytes() == b"not a database, " * 100
+    # The lock was released: a second try fails the same way, not with "already open".
+    with pytest.raises(StoreError, match="cannot be opened as a store"):
+        await SQLiteStore.open(path)

@@ -13,6 +13,8 @@ checks them):
   minutes' worth), it raises ``CompactedError`` (Kubernetes answers 410 Gone); if it is newer than
   the current revision, ``FutureRevisionError``.
 - Values are at most ``MAX_VALUE_BYTES``; larger ones raise ``ValueTooLargeError``.
+- ``list`` and ``watch`` match keys by plain string prefix: pass "/registry/pods/default/" with
+  its trailing slash, or "/registry/pods/default2/..." matches too.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -43,6 +43,7 @@ from dockyard.store.base import (
     FutureRevisionError,
     KeyValue,
     NotFoundError,
+    Store,
     StoreError,
     ValueTooLargeError,
     WatchEvent,
@@ -425,3 +426,10 @@ class _Gateway:
             else:
                 high = middle
         return low - 1
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: EtcdStore) -> Store:
+        """Make mypy check that EtcdStore implements the Store protocol."""
+        return store

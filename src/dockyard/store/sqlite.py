@@ -57,13 +57,14 @@ import os
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dockyard.store.base import (
     MAX_VALUE_BYTES,
     CompactedError,
     FutureRevisionError,
     KeyValue,
+    Store,
     StoreError,
     ValueTooLargeError,
     WatchEvent,
@@ -75,6 +76,7 @@ from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
     SCHEMA,
+    SCHEMA_VERSION,
     Checkpointer,
     Op,
     OpKind,
@@ -308,15 +310,24 @@ class SQLiteStore:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(lock_fd)
-            raise StoreError(f"{path} is already open in another process") from None
+            raise StoreError(f"{path} is already open (in this or another process)") from None
+        conn: sqlite3.Connection | None = None
         try:
             conn = _connect(path, synchronous)
             conn.executescript(SCHEMA)
+            schema = _meta(conn, "schema")
+            if schema != SCHEMA_VERSION:
+                raise StoreError(f"{path} has store schema {schema}; this dockyard reads "
+                                 f"{SCHEMA_VERSION}")
             conn.execute("PRAGMA wal_autocheckpoint=0")  # the Checkpointer thread does it
             checkpointer = Checkpointer(_connect(path, synchronous))
             return lock_fd, Writer(conn, loop, checkpointer)
-        except BaseException:
+        except BaseException as err:
+            if conn is not None:
+                conn.close()
             os.close(lock_fd)
+            if isinstance(err, sqlite3.Error):
+                raise StoreError(f"{path} cannot be opened as a store: {err}") from err
             raise
 
     async def __aenter__(self) -> SQLiteStore:
@@ -504,3 +515,10 @@ class SQLiteStore:
         await asyncio.sleep(0)
         await asyncio.to_thread(self._readers.close)
         os.close(self._lock_fd)
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: SQLiteStore) -> Store:
+        """Make mypy check that SQLiteStore implements the Store protocol."""
+        return store

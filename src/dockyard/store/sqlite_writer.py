@@ -48,6 +48,7 @@ MAX_PARAMS = 30_000  # below SQLite's default limit of 32,766 host parameters pe
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # value bytes written between WAL checkpoints
 CHECKPOINT_SECONDS = 1.0  # and at least this often
 
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS kv (
