@@ -6,7 +6,7 @@
 - selectors: label and field selectors; quantity: exact resource quantities;
   meta: timestamps, kubectl durations, owner references; scale: the autoscaling/v1 Scale view;
   workload: rules shared by Deployments and ReplicaSets; volumes: pod volume sources and
-  downward API references.
+  downward API references; affinity: node/pod affinity and topology spread constraints.
 - one module per kind: pod, node, namespace, service, endpoints, event, configmap, secret,
   deployment, replicaset, lease, hpa, pdb, priorityclass.
 

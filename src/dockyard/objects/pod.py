@@ -22,6 +22,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any
 
+from dockyard.objects.affinity import validate_affinity, validate_topology_spread
 from dockyard.objects.meta import parse_time, set_default
 from dockyard.objects.quantity import QuantityError, cpu_millis, parse_quantity, to_int
 from dockyard.objects.validation import (
@@ -304,6 +305,11 @@ def validate_pod_spec(spec: Obj, path: str) -> list[FieldError]:
                 seen.add(name)
     errs += _validate_spec_fields(spec, path)
     errs += _validate_host_ports(spec, path)
+    errs += validate_affinity(spec.get("affinity"), f"{path}.affinity")
+    constraints = as_list(
+        spec, "topologySpreadConstraints", f"{path}.topologySpreadConstraints", errs
+    )
+    errs += validate_topology_spread(constraints, f"{path}.topologySpreadConstraints")
     errs += _validate_security_context(spec.get("securityContext"), f"{path}.securityContext")
     return errs
 
