@@ -412,3 +412,67 @@ def test_hpa_names_need_only_be_path_segments() -> None:
     assert errors(obj("HorizontalPodAutoscaler", "a/b", spec=spec)) == [
         ("metadata.name", "FieldValueInvalid")
     ]
+
+
+@pytest.mark.parametrize(
+    ("rules", "expected"),
+    [
+        (
+            {"selectPolicy": "Sometimes"},
+            [("spec.behavior.scaleUp.selectPolicy", "FieldValueNotSupported")],
+        ),
+        (
+            {"stabilizationWindowSeconds": 4000},
+            [("spec.behavior.scaleUp.stabilizationWindowSeconds", "FieldValueInvalid")],
+        ),
+        (
+            {"policies": [{"type": "Nodes", "value": 0, "periodSeconds": 0}]},
+            [
+                ("spec.behavior.scaleUp.policies[0].type", "FieldValueNotSupported"),
+                ("spec.behavior.scaleUp.policies[0].value", "FieldValueInvalid"),
+                ("spec.behavior.scaleUp.policies[0].periodSeconds", "FieldValueInvalid"),
+            ],
+        ),
+        ({"policies": []}, [("spec.behavior.scaleUp.policies", "FieldValueRequired")]),
+    ],
+)
+def test_hpa_behavior_errors(rules: dict[str, Any], expected: list[Any]) -> None:
+    h = obj(
+        "HorizontalPodAutoscaler",
+        "web",
+        spec={"scaleTargetRef": TARGET, "maxReplicas": 3, "behavior": {"scaleUp": rules}},
+    )
+    assert errors(h) == expected
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (
+            {
+                "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"},
+                "conditions": [{"type": "Ready", "status": "True"}],
+                "addresses": [{"type": "InternalIP", "address": "192.168.1.5"}],
+            },
+            [],
+        ),
+        (
+            {"capacity": {"cpu": "two"}},
+            [
+                ("status.capacity[cpu]", "FieldValueInvalid"),
+                ("status.allocatable[cpu]", "FieldValueInvalid"),
+            ],
+        ),
+        ({"allocatable": {"memory": "-1"}}, [("status.allocatable[memory]", "FieldValueInvalid")]),
+        (
+            {"conditions": [{"type": "Ready", "status": "Yes"}]},
+            [("status.conditions[0].status", "FieldValueNotSupported")],
+        ),
+        (
+            {"addresses": [{"type": "PublicIP", "address": "x"}]},
+            [("status.addresses[0].type", "FieldValueNotSupported")],
+        ),
+    ],
+)
+def test_node_status(status: dict[str, Any], expected: list[Any]) -> None:
+    assert errors(obj("Node", "n1", None, status=status)) == expected

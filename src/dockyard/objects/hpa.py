@@ -108,6 +108,53 @@ def validate(hpa: Obj) -> list[FieldError]:
         )
     for i, metric in enumerate(as_list(spec, "metrics", "spec.metrics", errs)):
         errs += _validate_metric(metric, f"spec.metrics[{i}]")
+    behavior = as_dict(spec, "behavior", "spec.behavior", errs)
+    for key in ("scaleUp", "scaleDown"):
+        rules = as_dict(behavior, key, f"spec.behavior.{key}", errs)
+        if rules:
+            errs += _validate_rules(rules, f"spec.behavior.{key}")
+    return errs
+
+
+SELECT_POLICIES = ("Disabled", "Max", "Min")
+POLICY_TYPES = ("Percent", "Pods")
+
+
+def _validate_rules(rules: Obj, field: str) -> list[FieldError]:
+    errs: list[FieldError] = []
+    select = rules.get("selectPolicy")
+    if select is not None and select not in SELECT_POLICIES:
+        errs.append(not_supported(f"{field}.selectPolicy", select, SELECT_POLICIES))
+    window = rules.get("stabilizationWindowSeconds")
+    if window is not None and (not isinstance(window, int) or not 0 <= window <= 3600):
+        errs.append(
+            invalid(
+                f"{field}.stabilizationWindowSeconds",
+                window,
+                "must be between 0 and 3600, inclusive",
+            )
+        )
+    policies = as_list(rules, "policies", f"{field}.policies", errs)
+    if not policies:
+        errs.append(required(f"{field}.policies", "must specify at least one Policy"))
+    for i, policy in enumerate(policies):
+        item = f"{field}.policies[{i}]"
+        if not isinstance(policy, dict):
+            errs.append(type_invalid(item, policy, "must be an object"))
+            continue
+        if policy.get("type") not in POLICY_TYPES:
+            errs.append(not_supported(f"{item}.type", policy.get("type"), POLICY_TYPES))
+        value, period = policy.get("value"), policy.get("periodSeconds")
+        if not isinstance(value, int) or value <= 0:
+            errs.append(invalid(f"{item}.value", value, "must be greater than zero"))
+        if not isinstance(period, int) or not 0 < period <= 1800:
+            errs.append(
+                invalid(
+                    f"{item}.periodSeconds",
+                    period,
+                    "must be greater than zero and less than or equal to 1800",
+                )
+            )
     return errs
 
 

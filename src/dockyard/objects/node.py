@@ -11,6 +11,7 @@ import ipaddress
 from typing import Any
 
 from dockyard.objects.meta import set_default
+from dockyard.objects.quantity import QuantityError, parse_quantity
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
@@ -55,6 +56,42 @@ def validate(node: Obj) -> list[FieldError]:
     unschedulable = spec.get("unschedulable")
     if unschedulable is not None and not isinstance(unschedulable, bool):
         errs.append(type_invalid("spec.unschedulable", unschedulable, "must be a boolean"))
+    return errs + _validate_status(as_dict(node, "status", "status", errs))
+
+
+ADDRESS_TYPES = ("ExternalDNS", "ExternalIP", "Hostname", "InternalDNS", "InternalIP")
+CONDITION_STATUSES = ("False", "True", "Unknown")
+
+
+def _validate_status(status: Obj) -> list[FieldError]:
+    errs: list[FieldError] = []
+    for key in ("capacity", "allocatable"):
+        for name, value in as_dict(status, key, f"status.{key}", errs).items():
+            try:
+                amount = parse_quantity(value)
+            except QuantityError as exc:
+                errs.append(invalid(f"status.{key}[{name}]", value, str(exc)))
+                continue
+            if amount < 0:
+                errs.append(
+                    invalid(f"status.{key}[{name}]", value, "must be greater than or equal to 0")
+                )
+    for i, condition in enumerate(as_list(status, "conditions", "status.conditions", errs)):
+        item = f"status.conditions[{i}]"
+        if not isinstance(condition, dict) or not condition.get("type"):
+            errs.append(required(f"{item}.type"))
+        elif condition.get("status") not in CONDITION_STATUSES:
+            errs.append(
+                not_supported(f"{item}.status", condition.get("status"), CONDITION_STATUSES)
+            )
+    for i, address in enumerate(as_list(status, "addresses", "status.addresses", errs)):
+        item = f"status.addresses[{i}]"
+        if not isinstance(address, dict):
+            errs.append(type_invalid(item, address, "must be an object"))
+        elif address.get("type") not in ADDRESS_TYPES:
+            errs.append(not_supported(f"{item}.type", address.get("type"), ADDRESS_TYPES))
+        elif not address.get("address"):
+            errs.append(required(f"{item}.address"))
     return errs
 
 
