@@ -349,3 +349,20 @@ async def test_wait_for_condition_then_deletion(api: ApiClient) -> None:
     assert await gone is None
     with pytest.raises(TimeoutError):
         await wait_for(cms, name, lambda o: o is not None, timeout=0.5)
+
+
+async def test_closing_a_watch_from_another_task_ends_its_iteration(api: ApiClient) -> None:
+    cms = api.resource("v1", "configmaps", "default")
+    watch = cms.watch(field_selector="metadata.name=never-created", timeout_seconds=60)
+    seen: list[WatchEvent] = []
+
+    async def consume() -> None:
+        async for event in watch:
+            seen.append(event)
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.5)  # the stream is open and idle
+    await watch.aclose()
+    await asyncio.wait_for(consumer, 5)  # ends quietly, no error
+    assert seen == []
+    assert [e async for e in watch] == []  # a closed watch does not reopen

@@ -350,11 +350,15 @@ class Watch:
         self.resource_version: str | None = params.get("resourceVersion")
         self.events_seen = 0
         self._gen: AsyncGenerator[WatchEvent, None] | None = None
+        self._resp: aiohttp.ClientResponse | None = None
+        self._closed = False
 
     def __aiter__(self) -> Watch:
         return self
 
     async def __anext__(self) -> WatchEvent:
+        if self._closed:
+            raise StopAsyncIteration
         if self._gen is None:
             self._gen = self._events()
         return await self._gen.__anext__()
@@ -371,25 +375,35 @@ class Watch:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the HTTP stream."""
+        """Close the HTTP stream; an iteration running in another task then simply ends."""
+        self._closed = True
+        if self._resp is not None:
+            self._resp.close()
         gen, self._gen = self._gen, None
-        if gen is not None:
+        if gen is not None and not getattr(gen, "ag_running", False):
             await gen.aclose()
 
     async def _events(self) -> AsyncGenerator[WatchEvent, None]:
-        async with self._api.stream("GET", self._path, params=self._params,
-                                    read_timeout=self._read_timeout) as resp:
-            async for event in parse_watch_stream(resp.content.iter_any()):
-                rv = (event.object.get("metadata") or {}).get("resourceVersion")
-                if event.type == "ERROR":
-                    obj = event.object
-                    raise error_from_status(int(obj.get("code") or 500), obj)
-                if rv:
-                    self.resource_version = rv
-                if event.type == "BOOKMARK":
-                    continue
-                self.events_seen += 1
-                yield event
+        try:
+            async with self._api.stream("GET", self._path, params=self._params,
+                                        read_timeout=self._read_timeout) as resp:
+                self._resp = resp
+                async for event in parse_watch_stream(resp.content.iter_any()):
+                    if self._closed:
+                        return
+                    if event.type == "ERROR":
+                        obj = event.object
+                        raise error_from_status(int(obj.get("code") or 500), obj)
+                    rv = (event.object.get("metadata") or {}).get("resourceVersion")
+                    if rv:
+                        self.resource_version = rv
+                    if event.type == "BOOKMARK":
+                        continue
+                    self.events_seen += 1
+                    yield event
+        except (ServerUnreachableError, aiohttp.ClientError):
+            if not self._closed:
+                raise  # closed by aclose() from another task: the stream ends quietly
 
 
 async def parse_watch_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[WatchEvent]:
