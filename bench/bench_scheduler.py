@@ -134,10 +134,12 @@ def scale(nodes: int, pods: int) -> None:
     )
 
 
-def packing(nodes: int, pods: int, time_limit: float) -> None:
+def packing(nodes: int, pods: int, time_limit: float, pod_size: str) -> None:
     """Print nodes used by each strategy on one mixed cluster, with the lower bound."""
-    node_objs, pod_objs = synthetic_cluster(Synthetic(nodes=nodes, pods=pods, seed=1))
-    print(f"packing {pods:,} mixed pods on {nodes} mixed nodes (4/8/16 cpu):")
+    node_objs, pod_objs = synthetic_cluster(
+        Synthetic(nodes=nodes, pods=pods, seed=1, pod_size=pod_size)
+    )
+    print(f"packing {pods:,} {pod_size} pods on {nodes} mixed nodes (4/8/16 cpu, 4 GiB/cpu):")
     rows = [
         ("greedy", "pack"),
         ("greedy", "spread"),
@@ -260,7 +262,8 @@ def main() -> None:
     if "online" in want:
         online(args.nodes, args.pods, args.profile, args.constrained)
     if "packing" in want:
-        packing(100, 1000, args.time_limit)
+        packing(100, 1000, args.time_limit, "mixed")
+        packing(100, 500, args.time_limit, "skewed")
     if "preemption" in want:
         preemption(args.cases)
     if "scale" in want:

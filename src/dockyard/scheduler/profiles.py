@@ -2,8 +2,9 @@
 
 A pod picks its profile by spec.schedulerName. "default-scheduler" mirrors kube-scheduler's
 default weights (fit spread by LeastAllocated 1, BalancedAllocation 1, ImageLocality 1,
-InterPodAffinity 2, NodeAffinity 2, PodTopologySpread 2, TaintToleration 3). "pack" fills the
-busiest nodes first (MostAllocated dominates) so whole nodes stay empty; "spread" keeps the
+InterPodAffinity 2, NodeAffinity 2, PodTopologySpread 2, TaintToleration 3). "pack" fills nodes
+already running pods first and opens the largest empty node only when none has room
+(PreferOccupiedNodes dominates, MostAllocated breaks ties) so whole nodes stay empty; "spread" keeps the
 most room on every node; "balanced" keeps cpu and memory use even on each node. All profiles
 share the same filters: the rules of what may run where do not change with the strategy.
 """
@@ -50,7 +51,8 @@ PROFILES: dict[str, Profile] = {
         "pack",
         filters=FILTERS,
         scores=(
-            ("NodeResourcesMostAllocated", 10),
+            ("PreferOccupiedNodes", 10),
+            ("NodeResourcesMostAllocated", 1),
             ("NodeResourcesBalancedAllocation", 1),
             *_RULE_SCORES,
         ),

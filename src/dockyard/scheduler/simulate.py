@@ -61,6 +61,8 @@ POD_SIZES = {
         ("1", "6Gi"),
     ],
     "large": [("1", "2Gi"), ("2", "4Gi"), ("4", "8Gi"), ("2", "16Gi")],
+    # cpu-heavy and memory-heavy pods that only pack well when paired on a node
+    "skewed": [("3", "1Gi"), ("250m", "12Gi"), ("1500m", "2Gi"), ("500m", "6Gi"), ("1", "4Gi")],
 }
 BATCH_OBJECTIVE = {
     "pack": "pack",

@@ -21,6 +21,7 @@ from dockyard.scheduler.plugins.node_resources import (
 )
 from dockyard.scheduler.plugins.node_selector import NodeSelector
 from dockyard.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from dockyard.scheduler.plugins.prefer_occupied import PreferOccupiedNodes
 from dockyard.scheduler.plugins.queue_sort import PrioritySort
 from dockyard.scheduler.plugins.taint_toleration import TaintToleration
 from dockyard.scheduler.plugins.topology_spread import PodTopologySpread
@@ -42,6 +43,7 @@ REGISTRY: dict[str, type[Plugin]] = {
         NodeResourcesMostAllocated,
         NodeResourcesBalancedAllocation,
         ImageLocality,
+        PreferOccupiedNodes,
         DefaultBinder,
     )
 }
