@@ -41,7 +41,8 @@ DELETE_FROM = "$deleteFromPrimitiveList/"
 _DIRECTIVES = ("replace", "delete", "merge")
 
 
-def strategic_merge(original: dict[str, Any], patch: dict[str, Any], schema: FieldSchema) -> dict:
+def strategic_merge(original: dict[str, Any], patch: dict[str, Any],
+                    schema: FieldSchema) -> dict[str, Any]:
     """Return original with a strategic merge patch applied under the given schema."""
     return _merge_map(json_copy(original), patch, schema, "")
 
