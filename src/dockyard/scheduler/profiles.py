@@ -4,9 +4,12 @@ A pod picks its profile by spec.schedulerName. "default-scheduler" mirrors kube-
 default weights (fit spread by LeastAllocated 1, BalancedAllocation 1, ImageLocality 1,
 InterPodAffinity 2, NodeAffinity 2, PodTopologySpread 2, TaintToleration 3). "pack" fills nodes
 already running pods first and opens the largest empty node only when none has room
-(PreferOccupiedNodes dominates, MostAllocated breaks ties) so whole nodes stay empty; "spread" keeps the
-most room on every node; "balanced" keeps cpu and memory use even on each node. All profiles
-share the same filters: the rules of what may run where do not change with the strategy.
+(PreferOccupiedNodes dominates, MostAllocated breaks ties) so whole nodes stay empty;
+"spread" keeps the most room on every node; "balanced" keeps cpu and memory use even on
+each node. All profiles share the same filters: what may run where does not change with the
+strategy. Like kube-scheduler, "default-scheduler" scores only an adaptive share of the
+feasible nodes (10% at 5,000 nodes, never fewer than 100), taken round-robin; the strategy
+profiles score every feasible node, since the quality of their choice is their point.
 """
 
 from __future__ import annotations
