@@ -75,7 +75,7 @@ def test_yaml_flow_mapping_that_is_not_json() -> None:
 
 SCALARS = [
     ("int stays int", "n: 3", 3),
-    ("big int", "n: 12345678901234567890", 12345678901234567890),
+    ("big int within 64 bits", "n: 1234567890123456789", 1234567890123456789),
     ("float", "n: 0.5", 0.5),
     ("quoted number is a string", "n: '3'", "3"),
     ("bool", "n: true", True),
@@ -280,3 +280,22 @@ def test_merge_key_override_is_not_a_duplicate() -> None:
     body = b"base: &b {a: 1}\nx:\n  <<: *b\n  a: 2\n"
     assert find_duplicate_fields(body, "application/yaml") == []
     assert decode_object(body, "application/yaml", strict=True)["x"] == {"a": 2}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/yaml"])
+@pytest.mark.parametrize("strict", [False, True])
+def test_integers_beyond_64_bits_become_floats(content_type: str, strict: bool) -> None:
+    body = b'{"n": 123456789012345678901234567890, "m": 9223372036854775807}'
+    obj = decode_object(body, content_type, strict=strict)
+    assert obj == {"n": 1.2345678901234568e29, "m": 9223372036854775807}
+    assert type(obj["m"]) is int
+
+
+@pytest.mark.parametrize(("body", "content_type"), [
+    (b'{"s": "\\ud800"}', "application/json"),
+    (b's: "\\ud800"\n', "application/yaml"),
+])
+def test_lone_surrogates_are_refused(body: bytes, content_type: str) -> None:
+    with pytest.raises(DecodeError) as err:
+        decode_object(body, content_type)
+    assert err.value.status == 400

@@ -5,8 +5,9 @@ dict, choosing the decoder from the Content-Type as the Kubernetes api server do
 Content-Type means JSON, as the official Python client sometimes sends).
 
 Invariants and safety rules:
-- the result is a dict that json.dumps accepts: strings, ints (never turned into floats),
-  finite floats, bools, None, lists, dicts with string keys;
+- the result is a dict that json.dumps accepts: strings, ints (never turned into floats,
+  except beyond 64 bits, as Kubernetes' JSON decoding does), finite floats, bools, None,
+  lists, dicts with string keys;
 - YAML is loaded with PyYAML's safe composer only, then converted by our own walk that
   refuses what JSON cannot say (`!!binary`, `!!set`, other tags, NaN/infinity, complex keys)
   and keeps timestamps as the strings written;
@@ -118,6 +119,11 @@ def _decode(body: bytes, content_type: str | None, *,
     if not isinstance(obj, dict):
         raise DecodeError(400, f"the request body must be an object (a JSON/YAML mapping), "
                                f"got {_type_name(obj)}")
+    try:
+        orjson.dumps(obj)  # what the store cannot write back is refused now, not later
+    except orjson.JSONEncodeError as exc:
+        raise DecodeError(400, f"the request body holds a value JSON cannot carry: {exc} "
+                               f"(strings must be valid Unicode)") from None
     return obj, duplicates
 
 
@@ -165,6 +171,12 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
     return obj
 
 
+def _number(text: str) -> int | float:
+    """Return an integer, as a float beyond 64 bits (what Kubernetes' JSON decoding does)."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**63 else float(value)
+
+
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
@@ -177,7 +189,8 @@ def _decode_json(text: str, find_duplicates: bool) -> tuple[Any, list[str]]:
         except orjson.JSONDecodeError:
             pass  # the standard library's parser below names the error and its position
     try:
-        value = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_refuse_constant)
+        value = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_refuse_constant,
+                           parse_int=_number)
     except json.JSONDecodeError as exc:
         raise DecodeError(400, f"the request body is not valid JSON: {exc.msg} at line "
                                f"{exc.lineno} column {exc.colno} (char {exc.pos})") from None
@@ -370,7 +383,7 @@ class _YamlConverter:
         if tag == _TAG + "bool":
             return self.constructor.construct_yaml_bool(node)
         if tag == _TAG + "int":
-            return self.constructor.construct_yaml_int(node)
+            return _number(str(self.constructor.construct_yaml_int(node)))
         if tag == _TAG + "float":
             number = self.constructor.construct_yaml_float(node)
             if number != number or number in (float("inf"), float("-inf")):
