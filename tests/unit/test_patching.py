@@ -185,3 +185,15 @@ def test_failed_test_op_names_the_operation_and_values() -> None:
                {"op": "test", "path": "/spec/replicas", "value": 9}], JSON_PATCH)
     assert str(err.value) == ("json patch operation 1 (test '/spec/replicas') failed: "
                               "the value is 4, not 9")
+
+
+@pytest.mark.parametrize("body", [b'{"spec": {"replicas": NaN}}', b'{"a": "\\ud800"}'])
+def test_patch_values_json_cannot_carry_are_400(body: bytes) -> None:
+    with pytest.raises(PatchError) as err:
+        patch(body, MERGE_PATCH)
+    assert err.value.status == 400
+
+
+def test_patch_integers_beyond_64_bits_become_floats() -> None:
+    out = patch(b'{"spec": {"replicas": 123456789012345678901234567890}}', MERGE_PATCH)
+    assert out["spec"]["replicas"] == 1.2345678901234568e29

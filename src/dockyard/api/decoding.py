@@ -43,6 +43,7 @@ __all__ = [
     "DecodeError",
     "decode_object",
     "find_duplicate_fields",
+    "json_number",
 ]
 
 MAX_BODY_BYTES = 3 * 1024 * 1024
@@ -171,7 +172,7 @@ def _json_pairs(pairs: list[tuple[str, Any]]) -> _JsonObject:
     return obj
 
 
-def _number(text: str) -> int | float:
+def json_number(text: str) -> int | float:
     """Return an integer, as a float beyond 64 bits (what Kubernetes' JSON decoding does)."""
     value = int(text)
     return value if -(2**63) <= value < 2**63 else float(value)
@@ -190,7 +191,7 @@ def _decode_json(text: str, find_duplicates: bool) -> tuple[Any, list[str]]:
             pass  # the standard library's parser below names the error and its position
     try:
         value = json.loads(text, object_pairs_hook=_json_pairs, parse_constant=_refuse_constant,
-                           parse_int=_number)
+                           parse_int=json_number)
     except json.JSONDecodeError as exc:
         raise DecodeError(400, f"the request body is not valid JSON: {exc.msg} at line "
                                f"{exc.lineno} column {exc.colno} (char {exc.pos})") from None
@@ -383,7 +384,7 @@ class _YamlConverter:
         if tag == _TAG + "bool":
             return self.constructor.construct_yaml_bool(node)
         if tag == _TAG + "int":
-            return _number(str(self.constructor.construct_yaml_int(node)))
+            return json_number(str(self.constructor.construct_yaml_int(node)))
         if tag == _TAG + "float":
             number = self.constructor.construct_yaml_float(node)
             if number != number or number in (float("inf"), float("-inf")):

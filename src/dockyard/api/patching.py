@@ -21,7 +21,9 @@ import json
 from typing import Any
 
 import jsonpatch
+import orjson
 
+from dockyard.api.decoding import json_number
 from dockyard.api.patch_schema import PatchError, json_copy, schema_for
 from dockyard.api.strategic import strategic_merge
 
@@ -75,7 +77,12 @@ def _apply(obj: dict[str, Any], patch: Any, media_type: str, kind: str) -> Any:
 
 def _parse_json(body: bytes, media_type: str) -> Any:
     try:
-        return json.loads(body)
+        patch = json.loads(body, parse_int=json_number, parse_constant=_refuse_constant)
+        orjson.dumps(patch)  # what the store could not write back is refused now
+        return patch
+    except orjson.JSONEncodeError as exc:
+        raise PatchError(400, "BadRequest",
+                         f"{media_type} body holds a value JSON cannot carry: {exc}") from None
     except json.JSONDecodeError as exc:
         raise PatchError(400, "BadRequest",
                          f"{media_type} body is not valid JSON: {exc.msg} at line {exc.lineno} "
@@ -84,6 +91,13 @@ def _parse_json(body: bytes, media_type: str) -> Any:
         raise PatchError(400, "BadRequest",
                          f"{media_type} body is not UTF-8: {exc.reason} at byte {exc.start}"
                          ) from exc
+    except ValueError as exc:
+        raise PatchError(400, "BadRequest", f"{media_type} body is not valid JSON: {exc}"
+                         ) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
 
 
 def _json_patch(obj: dict[str, Any], patch: Any) -> Any:
