@@ -20,6 +20,7 @@ from dockyard.objects.meta import since
 from dockyard.objects.pod import pod_summary
 from dockyard.objects.resources import ResourceInfo
 from dockyard.objects.selectors import LabelSelector, SelectorError
+from dockyard.objects.validation import dict_of
 
 Obj = dict[str, Any]
 Cell = str | int | bool
@@ -114,7 +115,7 @@ def _row(item: Obj, cells: list[Cell], include_object: str) -> dict[str, Any]:
         row["object"] = {
             "kind": "PartialObjectMetadata",
             "apiVersion": "meta.k8s.io/v1",
-            "metadata": item.get("metadata") or {},
+            "metadata": dict_of(item.get("metadata")),
         }
     return row
 
@@ -322,12 +323,12 @@ def _node_row(obj: Obj, now: datetime) -> list[Cell]:
     if _get(obj, "spec", "unschedulable") is True:
         status.append("SchedulingDisabled")
     roles: set[str] = set()
-    for key, value in (_get(obj, "metadata", "labels") or {}).items():
+    for key, value in (dict_of(_get(obj, "metadata", "labels"))).items():
         if key.startswith(_ROLE_PREFIX) and key[len(_ROLE_PREFIX) :]:
             roles.add(key[len(_ROLE_PREFIX) :])
         elif key == "kubernetes.io/role" and value:
             roles.add(value)
-    info = _get(obj, "status", "nodeInfo") or {}
+    info = dict_of(_get(obj, "status", "nodeInfo"))
     return [
         _name(obj),
         ",".join(status),
@@ -371,7 +372,7 @@ _LB_WIDTH = 16
 
 
 def _service_row(obj: Obj, now: datetime) -> list[Cell]:
-    spec = _get(obj, "spec") or {}
+    spec = dict_of(_get(obj, "spec"))
     cluster_ips = _list(spec, "clusterIPs")
     cluster_ip = (cluster_ips[0] if cluster_ips else None) or spec.get("clusterIP") or "<none>"
     ports = []
@@ -392,7 +393,7 @@ def _service_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _external_ip(obj: Obj) -> str:
-    spec = _get(obj, "spec") or {}
+    spec = dict_of(_get(obj, "spec"))
     external = [str(ip) for ip in _list(spec, "externalIPs")]
     kind = spec.get("type")
     if kind in ("ClusterIP", "NodePort"):
@@ -489,10 +490,10 @@ def _event_row(obj: Obj, now: datetime) -> list[Cell]:
         count = _int(series.get("count"))
     elif count == 0:
         count = 1  # singleton events carry no count in the new API
-    involved = obj.get("involvedObject") or {}
+    involved = dict_of(obj.get("involvedObject"))
     kind = str(involved.get("kind") or "").lower()
     target = f"{kind}/{involved['name']}" if involved.get("name") else kind
-    source = obj.get("source") or {}
+    source = dict_of(obj.get("source"))
     component = (
         source.get("component")
         or obj.get("reportingComponent")
@@ -584,12 +585,12 @@ def _namespace_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _configmap_row(obj: Obj, now: datetime) -> list[Cell]:
-    count = len(obj.get("data") or {}) + len(obj.get("binaryData") or {})
+    count = len(dict_of(obj.get("data"))) + len(dict_of(obj.get("binaryData")))
     return [_name(obj), count, _age(obj, now)]
 
 
 def _secret_row(obj: Obj, now: datetime) -> list[Cell]:
-    return [_name(obj), str(obj.get("type") or ""), len(obj.get("data") or {}), _age(obj, now)]
+    return [_name(obj), str(obj.get("type") or ""), len(dict_of(obj.get("data"))), _age(obj, now)]
 
 
 def _lease_row(obj: Obj, now: datetime) -> list[Cell]:
@@ -601,7 +602,7 @@ def _priority_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
-    spec = obj.get("spec") or {}
+    spec = dict_of(obj.get("spec"))
     low, high = spec.get("minAvailable"), spec.get("maxUnavailable")
     return [
         _name(obj),
@@ -613,8 +614,8 @@ def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _hpa_row(obj: Obj, now: datetime) -> list[Cell]:
-    spec = obj.get("spec") or {}
-    ref = spec.get("scaleTargetRef") or {}
+    spec = dict_of(obj.get("spec"))
+    ref = dict_of(spec.get("scaleTargetRef"))
     low = spec.get("minReplicas")
     return [
         _name(obj),
@@ -654,8 +655,8 @@ def _hpa_metric(spec: Any, status: Any) -> str:
     key = _HPA_SOURCES.get(str(kind))
     if key is None:
         return "<unknown type>"
-    target = _get(spec, key, "target") or {}
-    current = _get(status, key, "current") or {}
+    target = dict_of(_get(spec, key, "target"))
+    current = dict_of(_get(status, key, "current"))
     if target.get("averageValue") is not None:
         suffix = " (avg)" if kind in ("Object", "External") else ""
         return f"{current.get('averageValue') or '<unknown>'}/{target['averageValue']}{suffix}"

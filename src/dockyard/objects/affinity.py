@@ -17,10 +17,13 @@ from dockyard.objects.validation import (
     as_dict,
     as_list,
     check,
+    dict_of,
     dns1123_label,
     duplicate,
     forbidden,
+    hashable,
     invalid,
+    list_of,
     not_supported,
     qualified_name,
     required,
@@ -60,7 +63,7 @@ def _node_affinity(node: Obj, field: str) -> list[FieldError]:
             errs.append(type_invalid(item, term, "must be an object"))
             continue
         errs += _weight(term.get("weight"), f"{item}.weight")
-        errs += _node_selector_term(term.get("preference") or {}, f"{item}.preference")
+        errs += _node_selector_term(dict_of(term.get("preference")), f"{item}.preference")
     return errs
 
 
@@ -98,7 +101,7 @@ def node_requirement(req: Any, field: str, *, label_key: bool) -> list[FieldErro
     if not isinstance(req, dict):
         return [type_invalid(field, req, "must be an object")]
     errs: list[FieldError] = []
-    operator, values = req.get("operator"), req.get("values") or []
+    operator, values = req.get("operator"), list_of(req.get("values"))
     if operator in ("In", "NotIn") and not values:
         errs.append(
             required(f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'")
@@ -212,7 +215,7 @@ def validate_topology_spread(constraints: list[Any], field: str) -> list[FieldEr
                 )
         if constraint.get("labelSelector") is not None:
             errs += validate_label_selector(constraint["labelSelector"], f"{item}.labelSelector")
-        if (key, when) in seen:
+        if hashable((key, when)) in seen:
             errs.append(duplicate(item, f"{{{key}, {when}}}"))
-        seen.add((key, when))
+        seen.add(hashable((key, when)))
     return errs

@@ -16,7 +16,9 @@ from dockyard.objects.validation import (
     check,
     dns1123_label,
     duplicate,
+    hashable,
     invalid,
+    list_of,
     not_supported,
     port_number,
     required,
@@ -32,9 +34,9 @@ PROTOCOLS = ("SCTP", "TCP", "UDP")
 
 def apply_defaults(endpoints: Obj) -> None:
     """Default every subset port's protocol to TCP."""
-    for subset in endpoints.get("subsets") or []:
+    for subset in list_of(endpoints.get("subsets")):
         if isinstance(subset, dict):
-            for port in subset.get("ports") or []:
+            for port in list_of(subset.get("ports")):
                 if isinstance(port, dict):
                     set_default(port, "protocol", "TCP")
 
@@ -82,9 +84,9 @@ def _validate_ports(ports: list[Any], field: str) -> list[FieldError]:
         name = port.get("name")
         if name:
             errs += check(f"{item}.name", name, dns1123_label)
-            if name in names:
+            if hashable(name) in names:
                 errs.append(duplicate(f"{item}.name", name))
-            names.add(name)
+            names.add(hashable(name))
         elif len(ports) > 1:
             errs.append(required(f"{item}.name"))
         errs += port_number(f"{item}.port", port.get("port"))

@@ -11,6 +11,7 @@ from typing import Any
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
+    dict_of,
     invalid,
     not_supported,
     required,
@@ -30,7 +31,7 @@ def apply_defaults(event: Obj) -> None:
 def validate(event: Obj) -> list[FieldError]:
     """Return every problem with an Event."""
     errs = validate_metadata(event, namespaced=True)
-    namespace = (event.get("metadata") or {}).get("namespace") or ""
+    namespace = dict_of(event.get("metadata")).get("namespace") or ""
     involved = as_dict(event, "involvedObject", "involvedObject", errs)
     target_ns = involved.get("namespace") or ""
     if not involved:

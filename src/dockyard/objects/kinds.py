@@ -209,7 +209,7 @@ def prepare_for_create(obj: Obj) -> None:
         if status is not None:
             obj["status"] = status
     if handlers.generation_fields:
-        obj.setdefault("metadata", {})["generation"] = 1
+        _writable_metadata(obj)["generation"] = 1
 
 
 def prepare_for_update(new: Obj, old: Obj) -> None:
@@ -223,10 +223,12 @@ def prepare_for_update(new: Obj, old: Obj) -> None:
             new.pop(name, None)
     if not handlers.generation_fields:
         return
-    generation = (old.get("metadata") or {}).get("generation") or 1
+    old_meta = old.get("metadata")
+    generation = old_meta.get("generation") if isinstance(old_meta, dict) else None
+    generation = generation if isinstance(generation, int) and generation > 0 else 1
     if any(new.get(f) != old.get(f) for f in handlers.generation_fields):
         generation += 1
-    new.setdefault("metadata", {})["generation"] = generation
+    _writable_metadata(new)["generation"] = generation
 
 
 def prepare_for_status_update(new: Obj, old: Obj) -> None:
@@ -234,11 +236,18 @@ def prepare_for_status_update(new: Obj, old: Obj) -> None:
     handlers = handlers_for(old.get("kind", ""))
     status_fields = handlers.status_fields or ("status",)
     kept = {name: new[name] for name in status_fields if name in new}
-    resource_version = (new.get("metadata") or {}).get("resourceVersion")
+    new_meta = new.get("metadata")
+    resource_version = new_meta.get("resourceVersion") if isinstance(new_meta, dict) else None
     new.clear()
     new.update(copy.deepcopy(old))
     for name in status_fields:
         new.pop(name, None)
     new.update(kept)
     if resource_version is not None:
-        new["metadata"]["resourceVersion"] = resource_version
+        _writable_metadata(new)["resourceVersion"] = resource_version
+
+
+def _writable_metadata(obj: Obj) -> Obj:
+    """Return obj's metadata dict, or a detached one when it is malformed (validation says so)."""
+    meta = obj.setdefault("metadata", {})
+    return meta if isinstance(meta, dict) else {}

@@ -17,7 +17,9 @@ from dockyard.objects.validation import (
     as_dict,
     as_list,
     check,
+    dict_of,
     duplicate,
+    hashable,
     immutable,
     invalid,
     label_value,
@@ -120,16 +122,16 @@ def _validate_taint(taint: Any, field: str, seen: set[tuple[Any, Any]]) -> list[
         errs.append(required(f"{field}.effect"))
     elif effect not in TAINT_EFFECTS:
         errs.append(not_supported(f"{field}.effect", effect, TAINT_EFFECTS))
-    if (key, effect) in seen:
+    if hashable((key, effect)) in seen:
         errs.append(duplicate(field, taint))
-    seen.add((key, effect))
+    seen.add(hashable((key, effect)))
     return errs
 
 
 def validate_update(new: Obj, old: Obj) -> list[FieldError]:
     """Return what an update may not do to a Node (podCIDR and providerID are set once)."""
     errs = validate_metadata_update(new, old)
-    new_spec, old_spec = new.get("spec") or {}, old.get("spec") or {}
+    new_spec, old_spec = dict_of(new.get("spec")), dict_of(old.get("spec"))
     for key in ("podCIDR", "providerID"):
         if old_spec.get(key):
             errs += immutable(f"spec.{key}", new_spec.get(key), old_spec[key])

@@ -31,13 +31,16 @@ from dockyard.objects.validation import (
     as_list,
     as_str_map,
     check,
+    dict_of,
     dns1123_label,
     dns1123_subdomain,
     duplicate,
     env_var_name,
     forbidden,
+    hashable,
     int_or_port_name,
     invalid,
+    list_of,
     non_negative,
     not_found,
     not_supported,
@@ -139,7 +142,7 @@ def _container_defaults(container: Obj, host_network: bool) -> None:
         if isinstance(probe, dict):
             _probe_defaults(probe)
     for env in _dicts(container.get("env")):
-        field_ref = (env.get("valueFrom") or {}).get("fieldRef")
+        field_ref = dict_of(env.get("valueFrom")).get("fieldRef")
         if isinstance(field_ref, dict):
             set_default(field_ref, "apiVersion", "v1")
 
@@ -242,13 +245,13 @@ def _validate_status(status: Any, spec: Obj) -> list[FieldError]:
         ("containerStatuses", "containers"),
         ("initContainerStatuses", "initContainers"),
     ):
-        names = {c.get("name") for c in _dicts(spec.get(spec_key))}
+        names = {hashable(c.get("name")) for c in _dicts(spec.get(spec_key))}
         for i, cs in enumerate(as_list(status, key, f"status.{key}", errs)):
             field = f"status.{key}[{i}]"
             if not isinstance(cs, dict):
                 errs.append(type_invalid(field, cs, "must be an object"))
                 continue
-            if cs.get("name") not in names:
+            if hashable(cs.get("name")) not in names:
                 errs.append(not_found(f"{field}.name", cs.get("name")))
             non_negative(f"{field}.restartCount", cs.get("restartCount"), errs)
     return errs
@@ -490,9 +493,9 @@ def _validate_ports(ports: list[Any], field: str) -> list[FieldError]:
                 if isinstance(name, str)
                 else [type_invalid(f"{item}.name", name, "must be a string")]
             )
-            if name in names:
+            if hashable(name) in names:
                 errs.append(duplicate(f"{item}.name", name))
-            names.add(name)
+            names.add(hashable(name))
     return errs
 
 
@@ -598,15 +601,15 @@ def _validate_mounts(mounts: list[Any], field: str, volumes: set[str]) -> list[F
         name = mount.get("name")
         if not name:
             errs.append(required(f"{item}.name"))
-        elif name not in volumes:
+        elif hashable(name) not in volumes:
             errs.append(not_found(f"{item}.name", name))
         path = mount.get("mountPath")
         if not path:
             errs.append(required(f"{item}.mountPath"))
-        elif path in paths:
+        elif hashable(path) in paths:
             errs.append(invalid(f"{item}.mountPath", path, "must be unique"))
         else:
-            paths.add(path)
+            paths.add(hashable(path))
         if mount.get("subPath"):
             errs += relative_path(f"{item}.subPath", mount["subPath"])
     return errs
@@ -708,7 +711,7 @@ def _spec_key_changed(key: str, new_spec: Obj, old_spec: Obj) -> bool:
     if new == old or key == "activeDeadlineSeconds":
         return False
     if key == "tolerations":
-        return not isinstance(new, list) or any(t not in new for t in old or [])
+        return not isinstance(new, list) or any(t not in new for t in list_of(old))
     if key in ("containers", "initContainers"):
         if not isinstance(new, list) or not isinstance(old, list) or len(new) != len(old):
             return True
@@ -1026,11 +1029,11 @@ def _validate_host_ports(spec: Obj, path: str) -> list[FieldError]:
                     continue
                 protocol = port.get("protocol", "TCP")
                 ident = (host_port, protocol, port.get("hostIP", ""))
-                if ident in seen:
+                if hashable(ident) in seen:
                     errs.append(
                         duplicate(
                             f"{path}.{key}[{i}].ports[{j}].hostPort", f"{host_port}/{protocol}"
                         )
                     )
-                seen.add(ident)
+                seen.add(hashable(ident))
     return errs

@@ -15,6 +15,7 @@ from typing import Any
 from dockyard.objects.meta import set_default
 from dockyard.objects.validation import (
     FieldError,
+    dict_of,
     forbidden,
     invalid,
     not_supported,
@@ -39,7 +40,7 @@ def apply_defaults(priority_class: Obj) -> None:
 def validate(priority_class: Obj) -> list[FieldError]:
     """Return every problem with a PriorityClass."""
     errs = validate_metadata(priority_class, namespaced=False)
-    name = str((priority_class.get("metadata") or {}).get("name") or "")
+    name = str(dict_of(priority_class.get("metadata")).get("name") or "")
     value = priority_class.get("value")
     if value is None:
         errs.append(required("value"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from dockyard.objects.selectors import LabelSelector, SelectorError
-from dockyard.objects.validation import FieldError, invalid, required, type_invalid
+from dockyard.objects.validation import FieldError, dict_of, invalid, required, type_invalid
 
 Obj = dict[str, Any]
 
@@ -19,9 +19,9 @@ _META_KEYS = ("name", "namespace", "uid", "resourceVersion", "creationTimestamp"
 
 def scale_of(obj: Obj) -> Obj:
     """Return the autoscaling/v1 Scale of a scalable object."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
+    meta = dict_of(obj.get("metadata"))
+    spec = dict_of(obj.get("spec"))
+    status = dict_of(obj.get("status"))
     try:
         selector = str(LabelSelector.from_dict(spec.get("selector")))
     except SelectorError:
@@ -37,7 +37,7 @@ def scale_of(obj: Obj) -> Obj:
 
 def validate_scale(scale: Obj) -> list[FieldError]:
     """Return the problems with a Scale sent by a client (spec.replicas >= 0)."""
-    replicas = (scale.get("spec") or {}).get("replicas") if isinstance(scale, dict) else None
+    replicas = dict_of(scale.get("spec")).get("replicas") if isinstance(scale, dict) else None
     if replicas is None:
         return [required("spec.replicas")]
     if not isinstance(replicas, int) or isinstance(replicas, bool):

@@ -24,9 +24,12 @@ from dockyard.objects.validation import (
     FieldError,
     as_dict,
     as_list,
+    check,
     forbidden,
+    hashable,
     invalid,
     label_value,
+    list_of,
     not_supported,
     qualified_name,
     required,
@@ -122,10 +125,9 @@ class LabelSelector:
             return cls.nothing()
         if not isinstance(selector, dict):
             raise SelectorError(f"a label selector must be an object, not {selector!r}")
-        reqs = [
-            _requirement(k, _EQUALS, [v]) for k, v in (selector.get("matchLabels") or {}).items()
-        ]
-        for expr in selector.get("matchExpressions") or []:
+        match_labels = _typed(selector, "matchLabels", dict)
+        reqs = [_requirement(k, _EQUALS, [_label_text(k, v)]) for k, v in match_labels.items()]
+        for expr in _typed(selector, "matchExpressions", list):
             reqs.append(_expression(expr))
         return cls(reqs)
 
@@ -164,13 +166,29 @@ _EXPRESSION_OPS = {"In": _IN, "NotIn": _NOT_IN, "Exists": _EXISTS, "DoesNotExist
 def _expression(expr: Any) -> Requirement:
     if not isinstance(expr, dict):
         raise SelectorError(f"a matchExpressions entry must be an object, not {expr!r}")
-    operator = _EXPRESSION_OPS.get(expr.get("operator", ""))
+    operator = _EXPRESSION_OPS.get(hashable(expr.get("operator", "")))
     if operator is None:
         raise SelectorError(f"{expr.get('operator')!r} is not a valid label selector operator")
-    values = expr.get("values") or []
+    values = [_label_text(str(expr.get("key")), v) for v in _typed(expr, "values", list)]
     if operator in (_EXISTS, _NOT_EXISTS) and values:
         raise SelectorError("values set must be empty for exists and does not exist")
     return _requirement(str(expr.get("key", "")), operator, values)
+
+
+def _typed(obj: dict[str, Any], key: str, kind: type) -> Any:
+    """Return obj[key] (or an empty kind when absent), raising when it has the wrong type."""
+    value = obj.get(key)
+    if value is None:
+        return kind()
+    if not isinstance(value, kind):
+        raise SelectorError(f"{key} must be {'an object' if kind is dict else 'a list'}")
+    return value
+
+
+def _label_text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SelectorError(f"the value for {key!r} must be a string, not {value!r}")
+    return value
 
 
 # --- the label selector grammar -------------------------------------------------------------
@@ -249,7 +267,7 @@ def _validate_expression(expr: Any, field: str) -> list[FieldError]:
         return [type_invalid(field, expr, "must be an object")]
     errs: list[FieldError] = []
     operator = expr.get("operator")
-    values = expr.get("values") or []
+    values = list_of(expr.get("values"))
     if operator in ("In", "NotIn") and not values:
         errs.append(
             required(f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'")
@@ -261,8 +279,11 @@ def _validate_expression(expr: Any, field: str) -> list[FieldError]:
                 "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
             )
         )
-    elif operator not in _EXPRESSION_OPS:
+    elif hashable(operator) not in _EXPRESSION_OPS:
         errs.append(not_supported(f"{field}.operator", operator, list(_EXPRESSION_OPS)))
+    values = as_list(expr, "values", f"{field}.values", errs)
+    for i, value in enumerate(values):
+        errs += check(f"{field}.values[{i}]", value, label_value)
     key = expr.get("key")
     if not isinstance(key, str) or not key:
         errs.append(required(f"{field}.key"))

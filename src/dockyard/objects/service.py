@@ -31,8 +31,10 @@ from dockyard.objects.validation import (
     dns1123_subdomain,
     duplicate,
     forbidden,
+    hashable,
     int_or_port_name,
     invalid,
+    list_of,
     not_supported,
     port_number,
     required,
@@ -58,7 +60,7 @@ def apply_defaults(service: Obj) -> None:
         return
     kind = set_default(spec, "type", "ClusterIP")
     set_default(spec, "sessionAffinity", "None")
-    for port in spec.get("ports") or []:
+    for port in list_of(spec.get("ports")):
         if isinstance(port, dict):
             set_default(port, "protocol", "TCP")
             if "port" in port:
@@ -151,9 +153,9 @@ def _validate_ports(ports: list[Any], kind: str) -> list[FieldError]:
                 errs.append(required(f"{field}.name"))
         else:
             errs += check(f"{field}.name", name, dns1123_label)
-            if name in names:
+            if hashable(name) in names:
                 errs.append(duplicate(f"{field}.name", name))
-            names.add(name)
+            names.add(hashable(name))
         errs += port_number(f"{field}.port", port.get("port"))
         protocol = port.get("protocol")
         if protocol not in PROTOCOLS:
@@ -161,9 +163,9 @@ def _validate_ports(ports: list[Any], kind: str) -> list[FieldError]:
         if "targetPort" in port:
             errs += int_or_port_name(f"{field}.targetPort", port["targetPort"])
         key = (port.get("port"), protocol)
-        if key in seen:
+        if hashable(key) in seen:
             errs.append(duplicate(field, port))
-        seen.add(key)
+        seen.add(hashable(key))
         errs += _validate_node_port(port, field, kind, node_ports)
     return errs
 
@@ -187,9 +189,9 @@ def _validate_node_port(
             )
         ]
     key = (node_port, port.get("protocol"))
-    if key in used:
+    if hashable(key) in used:
         return [duplicate(f"{field}.nodePort", node_port)]
-    used.add(key)
+    used.add(hashable(key))
     return []
 
 
@@ -207,10 +209,10 @@ def carry_over(new: Obj, old: Obj) -> None:
         return
     old_ports = {
         (p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
-        for p in old_spec.get("ports") or []
+        for p in list_of(old_spec.get("ports"))
         if isinstance(p, dict)
     }
-    for port in new_spec.get("ports") or []:
+    for port in list_of(new_spec.get("ports")):
         if isinstance(port, dict) and not port.get("nodePort"):
             previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
             if previous:

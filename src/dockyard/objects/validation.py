@@ -43,6 +43,23 @@ class FieldError:
         return {"reason": self.type, "message": self.message, "field": self.field}
 
 
+def dict_of(value: Any) -> dict[str, Any]:
+    """Return value when it is a dict, else {} (malformed shapes are reported elsewhere)."""
+    return value if isinstance(value, dict) else {}
+
+
+def list_of(value: Any) -> list[Any]:
+    """Return value when it is a list, else [] (malformed shapes are reported elsewhere)."""
+    return value if isinstance(value, list) else []
+
+
+def hashable(value: Any) -> Any:
+    """Return value if it can key a set, else its repr (so malformed values never raise)."""
+    if isinstance(value, tuple):
+        return tuple(hashable(v) for v in value)
+    return value if isinstance(value, str | int | float | bool | None) else repr(value)
+
+
 def format_value(value: Any) -> str:
     """Format a bad value as Kubernetes' messages show it (strings quoted, numbers bare)."""
     if isinstance(value, bool):
@@ -285,8 +302,10 @@ def int_or_port_name(field: str, value: Any) -> list[FieldError]:
 NameRule = Callable[[str], list[str]]
 
 
-def check(field: str, value: str, rule: NameRule) -> list[FieldError]:
+def check(field: str, value: Any, rule: NameRule) -> list[FieldError]:
     """Apply a name rule to a value and wrap each problem as a FieldValueInvalid error."""
+    if not isinstance(value, str):
+        return [type_invalid(field, value, "must be a string")]
     return [invalid(field, value, msg) for msg in rule(value)]
 
 
@@ -444,8 +463,8 @@ _IMMUTABLE_META = ("name", "namespace", "uid", "creationTimestamp")
 
 def validate_metadata_update(new: dict[str, Any], old: dict[str, Any]) -> list[FieldError]:
     """Refuse changes to metadata.name, namespace, uid and creationTimestamp."""
-    new_meta = new.get("metadata") or {}
-    old_meta = old.get("metadata") or {}
+    new_meta = dict_of(new.get("metadata"))
+    old_meta = dict_of(old.get("metadata"))
     return [
         invalid(f"metadata.{key}", new_meta.get(key), "field is immutable")
         for key in _IMMUTABLE_META

@@ -244,7 +244,7 @@ def field_path(field: str, value: Any, paths: tuple[str, ...]) -> list[FieldErro
     """Check a downward API fieldPath against the supported ones (labels['k'] included)."""
     if not value:
         return [required(field)]
-    if value in paths:
+    if isinstance(value, str) and value in paths:
         return []
     if isinstance(value, str) and _SUBSCRIPT_RE.match(value):
         return []
