@@ -206,3 +206,8 @@ def test_supported_fields_per_kind() -> None:
     assert supported_fields("Deployment") == ["metadata.name", "metadata.namespace"]
     assert "spec.nodeName" in supported_fields("Pod")
     assert "type" in supported_fields("Secret")
+
+
+def test_malformed_labels_match_like_no_labels() -> None:
+    assert LabelSelector.parse("!app").matches("oops")  # type: ignore[arg-type]
+    assert not LabelSelector.parse("app").matches(None)

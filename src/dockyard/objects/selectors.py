@@ -135,7 +135,8 @@ class LabelSelector:
         """Return True if a label set satisfies every requirement."""
         if self.matches_nothing:
             return False
-        labels = labels or {}
+        if not isinstance(labels, Mapping):
+            labels = {}  # absent or malformed labels satisfy only negative requirements
         return all(r.matches(labels) for r in self.requirements)
 
     def empty(self) -> bool:
