@@ -451,6 +451,20 @@ async def test_watch_during_writes_has_no_gap_or_duplicate(store: Store) -> None
     await nothing_more(stream)
 
 
+async def test_cancelled_wait_on_a_watch_loses_nothing(store: Store) -> None:
+    # Kubernetes-style loops wait with a timeout: wait_for(anext(watch), t) must not end it.
+    a = await store.create(PODS + "a", b"1")
+    stream = aiter(store.watch(PODS, 1))
+    (replayed,) = await take(stream, 1)
+    assert replayed.kv == a
+    for _ in range(3):
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(anext(stream), 0.1)
+    b = await store.create(PODS + "b", b"1")
+    c = await store.create(PODS + "c", b"1")
+    assert [e.kv for e in await take(stream, 2)] == [b, c]
+
+
 async def test_many_watchers_all_receive(store: Store) -> None:
     streams = [aiter(store.watch(PODS, 1)) for _ in range(100)]
     pending = [asyncio.ensure_future(anext(s)) for s in streams]

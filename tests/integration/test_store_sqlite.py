@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import os
 import signal
 import subprocess
@@ -199,3 +201,18 @@ async def test_a_file_that_is_not_a_store_is_refused_and_kept(tmp_path: Path) ->
     # The lock was released: a second try fails the same way, not with "already open".
     with pytest.raises(StoreError, match="cannot be opened as a store"):
         await SQLiteStore.open(path)
+
+
+async def test_a_dropped_watch_is_forgotten(tmp_path: Path) -> None:
+    async with await SQLiteStore.open(tmp_path / "store.db") as store:
+        stream = aiter(store.watch("/", 1))
+        waiting = asyncio.ensure_future(anext(stream))
+        await asyncio.sleep(0.05)
+        assert store.watcher_count() == 1
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        del stream, waiting
+        await asyncio.sleep(0)  # the loop lets go of the cancelled task
+        gc.collect()
+        assert store.watcher_count() == 0

@@ -30,7 +30,7 @@ import base64
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -284,70 +284,13 @@ class EtcdStore:
 
     # -- watch ------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
-        """Yield changes under prefix after after_revision, then live changes, until closed.
+    def watch(self, prefix: str, after_revision: int) -> EtcdWatch:
+        """Return changes under prefix after after_revision, then live changes, until closed.
 
-        Raises CompactedError if after_revision is below the compacted revision (etcd tells),
-        FutureRevisionError if above the current one.
+        Iterating raises CompactedError if after_revision is below the compacted revision
+        (etcd tells), FutureRevisionError if above the current one. See EtcdWatch.
         """
-        if self._closed:
-            return
-        current = await self.current_revision()
-        if after_revision > current:
-            raise FutureRevisionError(
-                f"watch from revision {after_revision}: the store is at {current}"
-            )
-        request = {**_range_of(prefix), "start_revision": after_revision + 1, "prev_kv": True}
-        try:
-            response = await self._watch_session.post(
-                f"{self.endpoint}/v3/watch",
-                json={"create_request": request},
-                timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-            )
-        except aiohttp.ClientError as err:
-            raise StoreError(f"etcd watch on {prefix!r} failed: {err}") from err
-        self._streams.add(response)
-        last = after_revision
-        try:
-            async for message in self._messages(response):
-                for event in self._events_of(message, last):
-                    yield event
-                    last = event.revision
-            if not self._closed:
-                raise StoreError(f"etcd ended the watch on {prefix!r}")
-        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
-            if not self._closed:
-                raise StoreError(f"etcd watch on {prefix!r} broke: {err}") from err
-        finally:
-            self._streams.discard(response)
-            response.close()
-
-    async def _messages(self, response: aiohttp.ClientResponse) -> AsyncIterator[Json]:
-        if response.status != 200:
-            raise StoreError(f"etcd watch answered {response.status}: {await response.text()}")
-        buffer = bytearray()
-        # One JSON message per line; values up to 1.5 MiB make lines longer than readline()
-        # allows, so lines are cut here.
-        async for chunk in response.content.iter_any():
-            buffer += chunk
-            while (end := buffer.find(b"\n")) >= 0:
-                line = bytes(buffer[:end])
-                del buffer[: end + 1]
-                if line.strip():
-                    yield json.loads(line)
-
-    def _events_of(self, message: Json, last: int) -> Sequence[WatchEvent]:
-        if "error" in message:
-            raise StoreError(f"etcd watch failed: {message['error']}")
-        result = message.get("result", {})
-        if result.get("canceled"):
-            compact = int(result.get("compact_revision", 0))
-            if compact:
-                self._compacted = max(self._compacted, compact - 1)
-                raise CompactedError(last, compact - 1)
-            raise StoreError(f"etcd cancelled the watch: {result.get('cancel_reason', '')}")
-        events = [_event(raw) for raw in result.get("events") or []]
-        return [event for event in events if event.revision > last]
+        return EtcdWatch(self, prefix, after_revision)
 
     # -- compaction and shutdown ---------------------------------------------------------------
 
@@ -376,6 +319,108 @@ class EtcdStore:
             response.close()
         await self._session.close()
         await self._watch_session.close()
+
+
+
+class EtcdWatch:
+    """One streaming ``/v3/watch`` call, its JSON lines turned into WatchEvents.
+
+    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
+    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing: unread bytes stay in the
+    connection and parsed events stay queued. The request is sent on the first ``__anext__``;
+    ``aclose`` ends it.
+    """
+
+    def __init__(self, store: EtcdStore, prefix: str, after_revision: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._after = after_revision
+        self._upto = after_revision  # the newest revision queued for the consumer
+        self._ready: deque[WatchEvent] = deque()
+        self._buffer = bytearray()
+        self._response: aiohttp.ClientResponse | None = None
+        self._finished = False
+
+    def __aiter__(self) -> EtcdWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        while not self._ready:
+            if self._finished or self._store._closed:
+                await self.aclose()
+                raise StopAsyncIteration
+            try:
+                if self._response is None:
+                    await self._start()
+                await self._read_more()
+            except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
+                await self.aclose()
+                if self._store._closed:
+                    raise StopAsyncIteration from None
+                raise StoreError(f"etcd watch on {self._prefix!r} broke: {err}") from err
+            except StoreError:
+                await self.aclose()
+                raise
+        return self._ready.popleft()
+
+    async def _start(self) -> None:
+        current = await self._store.current_revision()
+        if self._after > current:
+            raise FutureRevisionError(
+                f"watch from revision {self._after}: the store is at {current}"
+            )
+        request = {
+            **_range_of(self._prefix), "start_revision": self._after + 1, "prev_kv": True
+        }
+        response = await self._store._watch_session.post(
+            f"{self._store.endpoint}/v3/watch",
+            json={"create_request": request},
+            timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
+        )
+        self._response = response
+        self._store._streams.add(response)
+        if response.status != 200:
+            raise StoreError(f"etcd watch answered {response.status}: {await response.text()}")
+
+    async def _read_more(self) -> None:
+        assert self._response is not None
+        chunk = await self._response.content.readany()
+        if not chunk:
+            if self._store._closed:
+                self._finished = True
+                return
+            raise StoreError(f"etcd ended the watch on {self._prefix!r}")
+        self._buffer += chunk
+        # One JSON message per line; values up to 1.5 MiB make lines longer than readline()
+        # allows, so lines are cut here.
+        while (end := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if line.strip():
+                self._queue(json.loads(line))
+
+    def _queue(self, message: Json) -> None:
+        if "error" in message:
+            raise StoreError(f"etcd watch failed: {message['error']}")
+        result = message.get("result", {})
+        if result.get("canceled"):
+            compact = int(result.get("compact_revision", 0))
+            if compact:
+                self._store._compacted = max(self._store._compacted, compact - 1)
+                raise CompactedError(self._upto, compact - 1)
+            raise StoreError(f"etcd cancelled the watch: {result.get('cancel_reason', '')}")
+        for raw in result.get("events") or []:
+            event = _event(raw)
+            if event.revision > self._upto:
+                self._ready.append(event)
+                self._upto = event.revision
+
+    async def aclose(self) -> None:
+        """End the watch and its request (safe to call twice)."""
+        self._finished = True
+        if self._response is not None:
+            self._store._streams.discard(self._response)
+            self._response.close()
 
 
 class _Gateway:

@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Sequence
 
@@ -27,7 +28,7 @@ WATCH_QUEUE_LIMIT = 10_000  # events queued for one watcher before it is ended a
 class Watcher:
     """One subscriber's queue of live events under a key prefix."""
 
-    __slots__ = ("prefix", "_events", "_waiter", "_limit", "_error", "_closed")
+    __slots__ = ("prefix", "_events", "_waiter", "_limit", "_error", "_closed", "__weakref__")
 
     def __init__(self, prefix: str, limit: int) -> None:
         self.prefix = prefix
@@ -82,8 +83,9 @@ class Broadcaster:
 
     def __init__(self, limit: int = WATCH_QUEUE_LIMIT) -> None:
         # Grouped by prefix: with many watchers on few prefixes (the usual api server shape),
-        # each event is matched once per distinct prefix, not once per watcher.
-        self._by_prefix: dict[str, set[Watcher]] = {}
+        # each event is matched once per distinct prefix, not once per watcher. Weak sets: a
+        # watch its consumer dropped without closing is forgotten with it.
+        self._by_prefix: dict[str, weakref.WeakSet[Watcher]] = {}
         self._limit = limit
         self._closed = False
 
@@ -93,7 +95,7 @@ class Broadcaster:
         if self._closed:
             watcher.end()
         else:
-            self._by_prefix.setdefault(prefix, set()).add(watcher)
+            self._by_prefix.setdefault(prefix, weakref.WeakSet()).add(watcher)
         return watcher
 
     def unsubscribe(self, watcher: Watcher) -> None:
@@ -109,7 +111,7 @@ class Broadcaster:
         """Deliver committed events, in revision order, to every matching watcher."""
         if not events:
             return
-        for prefix, group in self._by_prefix.items():
+        for prefix, group in list(self._by_prefix.items()):
             matched = [e for e in events if e.kv.key.startswith(prefix)] if prefix else events
             if matched:
                 for watcher in group:

@@ -55,7 +55,8 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -69,7 +70,7 @@ from dockyard.store.base import (
     ValueTooLargeError,
     WatchEvent,
 )
-from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster
+from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster, Watcher
 from dockyard.store.history import HistoryClock
 from dockyard.store.keys import prefix_end
 from dockyard.store.sqlite_reader import Readers
@@ -441,45 +442,14 @@ class SQLiteStore:
 
     # -- watch ------------------------------------------------------------------------------
 
-    async def watch(self, prefix: str, after_revision: int) -> AsyncIterator[WatchEvent]:
-        """Yield changes under prefix after after_revision, then live changes, until closed.
+    def watch(self, prefix: str, after_revision: int) -> SQLiteWatch:
+        """Return changes under prefix after after_revision, then live changes, until closed.
 
-        Raises CompactedError (on first iteration) if after_revision is below the compacted
-        revision, FutureRevisionError if it is above the current one, WatchTooSlowError if the
-        consumer falls more than WATCH_QUEUE_LIMIT events behind.
+        Iterating raises CompactedError if after_revision is below the compacted revision,
+        FutureRevisionError if it is above the current one, WatchTooSlowError if the consumer
+        falls more than WATCH_QUEUE_LIMIT events behind. See SQLiteWatch.
         """
-        if self._closed:
-            return
-        watcher = self._hub.subscribe(prefix)  # before the replay: see the module docstring
-        try:
-            if after_revision > self._writer.committing:
-                raise FutureRevisionError(
-                    f"watch from revision {after_revision}: the store is at "
-                    f"{self._writer.committing}"
-                )
-            last = after_revision
-            # Nothing committed after the subscription can be missing from the live queue, so
-            # a watch from the current revision (the usual one, after a list) skips the replay.
-            replay = after_revision < self._writer.revision
-            while replay and not self._closed:
-                rows, compacted = await self._read(_read_history, prefix, last, REPLAY_PAGE)
-                if last < compacted:
-                    raise CompactedError(last, compacted)
-                for row in rows:
-                    yield _event_from_row(row)
-                    last = row[0]
-                if len(rows) < REPLAY_PAGE:
-                    break
-            while not self._closed:
-                events = await watcher.get()
-                if not events:
-                    return
-                for event in events:
-                    if event.revision > last:
-                        yield event
-                        last = event.revision
-        finally:
-            self._hub.unsubscribe(watcher)
+        return SQLiteWatch(self, prefix, after_revision)
 
     def watcher_count(self) -> int:
         """Return how many watches are subscribed to live changes."""
@@ -515,6 +485,89 @@ class SQLiteStore:
         await asyncio.sleep(0)
         await asyncio.to_thread(self._readers.close)
         os.close(self._lock_fd)
+
+
+
+class SQLiteWatch:
+    """One watch: history after a revision, then live changes, in revision order.
+
+    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
+    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing and leaves the watch usable:
+    queued events stay queued and the replay resumes where it was. It subscribes on the first
+    ``__anext__``; ``aclose`` (or dropping it) unsubscribes.
+    """
+
+    def __init__(self, store: SQLiteStore, prefix: str, after_revision: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._after = after_revision
+        self._upto = after_revision  # the newest revision queued for the consumer
+        self._ready: deque[WatchEvent] = deque()
+        self._watcher: Watcher | None = None
+        self._replaying = False
+        self._finished = False
+
+    def __aiter__(self) -> SQLiteWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        while not self._ready:
+            if self._finished or self._store._closed:
+                await self.aclose()
+                raise StopAsyncIteration
+            try:
+                if self._watcher is None:
+                    self._start()
+                if self._replaying:
+                    await self._replay_page()
+                else:
+                    await self._take_live()
+            except StoreError:
+                await self.aclose()
+                if self._store._closed:
+                    raise StopAsyncIteration from None
+                raise
+        return self._ready.popleft()
+
+    def _start(self) -> None:
+        # Subscribe before reading history: see the module docstring.
+        self._watcher = self._store._hub.subscribe(self._prefix)
+        writer = self._store._writer
+        if self._after > writer.committing:
+            raise FutureRevisionError(
+                f"watch from revision {self._after}: the store is at {writer.committing}"
+            )
+        # Nothing committed after the subscription can be missing from the live queue, so a
+        # watch from the current revision (the usual one, after a list) skips the replay.
+        self._replaying = self._after < writer.revision
+
+    async def _replay_page(self) -> None:
+        rows, compacted = await self._store._read(
+            _read_history, self._prefix, self._upto, REPLAY_PAGE
+        )
+        if self._upto < compacted:
+            raise CompactedError(self._upto, compacted)
+        for row in rows:
+            self._ready.append(_event_from_row(row))
+            self._upto = row[0]
+        if len(rows) < REPLAY_PAGE:
+            self._replaying = False
+
+    async def _take_live(self) -> None:
+        assert self._watcher is not None
+        events = await self._watcher.get()
+        if not events:  # the store closed
+            self._finished = True
+        for event in events:
+            if event.revision > self._upto:
+                self._ready.append(event)
+                self._upto = event.revision
+
+    async def aclose(self) -> None:
+        """End the watch and unsubscribe (safe to call twice)."""
+        self._finished = True
+        if self._watcher is not None:
+            self._store._hub.unsubscribe(self._watcher)
 
 
 if TYPE_CHECKING:
