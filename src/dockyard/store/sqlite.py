@@ -31,8 +31,9 @@ rows with revision > R from SQLite in pages, then drains the live queue skipping
 already yielded. Any event is committed before it is published, so every event is either in the
 replay's snapshot or arrives in the live queue after the subscription: no gap, no duplicate.
 A watch from the current revision skips the replay. A watcher that falls more than
-``WATCH_QUEUE_LIMIT`` (10,000) events behind is ended with ``WatchTooSlowError``. Consumers that
-stop early should close the iterator (``contextlib.aclosing``) so it unsubscribes at once.
+``WATCH_QUEUE_LIMIT`` (10,000) events behind is ended with ``WatchTooSlowError``. A watch is an
+iterator object (``SQLiteWatch``), not a generator: a cancelled ``__anext__`` loses nothing.
+Consumers that stop early call ``aclose()`` to unsubscribe at once (a dropped one is forgotten).
 
 Compaction: a timer compacts to the revision that was current ``history_seconds`` ago (see
 ``history.HistoryClock``). ``watch`` accepts any R at or above the compacted revision; below it
