@@ -9,6 +9,7 @@ from dockyard.objects.resources import (
     group_versions,
     lookup,
     lookup_kind,
+    resolve,
     resources_in,
 )
 
@@ -95,3 +96,25 @@ def test_group_versions_core_first_and_unique() -> None:
     assert len(gvs) == len(set(gvs))
     assert ("apps", "v1") in gvs and ("autoscaling", "v2") in gvs
     assert {r.kind for r in resources_in("apps", "v1")} == {"Deployment", "ReplicaSet"}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("po", "Pod"),
+        ("pod", "Pod"),
+        ("pods", "Pod"),
+        ("Pod", "Pod"),
+        ("deploy", "Deployment"),
+        ("deployments.apps", "Deployment"),
+        ("hpa", "HorizontalPodAutoscaler"),
+        ("horizontalpodautoscalers.autoscaling", "HorizontalPodAutoscaler"),
+        ("ep", "Endpoints"),
+        ("pc", "PriorityClass"),
+        ("deployments.batch", None),
+        ("widgets", None),
+    ],
+)
+def test_resolve_kubectl_names(name: str, kind: str | None) -> None:
+    found = resolve(name)
+    assert (found.kind if found else None) == kind

@@ -148,3 +148,16 @@ def group_versions() -> list[tuple[str, str]]:
 def resources_in(group: str, version: str) -> list[ResourceInfo]:
     """Return the resources served under one group and version."""
     return [r for r in RESOURCES if (r.group, r.version) == (group, version)]
+
+
+def resolve(name: str) -> ResourceInfo | None:
+    """Find a resource as kubectl users name it: "po", "pod", "pods", "Pod", "deployments.apps"."""
+    text = name.strip()
+    plain, _, group = text.partition(".")
+    lowered = plain.lower()
+    for r in RESOURCES:
+        if group and r.group != group:
+            continue
+        if lowered in (r.plural, r.singular, r.kind.lower()) or lowered in r.short_names:
+            return r
+    return None
