@@ -32,6 +32,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from dockyard.api.patch_schema import FieldSchema, PatchError, json_copy
 
 PATCH = "$patch"
@@ -249,8 +251,13 @@ def _find(items: list[Any], key: str, value: Any) -> int | None:
 def _identity(item: Any, schema: FieldSchema) -> Any:
     """Return what $setElementOrder names an item by: its merge key value, or itself."""
     if schema.merge_key and isinstance(item, dict):
-        return json.dumps(item.get(schema.merge_key), sort_keys=True)
-    return json.dumps(item, sort_keys=True)
+        item = item.get(schema.merge_key)
+    if isinstance(item, str | bool | None):
+        return (type(item).__name__, item)  # the common case, without serialising
+    try:
+        return orjson.dumps(item, option=orjson.OPT_SORT_KEYS)
+    except (TypeError, orjson.JSONEncodeError):
+        return json.dumps(item, sort_keys=True)
 
 
 def _normalize_order(merged: list[Any], order: list[Any], server: list[Any],
