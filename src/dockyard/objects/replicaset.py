@@ -29,7 +29,8 @@ def apply_defaults(replicaset: Obj) -> None:
 def validate(replicaset: Obj) -> list[FieldError]:
     """Return every problem with a ReplicaSet."""
     errs = validate_metadata(replicaset, namespaced=True)
-    errs += validate_workload_spec(replicaset.get("spec"), "replicaset")
+    # Kubernetes says "empty selector is invalid for deployment" for ReplicaSets too.
+    errs += validate_workload_spec(replicaset.get("spec"), "deployment")
     return errs + validate_workload_status(replicaset.get("status"))
 
 
