@@ -235,3 +235,13 @@ def test_status_count_message() -> None:
     obj["status"] = {"replicas": 1, "readyReplicas": 2}
     [err] = replicaset.validate(obj)
     assert err.message == "Invalid value: 2: cannot be greater than status.replicas"
+
+
+def test_template_may_not_set_an_active_deadline() -> None:
+    obj = defaulted(make_replicaset())
+    obj["spec"]["template"]["spec"]["activeDeadlineSeconds"] = 30
+    assert errors(obj) == [("spec.template.spec.activeDeadlineSeconds", "FieldValueForbidden")]
+    obj = defaulted(make_replicaset())
+    obj["status"] = {"replicas": 3, "readyReplicas": 1, "availableReplicas": 2}
+    [err] = replicaset.validate(obj)
+    assert err.message == "Invalid value: 2: cannot be greater than readyReplicas"

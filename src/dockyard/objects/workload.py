@@ -17,6 +17,7 @@ from dockyard.objects.validation import (
     FieldError,
     as_dict,
     as_str_map,
+    forbidden,
     immutable,
     invalid,
     non_negative,
@@ -104,6 +105,13 @@ def _validate_template(template: Obj, selector: Any) -> list[FieldError]:
     policy = spec.get("restartPolicy")
     if policy is not None and policy != "Always":
         errs.append(not_supported("spec.template.spec.restartPolicy", policy, ["Always"]))
+    if spec.get("activeDeadlineSeconds") is not None:
+        errs.append(
+            forbidden(
+                "spec.template.spec.activeDeadlineSeconds",
+                "activeDeadlineSeconds in ReplicaSet is not Supported",
+            )
+        )
     return errs
 
 
@@ -176,7 +184,7 @@ def validate_workload_status(status: Any) -> list[FieldError]:
         ("fullyLabeledReplicas", "replicas"),
     ):
         if key in status and counts[key] > counts[limit]:
-            errs.append(
-                invalid(f"status.{key}", counts[key], f"cannot be greater than status.{limit}")
-            )
+            # Kubernetes words the two bounds differently; keep its wording.
+            bound = "status.replicas" if limit == "replicas" else limit
+            errs.append(invalid(f"status.{key}", counts[key], f"cannot be greater than {bound}"))
     return errs
