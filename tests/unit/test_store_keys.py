@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dockyard.store.keys import prefix_end
+from dockyard.store.base import MAX_VALUE_BYTES, StoreError, ValueTooLargeError
+from dockyard.store.keys import check_key, check_value, prefix_end
 from dockyard.store.sqlite import _key_range
 
 pytestmark = pytest.mark.unit
@@ -39,3 +40,17 @@ def test_key_range_continues_after_a_key() -> None:
     assert _key_range("/p/", "/p/b") == ("key > ? AND key < ?", ["/p/b", "/p0"])
     assert _key_range("/p/", "") == ("key >= ? AND key < ?", ["/p/", "/p0"])
     assert _key_range("", "") == ("key >= ?", [""])
+
+
+@pytest.mark.parametrize("key", ["", "/a\x00b", 7])
+def test_bad_keys_are_refused(key: object) -> None:
+    with pytest.raises(StoreError, match="key"):
+        check_key(key)  # type: ignore[arg-type]
+
+
+def test_values_must_be_bytes_within_the_limit() -> None:
+    check_value("/k", b"x" * MAX_VALUE_BYTES)
+    with pytest.raises(ValueTooLargeError, match=f"limit is {MAX_VALUE_BYTES}"):
+        check_value("/k", b"x" * (MAX_VALUE_BYTES + 1))
+    with pytest.raises(StoreError, match="must be bytes"):
+        check_value("/k", "text")  # type: ignore[arg-type]

@@ -36,7 +36,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from dockyard.store.base import (
-    MAX_VALUE_BYTES,
     AlreadyExistsError,
     CompactedError,
     ConflictError,
@@ -49,7 +48,7 @@ from dockyard.store.base import (
     WatchEvent,
 )
 from dockyard.store.history import HistoryClock
-from dockyard.store.keys import prefix_end
+from dockyard.store.keys import check_key, check_value, prefix_end
 
 log = logging.getLogger(__name__)
 CALL_CONNECTIONS = 32  # kept-alive connections for unary calls; more only queue inside etcd
@@ -92,19 +91,6 @@ def _event(raw: Json) -> WatchEvent:
         create = prev.create_revision if prev else 0
         return WatchEvent("DELETE", KeyValue(key, value, create, revision), prev, revision)
     return WatchEvent("PUT", _key_value(kv), prev, revision)
-
-
-def _check_write(key: str, value: bytes | None) -> None:
-    if not isinstance(key, str) or not key:
-        raise StoreError(f"key must be a non-empty string, not {key!r}")
-    if value is None:
-        return
-    if not isinstance(value, bytes):
-        raise StoreError(f"value for {key!r} must be bytes, not {type(value).__name__}")
-    if len(value) > MAX_VALUE_BYTES:
-        raise ValueTooLargeError(
-            f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
-        )
 
 
 class EtcdStore:
@@ -230,7 +216,8 @@ class EtcdStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         """Store a new key; raise AlreadyExistsError if present."""
-        _check_write(key, value)
+        check_key(key)
+        check_value(key, value)
         answer, ok = await self._txn(
             {"target": "CREATE", "result": "EQUAL", "create_revision": 0},
             {"request_put": {"key": _b64(key), "value": _b64(value)}},
@@ -243,7 +230,8 @@ class EtcdStore:
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
         """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
-        _check_write(key, value)
+        check_key(key)
+        check_value(key, value)
         answer, ok = await self._txn(
             self._guard(expected_revision),
             {"request_put": {"key": _b64(key), "value": _b64(value), "prev_kv": True}},
@@ -259,7 +247,7 @@ class EtcdStore:
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
         """Delete the key (CAS when expected_revision is nonzero); return the deleted value
         with mod_revision set to the delete's revision."""
-        _check_write(key, None)
+        check_key(key)
         answer, ok = await self._txn(
             self._guard(expected_revision),
             {"request_delete_range": {"key": _b64(key), "prev_kv": True}},

@@ -1,10 +1,30 @@
-"""Key ranges shared by the backends: the end of a prefix's range.
+"""Keys and values as every backend accepts them, and the end of a prefix's range.
 
 Keys are strings compared by code point, which is also the byte order of their UTF-8 encoding,
 so the same bound works for SQLite's BINARY collation and for etcd's byte-wise key order.
 """
 
 from __future__ import annotations
+
+from dockyard.store.base import MAX_VALUE_BYTES, StoreError, ValueTooLargeError
+
+
+def check_key(key: str) -> None:
+    """Raise StoreError unless key is a non-empty string without NUL characters."""
+    if not isinstance(key, str) or not key:
+        raise StoreError(f"key must be a non-empty string, not {key!r}")
+    if "\x00" in key:
+        raise StoreError(f"key {key!r} contains a NUL character")
+
+
+def check_value(key: str, value: bytes) -> None:
+    """Raise StoreError unless value is bytes; ValueTooLargeError past MAX_VALUE_BYTES."""
+    if not isinstance(value, bytes):
+        raise StoreError(f"value for {key!r} must be bytes, not {type(value).__name__}")
+    if len(value) > MAX_VALUE_BYTES:
+        raise ValueTooLargeError(
+            f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
+        )
 
 
 def prefix_end(prefix: str) -> str | None:

@@ -62,18 +62,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from dockyard.store.base import (
-    MAX_VALUE_BYTES,
     CompactedError,
     FutureRevisionError,
     KeyValue,
     Store,
     StoreError,
-    ValueTooLargeError,
     WatchEvent,
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster, Watcher
 from dockyard.store.history import HistoryClock
-from dockyard.store.keys import prefix_end
+from dockyard.store.keys import check_key, check_value, prefix_end
 from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
@@ -106,25 +104,9 @@ def _event_from_row(row: EventRow) -> WatchEvent:
     return WatchEvent("PUT", kv, KeyValue(key, prev_value, create_revision, prev_mod), revision)
 
 
-def _check_key(key: str) -> None:
-    if not isinstance(key, str) or not key:
-        raise StoreError(f"key must be a non-empty string, not {key!r}")
-    if "\x00" in key:
-        raise StoreError(f"key {key!r} contains a NUL character")
-
-
-def _check_value(key: str, value: bytes) -> None:
-    if not isinstance(value, bytes):
-        raise StoreError(f"value for {key!r} must be bytes, not {type(value).__name__}")
-    if len(value) > MAX_VALUE_BYTES:
-        raise ValueTooLargeError(
-            f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
-        )
-
-
 def _connect(path: Path, synchronous: str) -> sqlite3.Connection:
-    # isolation_level=None: we issue BEGIN/COMMIT ourselves; check_same_thread=False only so
-    # close() can run on the loop thread after the owning thread has stopped.
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False: the
+    # writer's connection is made on the opening thread, then used only by the writer thread.
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -412,22 +394,22 @@ class SQLiteStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         """Store a new key; raise AlreadyExistsError if present."""
-        _check_key(key)
-        _check_value(key, value)
+        check_key(key)
+        check_value(key, value)
         result: KeyValue = await self._write("create", key, value)
         return result
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
         """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
-        _check_key(key)
-        _check_value(key, value)
+        check_key(key)
+        check_value(key, value)
         result: KeyValue = await self._write("update", key, value, expected_revision)
         return result
 
     async def delete(self, key: str, expected_revision: int = 0) -> KeyValue:
         """Delete the key (CAS when expected_revision is nonzero); return the deleted value
         with mod_revision set to the delete's revision."""
-        _check_key(key)
+        check_key(key)
         result: KeyValue = await self._write("delete", key, b"", expected_revision)
         return result
 
