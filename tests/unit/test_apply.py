@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from dockyard.api.apply import (
     server_side_apply,
     to_fields_v1,
 )
+from dockyard.api.decoding import decode_object
 from dockyard.api.patch_schema import PatchError
 
 pytestmark = pytest.mark.unit
@@ -415,3 +417,15 @@ def test_empty_list_is_owned_and_clears_the_managers_items() -> None:
     obj = ssa(obj, cleared)
     assert containers(obj) == []
     assert ".spec.template.spec.containers" in owned(obj, "kubectl")
+
+
+def test_real_kubectl_server_side_apply_body() -> None:
+    # The body kubectl 1.32.5 PATCHes as application/apply-patch+yaml for
+    # `kubectl apply --server-side`: decode it as the api server does, create, re-apply.
+    body = (Path(__file__).parent / "data" / "kubectl-1.32-server-side-apply.json").read_bytes()
+    applied = decode_object(body, "application/apply-patch+yaml")
+    obj = ssa(None, applied)
+    assert obj["spec"]["replicas"] == 3
+    assert ssa(obj, applied, now="later") == obj
+    assert owned(obj, "kubectl") >= {
+        ".spec.replicas", '.spec.template.spec.containers[name="main"].env[name="A"].value'}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -501,3 +502,24 @@ def test_delete_add_and_order_together_orders_as_kubernetes() -> None:
     }, ORDER_SCHEMA)
     assert out == {"mergingList": [{"name": 2, "other": "b"}, {"name": 4, "other": "c"},
                                    {"name": 3}]}
+
+
+def test_real_kubectl_client_side_apply_patch() -> None:
+    # tests/unit/data/kubectl-1.32-apply-patch.json is the body kubectl 1.32.5 PATCHed for
+    # `kubectl apply` of a manifest that changed the image and replicas and dropped the
+    # "tier" label, the env var B and the container "side", against the live object in
+    # kubectl-1.32-apply-live.json (which also holds a container "injected" by the server).
+    data = Path(__file__).parent / "data"
+    live = json.loads((data / "kubectl-1.32-apply-live.json").read_text())
+    body = (data / "kubectl-1.32-apply-patch.json").read_bytes()
+    out = apply_patch(live, body, STRATEGIC_MERGE_PATCH, "Deployment")
+    assert out["metadata"]["labels"] == {"app": "app"}
+    assert out["spec"]["replicas"] == 3
+    assert containers(out) == [
+        {"name": "main", "image": "nginx:1.26", "env": [{"name": "A", "value": "1"}],
+         "ports": [{"containerPort": 80}]},
+        {"name": "injected", "image": "proxy"},
+    ]
+    applied = json.loads(out["metadata"]["annotations"][
+        "kubectl.kubernetes.io/last-applied-configuration"])
+    assert applied["spec"]["replicas"] == 3
