@@ -56,11 +56,37 @@ POD_SPEC = {
 TEMPLATE = {"metadata": {"labels": {"app": "web"}}, "spec": POD_SPEC}
 SAMPLES: dict[str, dict[str, Any]] = {
     "Pod": {
-        "spec": POD_SPEC,
+        "spec": {
+            **POD_SPEC,
+            "initContainers": [{"name": "side", "image": "busybox", "restartPolicy": "Always"}],
+            "readinessGates": [{"conditionType": "example.com/ok"}],
+        },
+        "metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
         "status": {
             "phase": "Running",
             "podIPs": [{"ip": "10.0.0.1"}],
-            "containerStatuses": [{"name": "app", "state": {}}],
+            "conditions": [{"type": "Initialized", "status": "True"}],
+            "initContainerStatuses": [
+                {
+                    "name": "side",
+                    "started": True,
+                    "ready": True,
+                    "restartCount": 1,
+                    "state": {"running": {}},
+                    "lastState": {
+                        "terminated": {"exitCode": 1, "finishedAt": "2024-01-01T00:00:00Z"}
+                    },
+                }
+            ],
+            "containerStatuses": [
+                {
+                    "name": "app",
+                    "restartCount": 2,
+                    "ready": True,
+                    "state": {"terminated": {"exitCode": 2, "signal": 9}},
+                    "lastState": {"terminated": {"finishedAt": "2024-01-01T00:00:00Z"}},
+                }
+            ],
         },
     },
     "Deployment": {
@@ -131,12 +157,9 @@ def sample(kind: str) -> dict[str, Any]:
     }
     if info.namespaced:
         meta["namespace"] = "default"
-    return {
-        "apiVersion": info.api_version,
-        "kind": kind,
-        "metadata": meta,
-        **copy.deepcopy(SAMPLES[kind]),
-    }
+    body = copy.deepcopy(SAMPLES[kind])
+    meta.update(body.pop("metadata", {}))
+    return {"apiVersion": info.api_version, "kind": kind, "metadata": meta, **body}
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:

@@ -198,14 +198,14 @@ def _pod_row(pod: Obj, now: datetime) -> list[Cell]:
     readiness = "<none>"
     if gates:
         conditions = {
-            c.get("type"): c.get("status")
+            str(c.get("type")): c.get("status")
             for c in _list(pod, "status", "conditions")
             if isinstance(c, dict)
         }
         true = sum(
             1
             for g in gates
-            if isinstance(g, dict) and conditions.get(g.get("conditionType")) == "True"
+            if isinstance(g, dict) and conditions.get(str(g.get("conditionType"))) == "True"
         )
         readiness = f"{true}/{len(gates)}"
     return [

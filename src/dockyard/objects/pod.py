@@ -875,73 +875,90 @@ def _terminated_reason(terminated: Obj, prefix: str) -> str:
     return f"{prefix}ExitCode:{terminated.get('exitCode', 0)}"
 
 
+@dataclass
+class _Tally:
+    """Running totals while walking container statuses, as kubectl's printer keeps them."""
+
+    reason: str
+    ready: int = 0
+    restarts: int = 0
+    last: datetime | None = None
+    sidecar_restarts: int = 0
+    last_sidecar: datetime | None = None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _state(status: Obj, key: str) -> Obj | None:
+    state = dict_of(status.get("state")).get(key)
+    return state if isinstance(state, dict) else None
+
+
 def pod_summary(pod: Obj) -> PodSummary:
     """Compute kubectl's pod STATUS, READY and RESTARTS the way its printer does."""
-    status = pod.get("status") if isinstance(pod.get("status"), dict) else {}
-    assert isinstance(status, dict)
-    inits = {c.get("name"): c for c in _containers(pod, "initContainers")}
-    sidecars = {n for n, c in inits.items() if c.get("restartPolicy") == "Always"}
+    status = dict_of(pod.get("status"))
+    inits = _containers(pod, "initContainers")
+    sidecars = {hashable(c.get("name")) for c in inits if c.get("restartPolicy") == "Always"}
     total = len(_containers(pod, "containers")) + len(sidecars)
-    reason = str(status.get("reason") or status.get("phase") or "")
+    tally = _Tally(str(status.get("reason") or status.get("phase") or ""))
     for condition in _dicts(status.get("conditions")):
         if condition.get("type") == "PodScheduled" and condition.get("reason") == "SchedulingGated":
-            reason = "SchedulingGated"
-    ready = restarts = sidecar_restarts = 0
-    last: datetime | None = None
-    last_sidecar: datetime | None = None
-    initializing = False
-    init_statuses = _dicts(status.get("initContainerStatuses"))
-    for i, cs in enumerate(init_statuses):
-        state = cs.get("state") if isinstance(cs.get("state"), dict) else {}
-        assert isinstance(state, dict)
-        restarts += int(cs.get("restartCount") or 0)
-        last = _later(last, cs.get("lastState"))
-        is_sidecar = cs.get("name") in sidecars
+            tally.reason = "SchedulingGated"
+    initializing = _walk_init_statuses(status, sidecars, len(inits), tally)
+    if not initializing or _condition_true(pod, "Initialized"):
+        _walk_container_statuses(pod, status, tally)
+    deleting = dict_of(pod.get("metadata")).get("deletionTimestamp")
+    if deleting and status.get("reason") == "NodeLost":
+        tally.reason = "Unknown"
+    elif deleting and not is_terminal(pod):
+        tally.reason = "Terminating"
+    return PodSummary(tally.ready, total, tally.reason, tally.restarts, tally.last)
+
+
+def _walk_init_statuses(status: Obj, sidecars: set[Any], count: int, tally: _Tally) -> bool:
+    """Fold init container statuses into the tally; return True while the pod initialises."""
+    for i, cs in enumerate(_dicts(status.get("initContainerStatuses"))):
+        tally.restarts += _count(cs.get("restartCount"))
+        tally.last = _later(tally.last, cs.get("lastState"))
+        is_sidecar = hashable(cs.get("name")) in sidecars
         if is_sidecar:
-            sidecar_restarts += int(cs.get("restartCount") or 0)
-            last_sidecar = _later(last_sidecar, cs.get("lastState"))
-        terminated = state.get("terminated") if isinstance(state.get("terminated"), dict) else None
-        waiting = state.get("waiting") if isinstance(state.get("waiting"), dict) else None
+            tally.sidecar_restarts += _count(cs.get("restartCount"))
+            tally.last_sidecar = _later(tally.last_sidecar, cs.get("lastState"))
+        terminated, waiting = _state(cs, "terminated"), _state(cs, "waiting")
         if terminated is not None and terminated.get("exitCode", 0) == 0:
             continue
         if is_sidecar and cs.get("started") is True:
-            ready += cs.get("ready") is True
+            tally.ready += cs.get("ready") is True
             continue
         if terminated is not None:
-            reason = _terminated_reason(terminated, "Init:")
-        elif (
-            waiting is not None and waiting.get("reason") and waiting["reason"] != "PodInitializing"
-        ):
-            reason = "Init:" + str(waiting["reason"])
+            tally.reason = _terminated_reason(terminated, "Init:")
+        elif waiting is not None and waiting.get("reason") not in (None, "", "PodInitializing"):
+            tally.reason = f"Init:{waiting['reason']}"
         else:
-            reason = f"Init:{i}/{len(inits)}"
-        initializing = True
-        break
-    if not initializing or _condition_true(pod, "Initialized"):
-        restarts, last = sidecar_restarts, last_sidecar
-        has_running = False
-        for cs in reversed(_dicts(status.get("containerStatuses"))):
-            state = cs.get("state") if isinstance(cs.get("state"), dict) else {}
-            assert isinstance(state, dict)
-            restarts += int(cs.get("restartCount") or 0)
-            last = _later(last, cs.get("lastState"))
-            waiting, terminated = state.get("waiting"), state.get("terminated")
-            if isinstance(waiting, dict) and waiting.get("reason"):
-                reason = str(waiting["reason"])
-            elif isinstance(terminated, dict):
-                reason = _terminated_reason(terminated, "")
-            elif cs.get("ready") is True and isinstance(state.get("running"), dict):
-                has_running = True
-                ready += 1
-        if reason == "Completed" and has_running:
-            reason = "Running" if is_pod_ready(pod) else "NotReady"
-    meta = pod.get("metadata") if isinstance(pod.get("metadata"), dict) else {}
-    assert isinstance(meta, dict)
-    if meta.get("deletionTimestamp") and status.get("reason") == "NodeLost":
-        reason = "Unknown"
-    elif meta.get("deletionTimestamp") and not is_terminal(pod):
-        reason = "Terminating"
-    return PodSummary(ready, total, reason, restarts, last)
+            tally.reason = f"Init:{i}/{count}"
+        return True
+    return False
+
+
+def _walk_container_statuses(pod: Obj, status: Obj, tally: _Tally) -> None:
+    """Fold app container statuses (last first, as kubectl) into the tally."""
+    tally.restarts, tally.last = tally.sidecar_restarts, tally.last_sidecar
+    has_running = False
+    for cs in reversed(_dicts(status.get("containerStatuses"))):
+        tally.restarts += _count(cs.get("restartCount"))
+        tally.last = _later(tally.last, cs.get("lastState"))
+        waiting, terminated = _state(cs, "waiting"), _state(cs, "terminated")
+        if waiting is not None and waiting.get("reason"):
+            tally.reason = str(waiting["reason"])
+        elif terminated is not None:
+            tally.reason = _terminated_reason(terminated, "")
+        elif cs.get("ready") is True and _state(cs, "running") is not None:
+            has_running = True
+            tally.ready += 1
+    if tally.reason == "Completed" and has_running:
+        tally.reason = "Running" if is_pod_ready(pod) else "NotReady"
 
 
 # --- security context, lifecycle, host ports -----------------------------------------------
