@@ -355,6 +355,7 @@ class _Run:
         self.preempted = 0
         self.method = options.solver
         self.scheduled = 0
+        self.batch_lower = 0
 
     def place(self, pending: list[PodInfo]) -> None:
         order = sorted(range(len(pending)), key=lambda k: (-pending[k].priority, k))
@@ -384,6 +385,7 @@ class _Run:
         self.scheduled += len(placed)
         self.latencies.extend([took / max(len(pods), 1)] * len(placed))
         self.method = f"batch: {result.method}"
+        self.batch_lower = max(self.batch_lower, result.lower_bound)
         return [pi for pi in pods if pi.key not in result.assignments]
 
     def _place_one(self, pi: PodInfo) -> None:
@@ -439,7 +441,7 @@ def _report(
         lp, simple = BatchSolver(fixed, time_limit=options.time_limit).bounds(
             [pi for pi in run.placed_new if pi.key in snap.pods]
         )
-    lower = max(math.ceil(lp - 1e-6), simple, 1 if used else 0)
+    lower = max(math.ceil(lp - 1e-6), simple, run.batch_lower, 1 if used else 0)
     pending = sum(run.unschedulable.values())
     lat = np.array(run.latencies) * 1000.0 if run.latencies else np.zeros(1)
     return Report(

@@ -50,6 +50,7 @@ from dockyard.scheduler.profiles import frameworks
 from dockyard.scheduler.snapshot import Snapshot
 from dockyard.scheduler.solvers.binpacking import Items, fit_decreasing, resource_bound
 from dockyard.scheduler.solvers.knapsack import max_value_knapsack
+from dockyard.scheduler.solvers.patterns import pack_by_patterns
 
 Array = np.ndarray
 Obj = dict[str, Any]
@@ -181,12 +182,20 @@ class BatchSolver:
         budget = self.time_limit - (time.perf_counter() - start)
         all_placed = bool((placed >= 0).all())
         at_bound = self.objective == "pack" and all_placed and _nodes_used(prob, placed) <= lower
+        if not at_bound and self.objective == "pack" and budget > 0.05 and prob.classes:
+            found = self._patterns(prob, placed, budget * 0.75)
+            if found is not None:
+                lower = max(lower, found[2])
+                if self._better(prob, found[0], placed):
+                    placed, method = found[0], found[1]
+            budget = self.time_limit - (time.perf_counter() - start)
+            at_bound = bool((placed >= 0).all()) and _nodes_used(prob, placed) <= lower
         if not at_bound and budget > 0.05 and prob.classes:
             better, ilp_method, ilp_dual = self._ilp(prob, placed, budget, notes)
             lower = max(lower, ilp_dual)
             if better is not None:
                 placed, method = better, ilp_method
-        elif at_bound:
+        if at_bound:
             method += " (at lower bound: optimal)"
         return self._result(prob, placed, deferred, method, lp, simple, lower, start, notes)
 
@@ -345,6 +354,33 @@ class BatchSolver:
             seconds=time.perf_counter() - start,
             notes=notes,
         )
+
+    def _patterns(
+        self, prob: _Problem, placed: Array, budget: float
+    ) -> tuple[Array, str, int] | None:
+        """Return (placement, method, lower bound) by column generation over node patterns."""
+        counts = _class_counts(prob, placed)
+        start: dict[int, Array] = {}
+        for cl, members in enumerate(prob.classes):
+            for k in members:
+                n = int(placed[k])
+                if n >= 0:
+                    start.setdefault(n, np.zeros(len(prob.classes), np.int64))[cl] += 1
+        found = pack_by_patterns(
+            prob.class_req, counts, prob.class_elig, prob.free, prob.used0, start, budget
+        )
+        if found is None:
+            return None
+        out = np.full(len(prob.pods), -1)
+        cursor = [0] * len(prob.classes)
+        for n, per_class in found.per_node.items():
+            for cl, take in enumerate(per_class.tolist()):
+                members = prob.classes[cl]
+                out[members[cursor[cl] : cursor[cl] + take]] = n
+                cursor[cl] += take
+        if not (_free_after(prob, out) >= np.minimum(prob.free, 0)).all():
+            return None
+        return out, "column-generation", found.lower_bound
 
     def apply(self, result: BatchResult, pods: list[PodInfo]) -> None:
         """Assume every placement of the result in the snapshot (as bound)."""
