@@ -422,6 +422,7 @@ def test_pod_overhead_counts() -> None:
 )
 def test_qos_class(builder: PodBuilder, qos: str) -> None:
     assert qos_class(builder.defaulted()) == qos
+    assert qos_class(builder.build()) == qos  # the same before defaults (create order)
     assert initial_status(builder.defaulted()) == {"phase": "Pending", "qosClass": qos}
 
 

@@ -797,8 +797,11 @@ def qos_class(pod: Obj) -> str:
     limits: dict[str, Fraction] = {}
     guaranteed = True
     for container in _containers(pod, "initContainers") + _containers(pod, "containers"):
-        for kind, into in (("requests", requests), ("limits", limits)):
-            for name, value in _resource_map(container, kind).items():
+        # A missing request defaults to the limit, so a pod not yet defaulted classifies the same.
+        container_limits = _resource_map(container, "limits")
+        container_requests = {**container_limits, **_resource_map(container, "requests")}
+        for values, into in ((container_requests, requests), (container_limits, limits)):
+            for name, value in values.items():
                 if name not in ("cpu", "memory"):
                     continue
                 amount = _safe_quantity(value)
