@@ -10,6 +10,11 @@ well-kept open-source MIP solver with time limits and a reported dual bound, and
 model's LP relaxation with the same code; OR-Tools CP-SAT would add a large wheel and pinned
 protobuf for no gain on models this size.
 
+Order of work: first/best/worst-fit decreasing (plus an exact knapsack fill of leftover room);
+for "pack", column generation over node patterns (``solvers.patterns``: Gilmore-Gomory bound,
+price-and-branch); then, if the answer is still not proven optimal and time remains, the
+per-node assignment ILP below. Each step's answer replaces the incumbent only if better.
+
 Model: pods are grouped into classes (same requests, priority and eligible nodes), so the
 variables are x[c, n] = pods of class c on node n (integer, at most what fits) and y[n] = node n
 used (binary; fixed to 1 for nodes already running pods). Pack minimises sum y subject to
@@ -18,9 +23,10 @@ identical empty nodes are ordered (y[a] >= y[b]) to break symmetry. Spread minim
 requested[n, r] + sum_c req x <= u allocatable[n, r].
 
 Invariants:
-- Every result reports ``lp_bound`` (the pack model's LP relaxation), ``simple_bound``
+- Every result reports ``lp_bound`` (the assignment model's LP relaxation), ``simple_bound``
   (per resource, the fewest nodes whose largest allocatables hold the total request),
-  ``lower_bound`` = the largest valid bound known (including HiGHS' dual bound), and
+  ``lower_bound`` = the largest valid bound known (including the pattern LP's bound and
+  HiGHS' dual bound), and
   ``gap`` = nodes_used / lower_bound - 1. Bounds count the nodes needed for the pods placed.
 - First/best-fit decreasing always runs first; the ILP result replaces it only when it is
   strictly better and checks out against capacity, so hitting the time limit never makes
