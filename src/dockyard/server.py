@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,22 @@ class ServerOptions:
     port: int = 6443
     no_agent: bool = False
     no_scheduler: bool = False
+    agent: AgentSettings = field(default_factory=lambda: AgentSettings())
+
+
+@dataclass
+class AgentSettings:
+    """How the local agent runs (see dockyard.agent.options.AgentOptions)."""
+
+    node_name: str = ""  # empty: the machine's hostname
+    run_dir: Path = Path("/run/dockyard")
+    bridge: str = "dockyard0"
+    pod_cidr: str = "10.88.0.0/16"
+    node_ip: str = ""
+    port: int = 10250
+    reserved_cpu: str = "0"
+    reserved_memory: str = "0"
+    allowed_host_paths: list[Path] = field(default_factory=list)
 
 
 def kubeconfig_path(data_dir: Path) -> Path:
@@ -98,7 +115,26 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
         scheduler = SchedulerLoop(loops.api)
         await scheduler.start()
         loops.running.append(scheduler)
+    if not options.no_agent:
+        loops.running.append(await _start_agent(url, pki, token, options))
     return loops
+
+
+async def _start_agent(url: str, pki: Path, token: str, options: ServerOptions) -> Any:
+    """Start the local agent; it trades the admin token for its own node token once."""
+    from dockyard.agent.agent import Agent
+    from dockyard.agent.options import AgentOptions
+
+    settings = options.agent
+    agent = Agent(AgentOptions(
+        node_name=settings.node_name or socket.gethostname().lower(),
+        data_dir=options.data_dir.resolve(), run_dir=settings.run_dir, bridge=settings.bridge,
+        pod_cidr=settings.pod_cidr, node_ip=settings.node_ip, port=settings.port,
+        reserved_cpu=settings.reserved_cpu, reserved_memory=settings.reserved_memory,
+        allowed_host_paths=settings.allowed_host_paths,
+    ), url, token, ca_data=ca_bundle(pki))  # fmt: skip
+    await agent.start()
+    return agent
 
 
 async def stop_loops(loops: Loops) -> None:

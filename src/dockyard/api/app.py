@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api import discovery, status
+from dockyard.api import discovery, metrics_api, node_proxy, status
 from dockyard.api.decoding import MAX_BODY_BYTES
 from dockyard.api.handlers import ResourceHandlers
 from dockyard.api.metrics import ApiMetrics
@@ -30,7 +30,7 @@ from dockyard.objects.validation import dns1123_subdomain
 from dockyard.store.base import Store
 
 OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
-SERVED_SUBRESOURCES = {"status", "scale", "binding", "eviction"}
+SERVED_SUBRESOURCES = {"status", "scale", "binding", "eviction", "log", "exec"}
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -60,6 +60,7 @@ def build_app(config: ApiConfig) -> web.Application:
     app["available_subresources"] = available
     resources = ResourceHandlers(storage, available)
     app["resources"] = resources
+    node_proxy.register(app, resources, config.data_dir / "pki")
     _add_routes(app, resources)
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
@@ -81,6 +82,7 @@ def _add_routes(app: web.Application, resources: ResourceHandlers) -> None:
     router.add_get("/openapi/v3", lambda r: _answer(discovery.openapi_index()))
     router.add_get("/openapi/v3/{tail:.*}", _openapi_document)
     router.add_post("/dockyard/v1/join", _join)
+    metrics_api.add_routes(app)
     router.add_route("*", "/api/{tail:.+}", resources.handle)
     router.add_route("*", "/apis/{tail:.+}", resources.handle)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dockyard.api import metrics_api
 from dockyard.objects.resources import RESOURCES, ResourceInfo
 
 SERVER_VERSION = {
@@ -69,11 +70,14 @@ def api_group_list() -> dict[str, Any]:
             continue
         entries = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
         groups.append({"name": group, "versions": entries, "preferredVersion": entries[0]})
+    groups.append(metrics_api.group_entry())
     return {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups}
 
 
 def api_resource_list(group: str, version: str, available: set[str]) -> dict[str, Any] | None:
     """Return the /api/v1 or /apis/<g>/<v> answer, or None when not served."""
+    if (group, version) == (metrics_api.GROUP, metrics_api.VERSION):
+        return metrics_api.resource_list()
     infos = [r for r in RESOURCES if r.group == group and r.version == version]
     if not infos:
         return None
@@ -123,6 +127,8 @@ def aggregated(core: bool, media_version: str, available: set[str]) -> dict[str,
                 for v in versions
             ],
         })
+    if not core:
+        items.append(metrics_api.aggregated_item())
     return {
         "kind": "APIGroupDiscoveryList",
         "apiVersion": f"apidiscovery.k8s.io/{media_version}",
@@ -193,6 +199,8 @@ def openapi_document(group: str, version: str) -> dict[str, Any] | None:
     fieldValidation parameter. No component schemas: a loose schema would make kubectl build
     strategic patches that replace whole lists.
     """
+    if (group, version) == (metrics_api.GROUP, metrics_api.VERSION):
+        return metrics_api.resource_list()
     infos = [r for r in RESOURCES if r.group == group and r.version == version]
     if not infos:
         return None

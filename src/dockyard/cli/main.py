@@ -6,6 +6,7 @@ import typer
 
 from dockyard import __version__
 from dockyard.cli import server_commands
+from dockyard.cli.agent_command import agent
 from dockyard.cli.image_commands import image_app
 from dockyard.cli.simulate_command import simulate
 
@@ -33,6 +34,7 @@ app.command()(server_commands.kubeconfig)
 app.add_typer(server_commands.token_app, name="token")
 app.add_typer(image_app, name="image")
 app.command()(simulate)
+app.command()(agent)
 
 
 def main() -> None:

@@ -18,15 +18,27 @@ def server(
     port: int = typer.Option(6443, "--port", help="HTTPS port (0 picks a free one)."),
     no_agent: bool = typer.Option(False, "--no-agent", help="Run no agent for this machine."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+    run_dir: Path = typer.Option(Path("/run/dockyard"), "--run-dir", help="Agent runtime state."),
+    bridge: str = typer.Option("dockyard0", "--bridge", help="Pod network bridge."),
+    pod_cidr: str = typer.Option("10.88.0.0/16", "--pod-cidr", help="Pod addresses."),
+    node_name: str = typer.Option("", "--node-name", help="Local node (default: hostname)."),
+    node_ip: str = typer.Option("", "--node-ip", help="Node address (default: route's)."),
+    agent_port: int = typer.Option(10250, "--agent-port", help="Agent HTTPS port (0: free)."),
+    reserved_cpu: str = typer.Option("0", "--reserved-cpu", help="CPU kept from pods."),
+    reserved_memory: str = typer.Option("0", "--reserved-memory", help="Memory kept from pods."),
+    allow_host_path: list[Path] = typer.Option([], "--allow-host-path",
+                                               help="Host dir pods may mount (repeatable)."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
-    from dockyard.server import ServerOptions, run_server
+    from dockyard.server import AgentSettings, ServerOptions, run_server
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    asyncio.run(run_server(ServerOptions(data_dir, listen, port, no_agent)))
+    agent = AgentSettings(node_name, run_dir, bridge, pod_cidr, node_ip, agent_port, reserved_cpu,
+                          reserved_memory, list(allow_host_path))
+    asyncio.run(run_server(ServerOptions(data_dir, listen, port, no_agent, agent=agent)))
 
 
 def kubeconfig(
