@@ -9,8 +9,11 @@ import pytest
 
 from dockyard.objects.service import (
     apply_defaults,
+    assign_cluster_ip,
+    needs_cluster_ip,
     next_free_ip,
     next_free_node_port,
+    ports_needing_node_ports,
     validate,
     validate_update,
 )
@@ -134,3 +137,21 @@ def test_allocation_helpers() -> None:
     assert next_free_ip("10.96.0.0/30", ["10.96.0.2"]) is None
     assert next_free_node_port([30000, 30001]) == 30002
     assert next_free_node_port([1, 2], (1, 2)) is None
+
+
+def test_allocation_steps_for_the_server() -> None:
+    svc = make_service(
+        type="NodePort", ports=[{"port": 80}, {"name": "b", "port": 81, "nodePort": 30001}]
+    )
+    svc["spec"]["ports"][0]["name"] = "a"
+    assert needs_cluster_ip(svc)
+    assign_cluster_ip(svc, "10.96.0.7")
+    assert not needs_cluster_ip(svc)
+    assert svc["spec"]["clusterIPs"] == ["10.96.0.7"]
+    missing = ports_needing_node_ports(svc)
+    assert [p["port"] for p in missing] == [80]
+    missing[0]["nodePort"] = 30002
+    assert validate(svc) == []
+    assert not needs_cluster_ip(make_service(clusterIP="None"))
+    assert not needs_cluster_ip(make_service(type="ExternalName", externalName="x.example.com"))
+    assert ports_needing_node_ports(make_service()) == []

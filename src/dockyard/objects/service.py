@@ -6,7 +6,8 @@ LoadBalancer, allocateLoadBalancerNodePorts true for LoadBalancer, ipFamilyPolic
 and ipFamilies ["IPv4"], clusterIPs mirroring clusterIP.
 
 The cluster IP and node ports are allocated by the api server (it alone sees the other
-services); ``next_free_ip`` and ``next_free_node_port`` are the pure halves of that.
+services); ``needs_cluster_ip``/``assign_cluster_ip``, ``ports_needing_node_ports`` and
+``next_free_ip``/``next_free_node_port`` are the pure halves of that.
 ``carry_over`` keeps an allocated clusterIP and nodePorts when an update omits them, as
 Kubernetes does.
 
@@ -26,6 +27,7 @@ from dockyard.objects.validation import (
     as_list,
     as_str_map,
     check,
+    dict_of,
     dns1035_label,
     dns1123_label,
     dns1123_subdomain,
@@ -231,6 +233,29 @@ def validate_update(new: Obj, old: Obj) -> list[FieldError]:
             invalid("spec.clusterIPs[0]", new_spec.get("clusterIP"), "may not change once set")
         )
     return errs
+
+
+def needs_cluster_ip(service: Obj) -> bool:
+    """Tell whether the server must allocate a clusterIP (not headless, not ExternalName)."""
+    spec = dict_of(service.get("spec"))
+    return spec.get("type", "ClusterIP") != "ExternalName" and not spec.get("clusterIP")
+
+
+def assign_cluster_ip(service: Obj, ip: str) -> None:
+    """Record an allocated clusterIP in spec.clusterIP and spec.clusterIPs."""
+    spec = service.setdefault("spec", {})
+    spec["clusterIP"] = ip
+    spec["clusterIPs"] = [ip]
+
+
+def ports_needing_node_ports(service: Obj) -> list[Obj]:
+    """Return the ports of a NodePort/LoadBalancer service that still need a nodePort."""
+    spec = dict_of(service.get("spec"))
+    if spec.get("type") not in ("NodePort", "LoadBalancer"):
+        return []
+    if spec.get("type") == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False:
+        return []
+    return [p for p in list_of(spec.get("ports")) if isinstance(p, dict) and not p.get("nodePort")]
 
 
 def next_free_ip(cidr: str, used: Iterable[str]) -> str | None:
