@@ -451,6 +451,32 @@ async def test_watch_during_writes_has_no_gap_or_duplicate(store: Store) -> None
     await nothing_more(stream)
 
 
+async def test_watches_started_amid_writes_see_every_later_revision(store: Store) -> None:
+    # Each watch starts at a revision read while ten writers run (some a little in the past),
+    # so some replay history and some go straight to live: all must see R+1..end exactly.
+    running = True
+
+    async def writer(w: int) -> None:
+        i = 0
+        while running:
+            await store.create(f"{PODS}w{w}-{i}", b"v")
+            i += 1
+
+    writers = [asyncio.create_task(writer(w)) for w in range(10)]
+    watches = []
+    for n in range(20):
+        await asyncio.sleep(0.01)
+        start = max(1, await store.current_revision() - n % 3)
+        stream = aiter(store.watch(PODS, start))
+        watches.append((start, stream, asyncio.ensure_future(anext(stream))))
+    running = False
+    await asyncio.gather(*writers)
+    end = await store.current_revision()
+    for start, stream, first in watches:
+        events = [await asyncio.wait_for(first, 10), *await take(stream, end - start - 1, 20)]
+        assert [e.revision for e in events] == list(range(start + 1, end + 1))
+
+
 async def test_cancelled_wait_on_a_watch_loses_nothing(store: Store) -> None:
     # Kubernetes-style loops wait with a timeout: wait_for(anext(watch), t) must not end it.
     a = await store.create(PODS + "a", b"1")
