@@ -419,7 +419,7 @@ def _validate_annotations(annotations: dict[str, str]) -> list[FieldError]:
     total = 0
     for key, value in annotations.items():
         errs += check("metadata.annotations", key, lambda k: qualified_name(k.lower()))
-        total += len(key) + len(value)
+        total += len(key.encode()) + len(value.encode())  # Kubernetes counts bytes
     if total > TOTAL_ANNOTATION_SIZE:
         errs.append(too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE))
     return errs
