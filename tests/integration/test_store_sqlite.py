@@ -7,6 +7,7 @@ import contextlib
 import gc
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.store.base import KeyValue, StoreError, WatchEvent
+from dockyard.store.opening import open_store
 from dockyard.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.integration
@@ -216,3 +218,23 @@ async def test_a_dropped_watch_is_forgotten(tmp_path: Path) -> None:
         await asyncio.sleep(0)  # the loop lets go of the cancelled task
         gc.collect()
         assert store.watcher_count() == 0
+
+
+async def test_open_store_picks_the_backend_from_the_spec(tmp_path: Path) -> None:
+    store = await open_store(str(tmp_path / "state.db"))
+    assert isinstance(store, SQLiteStore)
+    await store.close()
+    store = await open_store(f"sqlite://{tmp_path / 'other.db'}")
+    assert isinstance(store, SQLiteStore) and store.path == tmp_path / "other.db"
+    await store.close()
+    with pytest.raises(StoreError, match="no store given"):
+        await open_store("")
+    port = _free_port()  # nothing listens there: a clear StoreError, not a hang
+    with pytest.raises(StoreError, match=f"127.0.0.1:{port}"):
+        await open_store(f"etcd://127.0.0.1:{port}")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
