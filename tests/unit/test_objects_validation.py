@@ -54,6 +54,13 @@ def obj(**meta: Any) -> dict[str, Any]:
         (label_value, "-x", False),
         (env_var_name, "MY_VAR", True),
         (env_var_name, "1VAR", False),
+        # a trailing newline must never pass ($ in Python matches before a final newline)
+        (dns1123_subdomain, "web\n", False),
+        (dns1123_label, "web\n", False),
+        (dns1035_label, "web\n", False),
+        (qualified_name, "app\n", False),
+        (label_value, "v\n", False),
+        (env_var_name, "A\n", False),
     ],
 )
 def test_name_rules(rule: Any, value: str, ok: bool) -> None:

@@ -126,17 +126,17 @@ DNS1123_SUBDOMAIN_MAX = 253
 _LABEL_FMT = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN_FMT = _LABEL_FMT + r"(\." + _LABEL_FMT + ")*"
 _DNS1035_FMT = "[a-z]([-a-z0-9]*[a-z0-9])?"
-_LABEL_RE = re.compile(f"^{_LABEL_FMT}$")
-_SUBDOMAIN_RE = re.compile(f"^{_SUBDOMAIN_FMT}$")
-_DNS1035_RE = re.compile(f"^{_DNS1035_FMT}$")
+_LABEL_RE = re.compile(f"^{_LABEL_FMT}\\Z")
+_SUBDOMAIN_RE = re.compile(f"^{_SUBDOMAIN_FMT}\\Z")
+_DNS1035_RE = re.compile(f"^{_DNS1035_FMT}\\Z")
 _QUALIFIED_FMT = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]"
-_QUALIFIED_RE = re.compile(f"^{_QUALIFIED_FMT}$")
+_QUALIFIED_RE = re.compile(f"^{_QUALIFIED_FMT}\\Z")
 _LABEL_VALUE_FMT = f"({_QUALIFIED_FMT})?"
-_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}$")
+_LABEL_VALUE_RE = re.compile(f"^{_LABEL_VALUE_FMT}\\Z")
 _ENV_NAME_FMT = "[-._a-zA-Z][-._a-zA-Z0-9]*"
-_ENV_NAME_RE = re.compile(f"^{_ENV_NAME_FMT}$")
+_ENV_NAME_RE = re.compile(f"^{_ENV_NAME_FMT}\\Z")
 _CONFIG_KEY_FMT = "[-._a-zA-Z0-9]+"
-_CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}$")
+_CONFIG_KEY_RE = re.compile(f"^{_CONFIG_KEY_FMT}\\Z")
 
 _LABEL_MSG = (
     "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', "
@@ -259,7 +259,7 @@ def config_map_key(value: str) -> list[str]:
     return errs
 
 
-_PORT_NAME_RE = re.compile("^[-a-z0-9]+$")
+_PORT_NAME_RE = re.compile(r"^[-a-z0-9]+\Z")
 
 
 def port_name(value: str) -> list[str]:

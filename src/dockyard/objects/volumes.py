@@ -65,7 +65,7 @@ RESOURCE_FIELDS = (
     "requests.ephemeral-storage",
     "requests.memory",
 )
-_SUBSCRIPT_RE = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]$")
+_SUBSCRIPT_RE = re.compile(r"^metadata\.(labels|annotations)\['([^']+)'\]\Z")
 _MODE_MSG = "must be a number between 0 and 0777 (octal), both inclusive"
 
 

@@ -29,7 +29,7 @@ from dockyard.objects.validation import (
 
 Obj = dict[str, Any]
 
-_PERCENT_RE = re.compile(r"^[0-9]+%$")
+_PERCENT_RE = re.compile(r"^[0-9]+%\Z")
 _PERCENT_MSG = (
     "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  "
     "or '93%', regex used for validation is '[0-9]+%')"
