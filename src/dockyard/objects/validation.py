@@ -292,7 +292,7 @@ def port_number(field: str, value: Any, *, required_: bool = True) -> list[Field
 
 def int_or_port_name(field: str, value: Any) -> list[FieldError]:
     """Check a port given as a number (1-65535) or as a named port."""
-    if isinstance(value, str) and not value.isdigit():
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
         return check(field, value, port_name)
     if isinstance(value, str):
         value = int(value)
