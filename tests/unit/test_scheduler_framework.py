@@ -291,3 +291,23 @@ def test_reserve_rolls_back_and_permit_waits() -> None:
     assert status.code == Code.UNSCHEDULABLE and log == ["claim", "release"]
     verdict, timeout = fw.run_permit(CycleState(), pi, "n1")
     assert verdict.code == Code.WAIT and timeout == 30.0
+
+
+def test_a_relabelled_pod_is_reindexed() -> None:
+    snap = Snapshot([make_node("n1")], [make_pod("p").labels(app="a").on_node("n1")])
+    snap.add_pod(make_pod("p").labels(app="b").on_node("n1"))
+    assert snap.label_counts("default", "app", "a").tolist() == [0]
+    assert snap.label_counts("default", "app", "b").tolist() == [1]
+    assert snap.requested[0, 3] == 1  # still one pod
+
+
+def test_extended_resources_seen_first_in_a_batch_get_columns() -> None:
+    from dockyard.scheduler.solvers.batch import BatchSolver
+
+    snap = Snapshot([make_node("n1").allocatable(extended={"example.com/fpga": "1"})])
+    pods = [
+        make_pod("a").requests(extended={"example.com/tpu": "1"}),
+        make_pod("b").requests(extended={"example.com/fpga": "1"}),
+    ]
+    result = BatchSolver(snap).solve(pods)
+    assert list(result.assignments) == ["default/b"] and result.unplaced[0].name == "a"

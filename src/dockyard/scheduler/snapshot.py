@@ -20,6 +20,7 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ Obj = dict[str, Any]
 Array = np.ndarray
 
 BASE_RESOURCES = ("cpu", "memory", "ephemeral-storage", "pods")
+_TOKENS = itertools.count(1)
 DEFAULT_MAX_PODS = 110
 
 
@@ -87,6 +89,7 @@ class Snapshot:
     """Nodes and pods as numpy arrays and indexes, with assume/forget for pending binds."""
 
     def __init__(self, nodes: Iterable[Obj] = (), pods: Iterable[Obj] = ()) -> None:
+        self._token = next(_TOKENS)  # tells this snapshot's cached request vectors apart
         self.resources: list[str] = list(BASE_RESOURCES)
         self.resource_index: dict[str, int] = {n: i for i, n in enumerate(self.resources)}
         self.nodes: list[NodeInfo] = []
@@ -185,12 +188,12 @@ class Snapshot:
     def request_vector(self, pi: PodInfo) -> tuple[Array, Array]:
         """Return (columns, amounts) of the pod's requests in this snapshot's columns."""
         cached = pi.vector_cache
-        if cached is not None and cached[0] == id(self):
+        if cached is not None and cached[0] == self._token:
             return cached[1], cached[2]
         items = sorted((self.resource_column(r), v) for r, v in pi.requests.items())
         cols = np.array([c for c, _ in items], np.intp)
         vals = np.array([v for _, v in items], np.int64)
-        pi.vector_cache = (id(self), cols, vals)
+        pi.vector_cache = (self._token, cols, vals)
         return cols, vals
 
     # --- nodes -----------------------------------------------------------------------------
@@ -271,11 +274,11 @@ class Snapshot:
         if not pi.node_name:
             return None
         if pi.key in self.pods:
-            if self.pod_node[pi.key] == self.index.get(pi.node_name, -1):
-                self.pods[pi.key] = pi
-                self.assumed.discard(pi.key)
+            same = self.pod_node[pi.key] == self.index.get(pi.node_name, -1)
+            self.remove_pod(pi.key)  # re-account: labels, ports or requests may have changed
+            if same:
+                self._account(pi, self.index[pi.node_name], 1)
                 return pi
-            self.remove_pod(pi.key)
         i = self.index.get(pi.node_name)
         if i is None:
             return None  # bound to a node we do not know (yet): nothing to account against

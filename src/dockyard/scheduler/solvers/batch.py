@@ -145,11 +145,10 @@ class BatchSolver:
     def _problem(self, pods: list[PodInfo]) -> _Problem:
         snap = self.snap
         cache: dict[Any, Array] = {}
+        vectors = [snap.request_vector(pi) for pi in pods]  # may add extended columns
         reqs = np.zeros((len(pods), len(snap.resources)), np.int64)
-        for k, pi in enumerate(pods):
-            cols, vals = snap.request_vector(pi)
+        for k, (cols, vals) in enumerate(vectors):
             reqs[k, cols] = vals
-        reqs = reqs[:, : len(snap.resources)]
         elig = np.array([self._eligible(pi, cache) for pi in pods], bool).reshape(len(pods), snap.n)
         prio = np.array([pi.priority for pi in pods], np.int64)
         groups: dict[Any, list[int]] = {}
