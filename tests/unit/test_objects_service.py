@@ -87,6 +87,10 @@ def test_valid_services() -> None:
             ("spec.ports[0].targetPort", "FieldValueInvalid"),
         ),
         (
+            {"ports": [{"port": 80, "targetPort": "80"}]},  # a string is a name, as Kubernetes
+            ("spec.ports[0].targetPort", "FieldValueInvalid"),
+        ),
+        (
             {"ports": [{"port": 80, "nodePort": 30080}]},
             ("spec.ports[0].nodePort", "FieldValueForbidden"),
         ),

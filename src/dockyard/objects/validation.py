@@ -291,11 +291,13 @@ def port_number(field: str, value: Any, *, required_: bool = True) -> list[Field
 
 
 def int_or_port_name(field: str, value: Any) -> list[FieldError]:
-    """Check a port given as a number (1-65535) or as a named port."""
-    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
-        return check(field, value, port_name)
+    """Check a port given as a number (1-65535) or as a named port.
+
+    As in Kubernetes, a string is always a name: "80" is refused (it has no letter), so
+    consumers never meet a number spelled as a string.
+    """
     if isinstance(value, str):
-        value = int(value)
+        return check(field, value, port_name)
     return port_number(field, value)
 
 
