@@ -30,6 +30,8 @@ from dockyard.scheduler.loop import SchedulerLoop
 from dockyard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("dockyard.server")
+# Open watches are long requests: on shutdown, give them this long, then close them.
+SHUTDOWN_SECONDS = 2.0
 
 
 @dataclass
@@ -76,7 +78,8 @@ async def run_server(options: ServerOptions) -> None:
     runner: web.AppRunner | None = None
     try:
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir))
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False,
+                               shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
         site = web.TCPSite(runner, options.listen, options.port,
                            ssl_context=server_ssl_context(pki), backlog=2048)

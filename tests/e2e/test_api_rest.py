@@ -305,7 +305,7 @@ def test_scale_subresource(dockyard_server: RunningServer) -> None:
 def test_binding_sets_node_once(dockyard_server: RunningServer) -> None:
     pods = "/api/v1/namespaces/default/pods"
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "bindme"},
-           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+           "spec": {"schedulerName": "manual", "containers": [{"name": "c", "image": "busybox"}]}}
     assert call(dockyard_server, "POST", pods, pod)[0] == 201
     binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "bindme"},
                "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}

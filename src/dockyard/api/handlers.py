@@ -17,9 +17,10 @@ import orjson
 from aiohttp import web
 
 from dockyard.api import status, subresources
-from dockyard.api.apply import record_update, server_side_apply
+from dockyard.api.apply import server_side_apply
 from dockyard.api.authz import authorize, check_object
 from dockyard.api.decoding import MAX_BODY_BYTES, DecodeError, decode_object
+from dockyard.api.managed_fields import track_write
 from dockyard.api.patching import PatchError, apply_patch
 from dockyard.api.requests import (
     Target,
@@ -29,6 +30,7 @@ from dockyard.api.requests import (
     query_bool,
     query_int,
     read_object,
+    strict_fields,
     wants_partial_metadata,
     wants_table,
 )
@@ -171,7 +173,7 @@ class ResourceHandlers:
         check_type(target.info, obj)
         if target.info.plural == "nodes":
             check_object(user, "nodes", obj)
-        _track(obj, None, request, "Update")
+        track_write(obj, None, request, "Update")
         created = await self.storage.create(
             target.info, target.namespace, obj, dry_run=dry_run(request)
         )
@@ -193,7 +195,7 @@ class ResourceHandlers:
         def replace(current: dict[str, Any]) -> dict[str, Any]:
             new = copy.deepcopy(obj)
             new["metadata"].setdefault("name", target.name)
-            _track(new, current, request, "Update")
+            track_write(new, current, request, "Update")
             return new
 
         updated = await self.storage.update(
@@ -218,7 +220,7 @@ class ResourceHandlers:
                 new = apply_patch(current, body, content_type, target.info.kind)
             except PatchError as error:
                 raise _patch_status(error) from None
-            _track(new, current, request, "Update")
+            track_write(new, current, request, "Update")
             return new
 
         updated = await self.storage.update(
@@ -233,7 +235,7 @@ class ResourceHandlers:
         """Server-side apply: merge the applied configuration, creating the object if absent."""
         assert target.name is not None
         try:
-            applied = decode_object(body, APPLY_PATCH)
+            applied = decode_object(body, APPLY_PATCH, strict=strict_fields(request))
         except DecodeError as error:
             raise decode_status(error) from None
         check_type(target.info, applied)
@@ -361,22 +363,6 @@ def _include_object(request: web.Request) -> str:
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
             "metadata": obj["metadata"]}
-
-
-def _track(
-    new: dict[str, Any], current: dict[str, Any] | None, request: web.Request, operation: str
-) -> None:
-    """Record the writer in managedFields, so later server-side applies see its fields."""
-    manager = request.query.get("fieldManager") or _manager_from_agent(request)
-    info_version = new.get("apiVersion", "")
-    new["metadata"]["managedFields"] = record_update(
-        current, new, manager=manager, api_version=info_version, now=now_rfc3339()
-    ).get("metadata", {}).get("managedFields", [])
-
-
-def _manager_from_agent(request: web.Request) -> str:
-    agent = request.headers.get("User-Agent", "unknown")
-    return agent.split("/")[0][:128] or "unknown"
 
 
 def _ssa(

@@ -132,9 +132,15 @@ async def read_object(request: web.Request) -> dict[str, Any]:
     if not body.strip():
         raise status.bad_request("the request body is empty; send the object as JSON or YAML")
     try:
-        return decode_object(body, request.headers.get("Content-Type"))
+        return decode_object(body, request.headers.get("Content-Type"),
+                             strict=strict_fields(request))
     except DecodeError as error:
         raise decode_status(error) from None
+
+
+def strict_fields(request: web.Request) -> bool:
+    """Tell whether the client asked fieldValidation=Strict (duplicate fields are refused)."""
+    return request.query.get("fieldValidation") == "Strict"
 
 
 def decode_status(error: DecodeError) -> status.StatusError:

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from dockyard.api import status
 from dockyard.api.authz import authorize
+from dockyard.api.managed_fields import track_write
 from dockyard.api.patching import PatchError, apply_patch
 from dockyard.api.requests import Target, dry_run, read_object
 from dockyard.api.responses import json_response
@@ -60,7 +62,9 @@ async def handle_scale(request: web.Request, target: Target, user: User) -> web.
         if errors:
             raise status.invalid("Scale", target.name or "", [e.to_cause() for e in errors],
                                  "autoscaling")
+        before = copy.deepcopy(current)
         apply_scale(current, scale)
+        track_write(current, before, request, "Update")
         return current
 
     updated = await storage.update(
