@@ -431,3 +431,29 @@ def test_filters_run_in_profile_order_for_the_diagnosis() -> None:
     assert g.schedule_one(make_pod("p").requests(cpu="2")).message == (
         "0/1 nodes are available: 1 node(s) were unschedulable."
     )
+
+
+def test_vectorised_explanations_agree_with_per_node_ones() -> None:
+    rng = random.Random(8)
+    nodes = []
+    for i in range(60):
+        node = make_node(f"n{i}").allocatable(
+            cpu=str(rng.randint(1, 4)), pods=str(rng.randint(1, 3))
+        )
+        if rng.random() < 0.3:
+            node.taint(rng.choice(["a", "b"]), rng.choice(["x", ""]), "NoSchedule")
+        nodes.append(node)
+    snap = Snapshot(
+        nodes, [make_pod(f"o{i}").requests(cpu="1").on_node(f"n{i}") for i in range(60)]
+    )
+    pi = pod_info(make_pod("p").requests(cpu="3", extended={"example.com/gpu": "1"}))
+    idx = np.arange(snap.n)
+    for name in ("NodeResourcesFit", "TaintToleration"):
+        plugin = REGISTRY[name]()
+        many = plugin.explain_many(CycleState(), pi, snap, idx)  # type: ignore[attr-defined]
+        one = [plugin.explain(CycleState(), pi, snap, i) for i in idx]  # type: ignore[attr-defined]
+        if name == "TaintToleration":  # only tainted nodes are ever explained
+            tainted = [i for i in idx if snap.nodes[i].taints]
+            many = [many[i] for i in tainted]
+            one = [one[i] for i in tainted]
+        assert many == one

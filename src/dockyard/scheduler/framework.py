@@ -121,6 +121,9 @@ class PreFilterPlugin(Plugin):
 class FilterPlugin(Plugin):
     """Decides which nodes can run the pod."""
 
+    # True when ``explain`` gives the same Status for every rejected node
+    same_reason_everywhere: ClassVar[bool] = False
+
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return a boolean mask of nodes that pass, or None when all pass."""
         raise NotImplementedError
@@ -128,6 +131,14 @@ class FilterPlugin(Plugin):
     def explain(self, state: CycleState, pi: PodInfo, snap: Snapshot, i: int) -> Status:
         """Return the Status for node i, which ``filter`` rejected."""
         raise NotImplementedError
+
+    def explain_many(
+        self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array
+    ) -> list[Status]:
+        """Return the Status of each rejected node in idx (plugins may vectorise this)."""
+        if self.same_reason_everywhere and len(idx):
+            return [self.explain(state, pi, snap, int(idx[0]))] * len(idx)
+        return [self.explain(state, pi, snap, int(i)) for i in idx]
 
 
 class ScorePlugin(Plugin):
@@ -269,8 +280,11 @@ class Framework:
             passed = plugin.filter(state, pi, snap)
             if passed is None:
                 continue
-            for i in np.flatnonzero(remaining & ~passed):
-                statuses[int(i)] = plugin.explain(state, pi, snap, int(i))
+            rejected = np.flatnonzero(remaining & ~passed)
+            for i, status in zip(
+                rejected.tolist(), plugin.explain_many(state, pi, snap, rejected), strict=True
+            ):
+                statuses[i] = status
             remaining &= passed
         return Diagnosis(snap.n, statuses)
 

@@ -33,6 +33,7 @@ class NodeAffinity(FilterPlugin, ScorePlugin):
     """
 
     name = "NodeAffinity"
+    same_reason_everywhere = True
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes matching any required term, or None without required affinity."""

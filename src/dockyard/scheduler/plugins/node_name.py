@@ -16,6 +16,7 @@ class NodeName(FilterPlugin):
     """Only the node named in spec.nodeName passes, when the pod names one."""
 
     name = "NodeName"
+    same_reason_everywhere = True
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return a mask with only the named node, or None when the pod names none."""

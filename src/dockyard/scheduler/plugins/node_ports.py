@@ -28,6 +28,7 @@ class NodePorts(PreFilterPlugin, FilterPlugin):
     """Reject nodes where a requested hostPort is already taken."""
 
     name = "NodePorts"
+    same_reason_everywhere = True
     skipped = skip("NodePorts")
 
     def pre_filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Status:

@@ -56,6 +56,37 @@ class NodeResourcesFit(FilterPlugin):
         beyond = any(alloc[i, c] < v for c, v in zip(cols, vals, strict=True) if c in short)
         return unresolvable(self.name, *why) if beyond else unschedulable(self.name, *why)
 
+    def explain_many(
+        self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array
+    ) -> list[Status]:
+        """Return each rejected node's shortfalls, one Status per distinct pattern."""
+        return _explain_rows(self, pi, snap, idx)
+
+
+def _explain_rows(
+    plugin: NodeResourcesFit, pi: PodInfo, snap: Snapshot, idx: Array
+) -> list[Status]:
+    cols, vals = snap.request_vector(pi)
+    short = snap.free[idx][:, cols] < vals
+    beyond = (snap.allocatable[idx][:, cols] < vals) & short
+    made: dict[tuple[bytes, bool], Status] = {}
+    out = []
+    for row, far in zip(short, beyond.any(axis=1).tolist(), strict=True):
+        key = (row.tobytes(), far)
+        status = made.get(key)
+        if status is None:
+            why = [
+                reasons.TOO_MANY_PODS
+                if snap.resources[c] == "pods"
+                else reasons.insufficient(snap.resources[c])
+                for c, bad in zip(cols.tolist(), row.tolist(), strict=True)
+                if bad
+            ]
+            make = unresolvable if far else unschedulable
+            status = made[key] = make(plugin.name, *why)
+        out.append(status)
+    return out
+
 
 def _fractions(state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> tuple[Array, Array]:
     """Return requested/allocatable of cpu and of memory after placing the pod, per candidate.

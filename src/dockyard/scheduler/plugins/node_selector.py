@@ -17,6 +17,7 @@ class NodeSelector(FilterPlugin):
     """Nodes lacking any spec.nodeSelector label (or with another value) are rejected."""
 
     name = "NodeSelector"
+    same_reason_everywhere = True
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the nodes carrying every selector label, or None without a selector."""

@@ -23,6 +23,7 @@ class NodeUnschedulable(FilterPlugin):
     """Nodes with spec.unschedulable reject pods that do not tolerate it."""
 
     name = "NodeUnschedulable"
+    same_reason_everywhere = True
 
     def filter(self, state: CycleState, pi: PodInfo, snap: Snapshot) -> Array | None:
         """Return the schedulable nodes, or None when none is cordoned or the pod tolerates it."""

@@ -93,6 +93,19 @@ class TaintToleration(FilterPlugin, ScorePlugin):
             self.name, reasons.untolerated_taint(taint.get("key", ""), taint.get("value", ""))
         )
 
+    def explain_many(
+        self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array
+    ) -> list[Status]:
+        """Return the untolerated taint of each rejected node, once per taint group."""
+        codes, _ = snap.taint_groups()
+        made: dict[int, Status] = {}
+        out = []
+        for i, code in zip(idx.tolist(), codes[idx].tolist(), strict=True):
+            if code not in made:
+                made[code] = self.explain(state, pi, snap, i)
+            out.append(made[code])
+        return out
+
     def score(self, state: CycleState, pi: PodInfo, snap: Snapshot, idx: Array) -> Array | None:
         """Return fewer untolerated PreferNoSchedule taints as higher scores."""
         cache = snap.node_cache()
