@@ -12,9 +12,13 @@ from tests.servers import RunningServer, start_server
 
 @pytest.fixture(scope="module")
 def dockyard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A `dockyard server --no-agent` on a free port, stopped after the module's tests."""
+    """A `dockyard server --no-agent --no-controllers` on a free port, for the module's tests.
+
+    The api server and scheduler only: controller tests run their own ControllerManager
+    against it, so the server must not run a second one.
+    """
     data_dir: Path = tmp_path_factory.mktemp("server") / "data"
-    server = start_server(data_dir)
+    server = start_server(data_dir, controllers=False)
     try:
         yield server
     finally:

@@ -72,10 +72,19 @@ class RunningServer:
                 self.process.wait(timeout=10)
 
 
-def start_server(data_dir: Path, *extra: str, port: int = 0) -> RunningServer:
-    """Start `dockyard server` on a free port and wait until it is ready."""
-    args = [DOCKYARD, "server", "--data-dir", str(data_dir), "--port", str(port), "--no-agent",
-            *extra]
+def start_server(
+    data_dir: Path, *extra: str, port: int = 0, agent: bool = False, controllers: bool = True
+) -> RunningServer:
+    """Start `dockyard server` on a free port and wait until it is ready.
+
+    By default without the local agent (no containers), with the scheduler and controllers;
+    tests that run their own ControllerManager pass controllers=False.
+    """
+    args = [DOCKYARD, "server", "--data-dir", str(data_dir), "--port", str(port), *extra]
+    if not agent:
+        args.append("--no-agent")
+    if not controllers:
+        args.append("--no-controllers")
     log = open(data_dir.parent / f"{data_dir.name}-server.log", "a")  # noqa: SIM115
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
     deadline = time.monotonic() + 60

@@ -26,6 +26,7 @@ from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
 from dockyard.api.tokens import TokenFile
 from dockyard.client.api import ApiClient
 from dockyard.client.config import ClientConfig
+from dockyard.controllers.manager import ControllerManager, ControllerOptions
 from dockyard.scheduler.loop import SchedulerLoop
 from dockyard.store.sqlite import SQLiteStore
 
@@ -43,6 +44,8 @@ class ServerOptions:
     port: int = 6443
     no_agent: bool = False
     no_scheduler: bool = False
+    no_controllers: bool = False
+    controllers: ControllerOptions = field(default_factory=ControllerOptions)
     agent: AgentSettings = field(default_factory=lambda: AgentSettings())
 
 
@@ -118,6 +121,10 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
         scheduler = SchedulerLoop(loops.api)
         await scheduler.start()
         loops.running.append(scheduler)
+    if not options.no_controllers:
+        controllers = ControllerManager(loops.api, options.controllers)
+        await controllers.start()
+        loops.running.append(controllers)
     if not options.no_agent:
         loops.running.append(await _start_agent(url, pki, token, options))
     return loops

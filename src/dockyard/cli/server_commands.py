@@ -17,6 +17,8 @@ def server(
     listen: str = typer.Option("127.0.0.1", "--listen", help="Address to listen on."),
     port: int = typer.Option(6443, "--port", help="HTTPS port (0 picks a free one)."),
     no_agent: bool = typer.Option(False, "--no-agent", help="Run no agent for this machine."),
+    no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Run no scheduler."),
+    no_controllers: bool = typer.Option(False, "--no-controllers", help="Run no controllers."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
     run_dir: Path = typer.Option(Path("/run/dockyard"), "--run-dir", help="Agent runtime state."),
     bridge: str = typer.Option("dockyard0", "--bridge", help="Pod network bridge."),
@@ -28,8 +30,18 @@ def server(
     reserved_memory: str = typer.Option("0", "--reserved-memory", help="Memory kept from pods."),
     allow_host_path: list[Path] = typer.Option([], "--allow-host-path",
                                                help="Host dir pods may mount (repeatable)."),
+    node_monitor_grace_period: float = typer.Option(
+        40.0, "--node-monitor-grace-period",
+        help="Seconds without a Lease renewal before a node is NotReady."),
+    not_ready_toleration: int = typer.Option(
+        300, "--default-not-ready-toleration-seconds",
+        help="How long pods stay on a not-ready node by default."),
+    unreachable_toleration: int = typer.Option(
+        300, "--default-unreachable-toleration-seconds",
+        help="How long pods stay on an unreachable node by default."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
+    from dockyard.controllers.manager import ControllerOptions
     from dockyard.server import AgentSettings, ServerOptions, run_server
 
     logging.basicConfig(
@@ -38,7 +50,15 @@ def server(
     )
     agent = AgentSettings(node_name, run_dir, bridge, pod_cidr, node_ip, agent_port, reserved_cpu,
                           reserved_memory, list(allow_host_path))
-    asyncio.run(run_server(ServerOptions(data_dir, listen, port, no_agent, agent=agent)))
+    controllers = ControllerOptions(
+        node_monitor_grace_period=node_monitor_grace_period,
+        default_not_ready_toleration_seconds=not_ready_toleration,
+        default_unreachable_toleration_seconds=unreachable_toleration,
+    )
+    asyncio.run(run_server(ServerOptions(
+        data_dir, listen, port, no_agent, no_scheduler=no_scheduler,
+        no_controllers=no_controllers, agent=agent, controllers=controllers,
+    )))
 
 
 def kubeconfig(
