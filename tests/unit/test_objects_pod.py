@@ -13,6 +13,7 @@ from dockyard.objects.pod import (
     default_pull_policy,
     initial_status,
     is_pod_ready,
+    pod_limits,
     pod_phase,
     pod_requests,
     pod_summary,
@@ -731,3 +732,25 @@ def test_null_fields_get_defaults_like_absent_ones() -> None:
     assert pod["spec"]["containers"][0]["resources"] == {}
     assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
     assert validate(pod) == []
+
+
+def test_pod_limits_follow_the_same_arithmetic() -> None:
+    # app 1 cpu + sidecar 500m = 1500m; the init step 500m + 2 = 2500m dominates
+    pod = (
+        make_pod()
+        .container("s", sidecar=True, lim_cpu="500m")
+        .container("i", init=True, lim_cpu="2")
+        .container("a", lim_cpu="1", lim_memory="1Gi")
+        .build()
+    )
+    assert pod_limits(pod) == {"cpu": 2500, "memory": 2**30}
+    # worked example from the code comment: 100m + 200m apps, 50m sidecar, 1 cpu init
+    pod = (
+        make_pod()
+        .container("s", sidecar=True, cpu="50m")
+        .container("i", init=True, cpu="1")
+        .container("a", cpu="100m")
+        .container("b", cpu="200m")
+        .build()
+    )
+    assert pod_requests(pod) == {"cpu": 1050}

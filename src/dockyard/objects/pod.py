@@ -763,18 +763,33 @@ def _max_into(total: dict[str, int], amounts: dict[str, int]) -> None:
 
 def container_requests(container: Obj) -> dict[str, int]:
     """Return one container's requests (cpu in millicores, others in whole units)."""
-    return {n: _amount(n, v) for n, v in _resource_map(container, "requests").items()}
+    return _container_amounts(container, "requests")
+
+
+def _container_amounts(container: Obj, kind: str) -> dict[str, int]:
+    return {n: _amount(n, v) for n, v in _resource_map(container, kind).items()}
 
 
 def pod_requests(pod: Obj) -> dict[str, int]:
     """Return a pod's effective requests as the scheduler counts them (cpu in millicores)."""
+    return _effective(pod, "requests")
+
+
+def pod_limits(pod: Obj) -> dict[str, int]:
+    """Return a pod's effective limits, computed like its requests (only resources limited)."""
+    return _effective(pod, "limits")
+
+
+def _effective(pod: Obj, kind: str) -> dict[str, int]:
+    # Worked example: containers 100m + 200m, sidecar 50m, then an init container of 1 cpu:
+    # apps + sidecars = 350m, init step = 50m + 1000m = 1050m, so the pod needs 1050m.
     total: dict[str, int] = {}
     for container in _containers(pod, "containers"):
-        _add(total, container_requests(container))
+        _add(total, _container_amounts(container, kind))
     sidecars: dict[str, int] = {}
     init_peak: dict[str, int] = {}
     for container in _containers(pod, "initContainers"):
-        amounts = container_requests(container)
+        amounts = _container_amounts(container, kind)
         if container.get("restartPolicy") == "Always":
             _add(sidecars, amounts)
             _max_into(init_peak, sidecars)
@@ -784,8 +799,7 @@ def pod_requests(pod: Obj) -> dict[str, int]:
             _max_into(init_peak, step)
     _add(total, sidecars)
     _max_into(total, init_peak)
-    spec = pod.get("spec")
-    overhead = spec.get("overhead") if isinstance(spec, dict) else None
+    overhead = dict_of(pod.get("spec")).get("overhead")
     if isinstance(overhead, dict):
         _add(total, {n: _amount(n, v) for n, v in overhead.items()})
     return total
