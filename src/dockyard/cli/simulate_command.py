@@ -112,6 +112,15 @@ def print_table(report: Report) -> None:
             f"{report.lower_bound} (LP {report.lp_bound}, per-resource {report.simple_bound})",
         ),
         ("gap", f"{report.gap:.2%}"),
+        (
+            "max node utilisation",
+            f"{report.max_utilisation:.1%}"
+            + (
+                f" (LP bound {report.utilisation_bound:.1%})"
+                if report.utilisation_bound is not None
+                else ""
+            ),
+        ),
         ("time", f"{report.seconds:.3f} s, {report.pods_per_second:,.0f} pods/s"),
         ("latency per pod", ", ".join(f"{k} {v:.3f} ms" for k, v in report.latency_ms.items())),
         ("preempted / churned", f"{report.preempted} / {report.churned}"),

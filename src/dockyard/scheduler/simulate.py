@@ -124,6 +124,8 @@ class Report:
     utilisation_used_nodes: dict[str, float]
     fragmentation: dict[str, float]
     latency_ms: dict[str, float]
+    max_utilisation: float = 0.0
+    utilisation_bound: float | None = None
     preempted: int = 0
     churned: int = 0
     unschedulable: dict[str, int] = field(default_factory=dict)
@@ -356,6 +358,7 @@ class _Run:
         self.method = options.solver
         self.scheduled = 0
         self.batch_lower = 0
+        self.utilisation_bound: float | None = None
 
     def place(self, pending: list[PodInfo]) -> None:
         order = sorted(range(len(pending)), key=lambda k: (-pending[k].priority, k))
@@ -385,6 +388,7 @@ class _Run:
         self.scheduled += len(placed)
         self.latencies.extend([took / max(len(pods), 1)] * len(placed))
         self.method = f"batch: {result.method}"
+        self.utilisation_bound = result.utilisation_bound
         self.batch_lower = max(self.batch_lower, result.lower_bound)
         return [pi for pi in pods if pi.key not in result.assignments]
 
@@ -470,11 +474,22 @@ def _report(
             "p99": round(float(np.percentile(lat, 99)), 4),
             "max": round(float(lat.max()), 4),
         },
+        max_utilisation=_max_utilisation(snap),
+        utilisation_bound=run.utilisation_bound,
         preempted=run.preempted,
         churned=churned,
         unschedulable=run.unschedulable,
         what_if=what_if,
     )
+
+
+def _max_utilisation(snap: Snapshot) -> float:
+    """Return the highest cpu or memory requested/allocatable over all nodes."""
+    alloc = snap.allocatable[:, :2].astype(float)
+    used = snap.requested[:, :2].astype(float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(alloc > 0, used / alloc, 0.0)
+    return round(float(frac.max()), 4) if frac.size else 0.0
 
 
 def _utilisation(snap: Snapshot, rows: Any) -> dict[str, float]:

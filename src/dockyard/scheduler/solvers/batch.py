@@ -87,6 +87,7 @@ class BatchResult:
     max_utilisation: float
     seconds: float
     notes: list[str] = field(default_factory=list)
+    utilisation_bound: float | None = None  # spread: LP bound on the least max utilisation
 
 
 @dataclass(slots=True)
@@ -202,7 +203,10 @@ class BatchSolver:
                 placed, method = better, ilp_method
         if at_bound:
             method += " (at lower bound: optimal)"
-        return self._result(prob, placed, deferred, method, lp, simple, lower, start, notes)
+        result = self._result(prob, placed, deferred, method, lp, simple, lower, start, notes)
+        if self.objective == "spread" and prob.classes:
+            result.utilisation_bound = _spread_lp(prob, _class_counts(prob, placed))
+        return result
 
     def bounds(self, pods: list[PodInfo]) -> tuple[float, int]:
         """Return (LP bound, per-resource bound) on the nodes needed to run all these pods too."""
@@ -217,9 +221,12 @@ class BatchSolver:
 
     def _heuristic(self, prob: _Problem) -> tuple[Array, str]:
         if self.objective == "spread":
-            return fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "worst"), (
-                "worst-fit-decreasing"
-            )
+            level = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "level")
+            worst = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "worst")
+            score = [(-_value(prob, p), _max_util(prob, p)) for p in (level, worst)]
+            if score[0] <= score[1]:
+                return level, "least-level-decreasing"
+            return worst, "worst-fit-decreasing"
         node_order = np.lexsort((-prob.allocatable[:, 0], ~prob.used0))
         ffd = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "first", node_order)
         bfd = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "best")
@@ -566,6 +573,13 @@ def _spread_model(prob: _Problem, counts: Array) -> Model:
     integrality = np.ones(ncols)
     integrality[ucol] = 0
     return c, Bounds(lo, hi), [rows.constraint(ncols)], integrality, xs
+
+
+def _spread_lp(prob: _Problem, counts: Array) -> float | None:
+    """Return the LP relaxation of the spread model: no placement has a lower max utilisation."""
+    c, bounds, cons, integrality, _ = _spread_model(prob, counts)
+    res = milp(c, integrality=np.zeros_like(integrality), bounds=bounds, constraints=cons)
+    return None if res.x is None else round(float(res.fun), 6)
 
 
 def _value_model(prob: _Problem) -> Model:

@@ -47,7 +47,8 @@ def fit_decreasing(
     """Return each pod's node index (-1 if unplaced) by first-, best- or worst-fit decreasing.
 
     rule "first": the first node in node_order that fits; "best": the fitting node left with
-    the least normalised room (packs); "worst": the fitting node left with the most (spreads).
+    the least normalised room (packs); "worst": the fitting node left with the most; "level":
+    the fitting node whose highest cpu or memory utilisation stays lowest (spreads evenly).
     ``free`` (nodes × resources) is updated in place.
     """
     placed = np.full(len(items.requests), -1)
@@ -63,12 +64,23 @@ def fit_decreasing(
         cand = np.flatnonzero(ok)
         if rule == "first":
             node = cand[np.argmin(rank[cand])]
+        elif rule == "level":
+            node = cand[np.argmin(_level_after(free[cand], allocatable[cand], req))]
         else:
             room = ((free[cand] - req) / scale).sum(axis=1)
             node = cand[np.argmin(room) if rule == "best" else np.argmax(room)]
         free[node] -= req
         placed[k] = node
     return placed
+
+
+def _level_after(free: Array, allocatable: Array, req: Array) -> Array:
+    """Return the highest cpu or memory used/allocatable of each node after adding req."""
+    alloc = allocatable[:, :2].astype(float)
+    used = alloc - free[:, :2] + req[:2]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        frac = np.where(alloc > 0, used / alloc, 0.0)
+    return frac.max(axis=1)
 
 
 def resource_bound(total: Array, allocatable: Array) -> int:
