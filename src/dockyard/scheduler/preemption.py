@@ -231,6 +231,7 @@ class _Removed:
         return self
 
     def remove_one(self, pod: PodInfo) -> None:
+        """Take one pod out, remembering its node and whether it was only assumed."""
         node = self.snap.node_of(pod.key)
         if node is None:
             return
@@ -238,6 +239,7 @@ class _Removed:
         self.snap.remove_pod(pod.key)
 
     def restore_one(self, pod: PodInfo) -> None:
+        """Put one removed pod back exactly as it was."""
         entry = self.out.pop(pod.key, None)
         if entry is None:
             return

@@ -361,6 +361,7 @@ class _Run:
         self.utilisation_bound: float | None = None
 
     def place(self, pending: list[PodInfo]) -> None:
+        """Place pods in queue order with the chosen solver, timing each."""
         order = sorted(range(len(pending)), key=lambda k: (-pending[k].priority, k))
         pods = [pending[k] for k in order]
         if self.options.solver == "batch":

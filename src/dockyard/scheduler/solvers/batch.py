@@ -473,6 +473,7 @@ class _Rows:
         self.hi: list[float] = []
 
     def add(self, entries: list[tuple[int, float]], lo: float, hi: float) -> None:
+        """Append the row lo <= sum(value * x[col]) <= hi."""
         row = len(self.lo)
         for col, val in entries:
             self.r.append(row)
@@ -482,6 +483,7 @@ class _Rows:
         self.hi.append(hi)
 
     def constraint(self, ncols: int) -> LinearConstraint:
+        """Return the rows as one sparse LinearConstraint."""
         a = coo_array((self.v, (self.r, self.c)), shape=(len(self.lo), ncols)).tocsr()
         return LinearConstraint(a, np.array(self.lo), np.array(self.hi))
 
