@@ -5,6 +5,7 @@ the Table row must still return (errors are values, never exceptions)."""
 from __future__ import annotations
 
 import copy
+import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -224,3 +225,139 @@ def test_wrong_types_never_raise(kind: str) -> None:
 
 def test_every_served_kind_has_a_sample() -> None:
     assert {r.kind for r in RESOURCES} == set(SAMPLES)
+
+
+# --- seeded random mutations, several levels deep ------------------------------------------
+
+FUZZ_KEYS = [
+    "name",
+    "image",
+    "ports",
+    "containerPort",
+    "protocol",
+    "env",
+    "valueFrom",
+    "fieldRef",
+    "fieldPath",
+    "resources",
+    "requests",
+    "limits",
+    "cpu",
+    "memory",
+    "volumes",
+    "emptyDir",
+    "hostPath",
+    "path",
+    "configMap",
+    "items",
+    "key",
+    "secret",
+    "selector",
+    "matchLabels",
+    "matchExpressions",
+    "operator",
+    "values",
+    "template",
+    "metadata",
+    "labels",
+    "spec",
+    "status",
+    "conditions",
+    "type",
+    "containerStatuses",
+    "state",
+    "waiting",
+    "terminated",
+    "reason",
+    "restartCount",
+    "lastState",
+    "finishedAt",
+    "tolerations",
+    "effect",
+    "affinity",
+    "nodeAffinity",
+    "topologyKey",
+    "strategy",
+    "rollingUpdate",
+    "maxSurge",
+    "maxUnavailable",
+    "replicas",
+    "subsets",
+    "addresses",
+    "ip",
+    "data",
+    "behavior",
+    "scaleUp",
+    "policies",
+    "metrics",
+    "target",
+    "averageUtilization",
+]
+FUZZ_LEAVES: list[Any] = [
+    None,
+    "",
+    "x",
+    "Always",
+    "TCP",
+    "100m",
+    "1Gi",
+    "-1",
+    0,
+    -5,
+    80,
+    70000,
+    True,
+    1.5,
+    "a/b",
+    "..",
+    "metadata.labels['a']",
+]
+
+
+class Fuzzer:
+    """Random JSON-shaped values and in-place mutations, reproducible from a seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def value(self, depth: int = 0) -> Any:
+        roll = self.rng.random()
+        if depth > 3 or roll < 0.3:
+            return self.rng.choice(FUZZ_LEAVES)
+        if roll < 0.6:
+            return [self.value(depth + 1) for _ in range(self.rng.randint(0, 3))]
+        return {
+            self.rng.choice(FUZZ_KEYS): self.value(depth + 1) for _ in range(self.rng.randint(0, 4))
+        }
+
+    def mutate(self, obj: Any, depth: int = 0) -> None:
+        if isinstance(obj, dict):
+            keys = [k for k in obj if depth or k not in ("kind", "apiVersion")]
+            if not keys:
+                return
+            key = self.rng.choice(keys)
+            if self.rng.random() < 0.4 or depth > 6:
+                obj[key] = self.value()
+            else:
+                self.mutate(obj[key], depth + 1)
+            if depth and self.rng.random() < 0.2:
+                obj[self.rng.choice(FUZZ_KEYS)] = self.value()
+        elif isinstance(obj, list) and obj:
+            index = self.rng.randrange(len(obj))
+            if self.rng.random() < 0.4:
+                obj[index] = self.value()
+            else:
+                self.mutate(obj[index], depth + 1)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_deep_mutations_never_raise(seed: int) -> None:
+    fuzz = Fuzzer(seed)
+    for _ in range(400):
+        kind = fuzz.rng.choice(sorted(SAMPLES))
+        good = sample(kind)
+        handlers_for(kind).apply_defaults(good)
+        bad = copy.deepcopy(good)
+        for _ in range(fuzz.rng.randint(1, 4)):
+            fuzz.mutate(bad)
+        exercise(bad, good)

@@ -196,6 +196,8 @@ _HANDLERS: dict[str, KindHandlers] = {
 
 def handlers_for(kind: str) -> KindHandlers:
     """Return the handlers for a kind; unknown kinds get metadata validation only."""
+    if not isinstance(kind, str):
+        return _generic("")
     return _HANDLERS.get(kind) or _generic(kind)
 
 
