@@ -465,6 +465,8 @@ def _vars(prob: _Problem) -> list[tuple[int, int, int]]:
 
 
 class _Rows:
+    """Sparse constraint rows built one at a time."""
+
     def __init__(self) -> None:
         self.r: list[int] = []
         self.c: list[int] = []
