@@ -91,7 +91,7 @@ def cells(resource: ResourceInfo, item: dict[str, Any]) -> list[Any]:
         ),
         (
             info("priorityclasses", "scheduling.k8s.io"),
-            ["Name", "Value", "Global-Default", "Age"],
+            ["Name", "Value", "Global-Default", "Age", "PreemptionPolicy"],
             [],
         ),
     ],
@@ -481,7 +481,7 @@ def test_event_without_timestamps_uses_event_time_and_count_one() -> None:
         (
             info("priorityclasses", "scheduling.k8s.io"),
             obj("PriorityClass", "high", value=1000, globalDefault=True),
-            ["high", 1000, True, "2d"],
+            ["high", 1000, True, "2d", ""],
         ),
         (
             info("poddisruptionbudgets", "policy"),
@@ -522,7 +522,7 @@ def test_event_without_timestamps_uses_event_time_and_count_one() -> None:
                     ],
                 },
             ),
-            ["web", "Deployment/web", "45%/80%", "1", 5, 2, "2d"],
+            ["web", "Deployment/web", "cpu: 45%/80%", "1", 5, 2, "2d"],
         ),
     ],
 )
@@ -545,7 +545,7 @@ def test_simple_rows(resource: ResourceInfo, item: dict[str, Any], expected: lis
                 }
             ],
             [],
-            "<unknown>/50%",
+            "cpu: <unknown>/50%",
         ),
         (
             [
@@ -558,7 +558,7 @@ def test_simple_rows(resource: ResourceInfo, item: dict[str, Any], expected: lis
                 }
             ],
             [{"type": "Resource", "resource": {"current": {"averageValue": "80Mi"}}}],
-            "80Mi/100Mi",
+            "memory: 80Mi/100Mi",
         ),
         (
             [{"type": "Pods", "pods": {"target": {"type": "AverageValue", "averageValue": "1k"}}}]

@@ -548,6 +548,10 @@ _PRIORITY_COLUMNS = [
         "priority class.",
     ),
     AGE,
+    Column(
+        "PreemptionPolicy",
+        description="preemptionPolicy is the Policy for preempting pods with lower priority.",
+    ),
 ]
 _PDB_COLUMNS = [
     NAME,
@@ -598,7 +602,14 @@ def _lease_row(obj: Obj, now: datetime) -> list[Cell]:
 
 
 def _priority_row(obj: Obj, now: datetime) -> list[Cell]:
-    return [_name(obj), _int(obj.get("value")), obj.get("globalDefault") is True, _age(obj, now)]
+    policy = obj.get("preemptionPolicy")
+    return [
+        _name(obj),
+        _int(obj.get("value")),
+        obj.get("globalDefault") is True,
+        _age(obj, now),
+        policy if isinstance(policy, str) else "",
+    ]
 
 
 def _pdb_row(obj: Obj, now: datetime) -> list[Cell]:
@@ -657,14 +668,17 @@ def _hpa_metric(spec: Any, status: Any) -> str:
         return "<unknown type>"
     target = dict_of(_get(spec, key, "target"))
     current = dict_of(_get(status, key, "current"))
+    # Current kube-apiserver printers name resource metrics: "cpu: 45%/80%".
+    name = f"{_get(spec, key, 'name')}: " if kind in ("Resource", "ContainerResource") else ""
     if target.get("averageValue") is not None:
         suffix = " (avg)" if kind in ("Object", "External") else ""
-        return f"{current.get('averageValue') or '<unknown>'}/{target['averageValue']}{suffix}"
+        average = current.get("averageValue") or "<unknown>"
+        return f"{name}{average}/{target['averageValue']}{suffix}"
     if kind in ("Resource", "ContainerResource"):
         now_pct = current.get("averageUtilization")
         want = target.get("averageUtilization")
         left = "<unknown>" if now_pct is None else f"{now_pct}%"
-        return f"{left}/{'<auto>' if want is None else f'{want}%'}"
+        return f"{name}{left}/{'<auto>' if want is None else f'{want}%'}"
     return f"{current.get('value') or '<unknown>'}/{target.get('value')}"
 
 
