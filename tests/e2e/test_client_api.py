@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -24,11 +24,22 @@ from dockyard.client import (
     wait_for,
 )
 from dockyard.client.config import ClientConfig
-from tests.servers import RunningServer
+from tests.servers import RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without scheduler and controllers: only the API, so no loop races our writes."""
+    server = start_server(tmp_path_factory.mktemp("quiet") / "data", "--no-scheduler",
+                          "--no-controllers")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def unique(prefix: str) -> str:
@@ -54,8 +65,8 @@ def deployment(name: str) -> Obj:
 
 
 @pytest.fixture
-async def api(dockyard_server: RunningServer) -> AsyncIterator[ApiClient]:
-    async with ApiClient(load_kubeconfig(str(dockyard_server.kubeconfig))) as client:
+async def api(quiet_server: RunningServer) -> AsyncIterator[ApiClient]:
+    async with ApiClient(load_kubeconfig(str(quiet_server.kubeconfig))) as client:
         yield client
 
 
@@ -270,8 +281,8 @@ async def test_cluster_scoped_resource_and_raw_request(api: ApiClient) -> None:
     assert versions["kind"] == "APIVersions" and "v1" in versions["versions"]
 
 
-async def test_wrong_token_is_unauthorized(dockyard_server: RunningServer) -> None:
-    config = load_kubeconfig(str(dockyard_server.kubeconfig))
+async def test_wrong_token_is_unauthorized(quiet_server: RunningServer) -> None:
+    config = load_kubeconfig(str(quiet_server.kubeconfig))
     config.token = "not-the-token"
     async with ApiClient(config) as api:
         with pytest.raises(UnauthorizedError) as e:
@@ -280,9 +291,9 @@ async def test_wrong_token_is_unauthorized(dockyard_server: RunningServer) -> No
 
 
 async def test_untrusted_server_certificate_is_a_tls_error(
-    dockyard_server: RunningServer,
+    quiet_server: RunningServer,
 ) -> None:
-    config = load_kubeconfig(str(dockyard_server.kubeconfig))
+    config = load_kubeconfig(str(quiet_server.kubeconfig))
     async with ApiClient(ClientConfig(server=config.server, token=config.token)) as api:
         with pytest.raises(ServerUnreachableError) as e:
             await api.resource("v1", "configmaps", "default").list()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -24,10 +24,22 @@ from dockyard.client import (
     load_kubeconfig,
 )
 from dockyard.client.fake import FakeApiClient
+from tests.servers import RunningServer, start_server
 
 pytestmark = pytest.mark.e2e
 
 Obj = dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without scheduler and controllers: only the API, so no loop races our writes."""
+    server = start_server(tmp_path_factory.mktemp("quiet") / "data", "--no-scheduler",
+                          "--no-controllers")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(params=["server", "fake"])
@@ -35,7 +47,7 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     if request.param == "fake":
         yield FakeApiClient()
         return
-    server = request.getfixturevalue("dockyard_server")
+    server = request.getfixturevalue("quiet_server")
     async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
         yield client
 
