@@ -206,7 +206,8 @@ class PodWorker:
             latest = attempts[-1] if attempts else None
             if latest is not None and latest.state == "exited" and latest.exit_code == 0:
                 continue
-            if latest is not None and latest.state in ("running", "created"):
+            if latest is not None and latest.state in ("running", "created", "unknown"):
+                self.schedule(1.0)
                 return False
             if latest is not None and policy == "Never":
                 return False  # the init container failed: the pod fails
@@ -226,7 +227,8 @@ class PodWorker:
                 await self._ensure_probers(pod, container, latest, sandbox)
                 await self._kill_if_unhealthy(pod, container, latest)
                 continue
-            if latest is not None and latest.state == "created":
+            if latest is not None and latest.state in ("created", "unknown"):
+                self.schedule(1.0)  # unknown: conmon has not recorded the exit code yet
                 continue
             if latest is not None and not podspec.should_restart(policy, latest.exit_code):
                 continue
@@ -446,6 +448,8 @@ class PodWorker:
                 out["lastState"] = {"terminated": _terminated(previous)}
         else:
             reason, message = waiting or ("ContainerCreating", "")
+            if latest is not None and latest.state == "unknown":
+                reason, message = "ContainerStatusUnknown", latest.message
             waiting_state = {"reason": reason, "message": message} if message \
                 else {"reason": reason}
             out["state"] = {"waiting": waiting_state}
