@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import select
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,24 +106,25 @@ async def spawn(argv: list[str], paths: MonitorPaths) -> int:
         os.close(write_fd)
         log.close()
     try:
-        await proc.wait()  # the parent exits once its daemon child is on its own
-        line = await asyncio.to_thread(_read_line, read_fd, SPAWN_TIMEOUT)
+        line = await asyncio.wait_for(_read_line(read_fd), SPAWN_TIMEOUT)
+    except TimeoutError:
+        raise MonitorError(f"conmon sent nothing within {SPAWN_TIMEOUT}s") from None
     finally:
         os.close(read_fd)
+        await proc.wait()  # the parent exits once its daemon child is on its own
     return _parse_sync(line, paths)
 
 
-def _read_line(fd: int, timeout: float) -> bytes:
-    data = b""
-    while not data.endswith(b"\n"):
-        ready, _, _ = select.select([fd], [], [], timeout)
-        if not ready:
-            raise MonitorError(f"conmon sent nothing within {timeout}s")
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data
+async def _read_line(fd: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(
+        lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(os.dup(fd), "rb", buffering=0)
+    )
+    try:
+        return await reader.readline()
+    finally:
+        transport.close()
 
 
 def _parse_sync(line: bytes, paths: MonitorPaths) -> int:

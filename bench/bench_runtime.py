@@ -1,0 +1,247 @@
+"""Benchmark the container runtime against bare runc and podman, then 110 networked pods.
+
+    .venv/bin/python bench/bench_runtime.py [--runs 50] [--pods 110] [--no-podman] [--no-pods]
+
+Part 1, one busybox container started and stopped `--runs` times, side by side:
+- dockyard: Runtime.create_container + start_container (conmon, runc create/start, overlayfs
+  mount, spec) until the process runs; stop = stop_container(grace 0) + remove_container.
+- runc (the floor): `runc run -d` of a bundle with the same spec and an overlay rootfs of the
+  same layers; stop = `runc delete --force`.
+- podman: `podman run -d --rootfs` of the same rootfs (no network, like the other two, which
+  share one sandbox); stop = `podman rm -f -t 0`.
+Part 2, `--pods` sandboxes (each its own netns, CNI address) with one container each,
+created concurrently: time until all run, conmon memory, time to remove them all.
+Needs root. Everything made is removed at the end, also on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import secrets
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from dockyard.images.bootstrap import bootstrap_busybox
+from dockyard.images.store import ImageStore
+from dockyard.runtime import ContainerConfig, Runtime, SandboxConfig
+from dockyard.runtime.rootfs import mount_rootfs, remove_rootfs
+
+SLEEP = ["sleep", "3600"]
+
+
+def summary(name: str, start: list[float], stop: list[float]) -> str:
+    """Return one table row: median and p99 of start and stop, in milliseconds."""
+
+    def p99(xs: list[float]) -> float:
+        return statistics.quantiles(xs, n=100, method="inclusive")[98] if len(xs) > 1 else xs[0]
+
+    return (f"{name:<10} start median {statistics.median(start) * 1000:7.1f} ms  "
+            f"p99 {p99(start) * 1000:7.1f} ms   stop median {statistics.median(stop) * 1000:7.1f}"
+            f" ms  p99 {p99(stop) * 1000:7.1f} ms")  # fmt: skip
+
+
+async def timed(fn: Callable[[], Awaitable[Any]]) -> tuple[float, Any]:
+    """Return (seconds, result) of awaiting fn()."""
+    t0 = time.perf_counter()
+    result = await fn()
+    return time.perf_counter() - t0, result
+
+
+async def run(*argv: str, detached: bool = False) -> str:
+    """Run a command; return stdout or raise with its stderr.
+
+    detached: the command leaves a process holding its stdio (`runc run -d`), so stdio goes
+    to files rather than pipes we would wait on forever.
+    """
+    with tempfile.TemporaryFile() as out_f, tempfile.TemporaryFile() as err_f:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=subprocess.DEVNULL, stdout=out_f if detached else subprocess.PIPE,
+            stderr=err_f,
+        )  # fmt: skip
+        out, _ = await proc.communicate()
+        err_f.seek(0)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{argv[0]} {argv[1]}: {err_f.read().decode().strip()}")
+        return (out or b"").decode()
+
+
+async def bench_dockyard(rt: Runtime, sandbox_id: str, image: ContainerConfig,
+                         runs: int) -> tuple[list[float], list[float], dict[str, Any]]:  # fmt: skip
+    """Time create+start and stop+remove of our containers; return the last spec too."""
+    starts, stops = [], []
+    spec: dict[str, Any] = {}
+    for i in range(runs):
+        cfg = ContainerConfig(name=f"b{i}", lower_dirs=image.lower_dirs,
+                              image_config=image.image_config, command=SLEEP)  # fmt: skip
+
+        async def start(cfg: ContainerConfig = cfg) -> str:
+            cid = await rt.create_container(sandbox_id, cfg)
+            await rt.start_container(cid)
+            return cid
+
+        took, cid = await timed(start)
+        starts.append(took)
+        spec = json.loads((rt.data_dir / "containers" / cid / "config.json").read_text())
+
+        async def stop(cid: str = cid) -> None:
+            await rt.stop_container(cid, grace_seconds=0)
+            await rt.remove_container(cid)
+
+        stops.append((await timed(stop))[0])
+    return starts, stops, spec
+
+
+def floor_bundle(base: Path, spec: dict[str, Any], rootfs: Path, cgroup_root: str) -> Path:
+    """Write a bundle with our spec, a fresh network namespace and no sandbox files."""
+    bundle = base / "bundle"
+    bundle.mkdir(parents=True, exist_ok=True)
+    spec = json.loads(json.dumps(spec))
+    spec["root"]["path"] = str(rootfs)
+    spec["mounts"] = [m for m in spec["mounts"] if m["type"] != "bind"]
+    spec["linux"]["namespaces"] = [{"type": n["type"]} for n in spec["linux"]["namespaces"]]
+    spec["linux"]["cgroupsPath"] = f"{cgroup_root}/floor"
+    spec.pop("hostname", None)
+    spec["linux"]["namespaces"] = [n for n in spec["linux"]["namespaces"] if n["type"] != "uts"]
+    (bundle / "config.json").write_text(json.dumps(spec))
+    return bundle
+
+
+async def bench_runc(runc_root: Path, bundle: Path, runs: int) -> tuple[list[float], list[float]]:
+    """Time `runc run -d` and `runc delete --force` of the same bundle."""
+    starts, stops = [], []
+    for i in range(runs):
+        cid = f"floor-{i}-{secrets.token_hex(4)}"
+        starts.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
+            "runc", "--root", str(runc_root), "run", "-d", "--bundle", str(bundle), cid,
+            detached=True)))[0])
+        stops.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
+            "runc", "--root", str(runc_root), "delete", "--force", cid)))[0])
+    return starts, stops
+
+
+async def bench_podman(base: Path, rootfs: Path, runs: int) -> tuple[list[float], list[float]]:
+    """Time `podman run -d --rootfs` and `podman rm -f -t 0` of the same rootfs."""
+    podman = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"),
+              "--cgroup-manager", "cgroupfs", "--events-backend", "none"]  # fmt: skip
+    starts, stops = [], []
+    try:
+        for _ in range(runs):
+            took, out = await timed(lambda: run(
+                *podman, "run", "-d", "--network", "none", "--ulimit", "nofile=20000:20000",
+                "--ulimit", "nproc=4096:4096", "--rootfs", str(rootfs), *SLEEP))  # fmt: skip
+            starts.append(took)
+            cid = out.strip()
+            stops.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
+                *podman, "rm", "-f", "-t", "0", cid)))[0])
+    finally:
+        await run(*podman, "rm", "-a", "-f", "-t", "0")
+    return starts, stops
+
+
+def conmon_rss_kib(run_dir: Path) -> tuple[int, int, int]:
+    """Return (count, RSS KiB, private RSS KiB) of live conmon processes of our run dir."""
+    count = total = private = 0
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if str(run_dir).encode() not in (proc / "cmdline").read_bytes():
+                continue
+            fields = dict(ln.split(":", 1) for ln in (proc / "status").read_text().splitlines())
+        except OSError:
+            continue
+        if fields.get("Name", "").strip() != "conmon" or "VmRSS" not in fields:
+            continue
+        count += 1
+        total += int(fields["VmRSS"].split()[0])
+        private += int(fields["RssAnon"].split()[0])
+    return count, total, private
+
+
+async def bench_pods(rt: Runtime, image: ContainerConfig, pods: int) -> None:
+    """Start `pods` sandboxes with a container each, concurrently; then remove them all."""
+    limit = asyncio.Semaphore(16)
+
+    async def one(i: int) -> str:
+        async with limit:
+            sb = await rt.create_sandbox(SandboxConfig(pod_uid=f"uid-{i}", name=f"pod-{i}"))
+            cfg = ContainerConfig(name="c", lower_dirs=image.lower_dirs,
+                                  image_config=image.image_config, command=SLEEP)  # fmt: skip
+            cid = await rt.create_container(sb.id, cfg)
+            await rt.start_container(cid)
+            return sb.id
+
+    took, ids = await timed(lambda: asyncio.gather(*(one(i) for i in range(pods))))
+    running = [c for c in await rt.list_containers() if c.state == "running"]
+    count, rss, private = conmon_rss_kib(rt.run_dir)
+    print(f"{pods} pods with networking: all {len(running)} running after {took:.1f} s "
+          f"({took / pods * 1000:.0f} ms per pod at concurrency 16)")
+    print(f"conmon: {count} monitors, RSS {rss / 1024:.1f} MiB in all ({rss / max(1, count):.0f}"
+          f" KiB each, shared library pages counted each time), private {private / 1024:.1f} MiB")
+
+    async def remove(sid: str) -> None:
+        async with limit:
+            await rt.remove_sandbox(sid)
+
+    took, _ = await timed(lambda: asyncio.gather(*(remove(s) for s in ids)))
+    print(f"{pods} pods removed (stop, delete, CNI DEL, netns) in {took:.1f} s")
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run the benchmarks in a temporary dir and clean everything up."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    store = ImageStore(base / "images")
+    image = bootstrap_busybox(store)
+    template = ContainerConfig(name="t", lower_dirs=store.unpacked_layers(image),
+                               image_config=image.config)  # fmt: skip
+    rt = Runtime(run_dir=base / "run", data_dir=base / "data", bridge=f"dyb{secrets.token_hex(4)}",
+                 pod_cidr=f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
+    floor_dir = base / "floor"
+    podman_dir = base / "podman"
+    try:
+        sb = await rt.create_sandbox(SandboxConfig(pod_uid="bench", name="bench"))
+        print(f"busybox container, {args.runs} runs each (start = create+start until running; "
+              f"stop = kill + delete)")
+        starts, stops, spec = await bench_dockyard(rt, sb.id, template, args.runs)
+        print(summary("dockyard", starts, stops))
+        floor_dir.mkdir()
+        rootfs = mount_rootfs(floor_dir, template.lower_dirs)
+        bundle = floor_bundle(floor_dir, spec, rootfs, rt.cgroup_root)
+        r_starts, r_stops = await bench_runc(floor_dir / "runc", bundle, args.runs)
+        print(summary("runc run", r_starts, r_stops))
+        print(f"dockyard over runc at the median: start "
+              f"{(statistics.median(starts) - statistics.median(r_starts)) * 1000:+.1f} ms, stop "
+              f"{(statistics.median(stops) - statistics.median(r_stops)) * 1000:+.1f} ms")
+        if args.podman and shutil.which("podman"):
+            podman_dir.mkdir()
+            p_rootfs = mount_rootfs(podman_dir, template.lower_dirs)
+            p_starts, p_stops = await bench_podman(podman_dir, p_rootfs, args.runs)
+            print(summary("podman", p_starts, p_stops))
+        await rt.remove_sandbox(sb.id)
+        if args.pods > 0:
+            await bench_pods(rt, template, args.pods)
+    finally:
+        for sandbox in rt.list_sandboxes():
+            await rt.remove_sandbox(sandbox.id)
+        await rt.destroy_network()
+        if (floor_dir / "runc").exists():
+            subprocess.run(["runc", "--root", str(floor_dir / "runc"), "list", "-q"], check=False)
+        for d in (floor_dir, podman_dir):
+            if d.exists():
+                remove_rootfs(d)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=50, help="start/stop runs per runtime")
+    parser.add_argument("--pods", type=int, default=110, help="pods started at once (0: skip)")
+    parser.add_argument("--no-podman", dest="podman", action="store_false")
+    asyncio.run(main(parser.parse_args()))
