@@ -12,6 +12,8 @@ pod counts are never cached here because pods move every cycle.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -148,20 +150,53 @@ def _candidates(snap: Snapshot, ns: str, match_labels: dict[str, str]) -> set[st
     return min(sets, key=len)
 
 
-def domain_totals(
-    snap: Snapshot, topology_key: str, per_node: Array, eligible: Array | None = None
-) -> tuple[Array, Array]:
-    """Return each node's domain code for the key (-1 if absent) and the total per domain."""
-    codes, vocab = snap.label_codes(topology_key)
-    valid = codes >= 0
-    if eligible is not None:
-        valid = valid & eligible
-    totals = np.bincount(codes[valid], weights=per_node[valid], minlength=len(vocab))
-    return codes, totals
+@dataclass(frozen=True, slots=True)
+class Domains:
+    """A topology key's domains over the eligible nodes, laid out for fast counting."""
+
+    has_key: Array  # (nodes,) bool: the node carries the topology label
+    code_or_end: Array  # (nodes,) int: the node's domain code, or ``count`` without the label
+    members: Array  # eligible nodes carrying the label
+    member_codes: Array  # their domain codes
+    present: Array  # (count,) bool: domains holding at least one eligible node
+    present_count: int
+    count: int
+
+    def totals(self, per_node: Array) -> Array:
+        """Return the sum of per_node over each domain's eligible nodes (0 appended last)."""
+        return np.bincount(
+            self.member_codes, weights=per_node[self.members], minlength=self.count + 1
+        )
+
+    def per_node(self, totals: Array) -> Array:
+        """Return each node's domain total (0 for nodes without the label)."""
+        return totals[self.code_or_end]
 
 
-def per_node_domain_value(codes: Array, totals: Array) -> Array:
-    """Return the domain total for each node (0 for nodes without the topology label)."""
-    if len(totals) == 0:
-        return np.zeros(len(codes))
-    return np.where(codes >= 0, totals[np.maximum(codes, 0)], 0.0)
+def domains(
+    snap: Snapshot,
+    topology_key: str,
+    eligible: Callable[[], Array] | None = None,
+    eligible_key: Any = None,
+) -> Domains:
+    """Return the domains of a topology key over the eligible nodes (all when None), cached."""
+    cache = snap.node_cache()
+    key = ("domains", topology_key, eligible_key)
+    found = cache.get(key)
+    if found is None:
+        codes, vocab = snap.label_codes(topology_key)
+        has_key = codes >= 0
+        usable = has_key if eligible is None else has_key & eligible()
+        members = np.flatnonzero(usable)
+        member_codes = codes[members]
+        present = np.bincount(member_codes, minlength=len(vocab)) > 0
+        found = cache[key] = Domains(
+            has_key=has_key,
+            code_or_end=np.where(has_key, codes, len(vocab)),
+            members=members,
+            member_codes=member_codes,
+            present=present,
+            present_count=int(present.sum()),
+            count=len(vocab),
+        )
+    return found

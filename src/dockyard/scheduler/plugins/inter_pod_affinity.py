@@ -31,7 +31,7 @@ from dockyard.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from dockyard.scheduler.matching import domain_totals, matching_counts, per_node_domain_value
+from dockyard.scheduler.matching import domains, matching_counts
 from dockyard.scheduler.podinfo import PodInfo, term_matches_pod, term_namespaces
 from dockyard.scheduler.snapshot import Snapshot
 
@@ -44,8 +44,8 @@ def _term_domain_counts(snap: Snapshot, pi: PodInfo, term: Obj) -> tuple[Array, 
     counts = matching_counts(
         snap, term_namespaces(term, pi.namespace), term.get("labelSelector")
     ).astype(float)
-    codes, totals = domain_totals(snap, term.get("topologyKey", ""), counts)
-    return per_node_domain_value(codes, totals), float(counts.sum())
+    dom = domains(snap, term.get("topologyKey", ""))
+    return dom.per_node(dom.totals(counts)), float(counts.sum())
 
 
 class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):

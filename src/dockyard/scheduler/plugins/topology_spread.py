@@ -29,8 +29,8 @@ from dockyard.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from dockyard.scheduler.labels import selector_matches
-from dockyard.scheduler.matching import domain_totals, matching_counts, pod_node_mask
+from dockyard.scheduler.labels import freeze, selector_matches
+from dockyard.scheduler.matching import domains, matching_counts, pod_node_mask
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 
@@ -55,16 +55,18 @@ def constraint_selector(constraint: Obj, pi: PodInfo) -> Obj | None:
 def _domain_skew(pi: PodInfo, snap: Snapshot, constraint: Obj) -> tuple[Array, Array, int]:
     """Return per node: its domain's matching count, whether it has the key, and the minimum."""
     selector = constraint_selector(constraint, pi)
-    counts = matching_counts(snap, frozenset([pi.namespace]), selector).astype(float)
-    eligible = pod_node_mask(snap, pi)
-    codes, totals = domain_totals(snap, constraint.get("topologyKey", ""), counts, eligible)
-    has_key = codes >= 0
-    present = np.unique(codes[has_key & eligible])
-    minimum = int(totals[present].min()) if len(present) else 0
-    if len(present) < int(constraint.get("minDomains") or 1):
+    counts = matching_counts(snap, frozenset([pi.namespace]), selector)
+    dom = domains(
+        snap,
+        constraint.get("topologyKey", ""),
+        lambda: pod_node_mask(snap, pi),
+        (freeze(pi.node_selector), freeze(pi.required_node_terms)),
+    )
+    totals = dom.totals(counts)
+    minimum = int(totals[: dom.count][dom.present].min()) if dom.present_count else 0
+    if dom.present_count < int(constraint.get("minDomains") or 1):
         minimum = 0
-    per_node = np.where(has_key, totals[np.maximum(codes, 0)] if len(totals) else 0.0, 0.0)
-    return per_node, has_key, minimum
+    return dom.per_node(totals), dom.has_key, minimum
 
 
 class PodTopologySpread(PreFilterPlugin, FilterPlugin, ScorePlugin):
