@@ -457,3 +457,30 @@ def test_vectorised_explanations_agree_with_per_node_ones() -> None:
             many = [many[i] for i in tainted]
             one = [one[i] for i in tainted]
         assert many == one
+
+
+def test_spread_min_domains_forces_a_zero_minimum() -> None:
+    # 3 zones hold 1 web pod each; with minDomains 4 (more than exist) the minimum is 0, so
+    # every zone's skew is 1 + 1 - 0 = 2 > maxSkew 1: nothing passes
+    snap = zoned_with(
+        [make_pod(f"w{i}").labels(app="web").on_node(n) for i, n in enumerate(["n0", "n2", "n3"])]
+    )
+    pod = make_pod("w9").labels(app="web").spread(1, ZONE, app="web")
+    assert feasible(snap, pod) == ["n0", "n1", "n2", "n3"]  # min 1: skew 1 everywhere
+    pod["spec"]["topologySpreadConstraints"][0]["minDomains"] = 4
+    assert feasible(snap, pod) == []
+
+
+def test_spread_match_label_keys_narrow_the_selector() -> None:
+    # two revisions of web: only pods of the pod's own revision (hash=2) count
+    snap = zoned_with(
+        [
+            make_pod("old1").labels(app="web", hash="1").on_node("n0"),
+            make_pod("old2").labels(app="web", hash="1").on_node("n0"),
+            make_pod("new1").labels(app="web", hash="2").on_node("n2"),
+        ]
+    )
+    pod = make_pod("new2").labels(app="web", hash="2").spread(1, ZONE, app="web")
+    assert feasible(snap, pod) == ["n3"]  # counting every revision: a=2, b=1, c=0
+    pod["spec"]["topologySpreadConstraints"][0]["matchLabelKeys"] = ["hash"]
+    assert feasible(snap, pod) == ["n0", "n1", "n3"]  # hash=2 only: a=0, b=1, c=0
