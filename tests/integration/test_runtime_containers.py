@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.runtime import (
+    MonitorError,
     NotFoundError,
     RequestError,
     Runtime,
@@ -217,3 +218,40 @@ async def test_user_by_name_from_image(
     await wait_state(runtime, cid, "exited")
     out = b"".join([r.message async for r in runtime.read_logs(cid)])
     assert out.startswith(b"uid=1234(app) gid=4321(app) groups=777(extra)")
+
+
+async def test_missing_binary_fails_clearly_and_leaves_nothing(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    sid = await sandbox(runtime)
+    with pytest.raises(MonitorError, match='"nonexistent": executable file not found'):
+        await runtime.create_container(sid, busybox.container("bad", command=["nonexistent"]))
+    assert await runtime.list_containers() == []
+    assert list((runtime.data_dir / "containers").iterdir()) == []
+    cid = await runtime.create_container(sid, busybox.container("ok", command=["sleep", "60"]))
+    await runtime.start_container(cid)
+    result = await runtime.exec_sync(cid, ["nonexistent"], 5)
+    assert result.exit_code == 127 and b"not found" in result.stderr
+    assert (await runtime.exec_sync(cid, ["/etc/hosts"], 5)).exit_code == 126
+
+
+async def test_previous_attempt_logs(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    first = await runtime.create_container(
+        sid, busybox.container("app", command=["echo", "first run"], attempt=0)
+    )
+    await runtime.start_container(first)
+    await wait_state(runtime, first, "exited")
+    await runtime.remove_container(first)  # the kubelet keeps logs of a replaced container
+    second = await runtime.create_container(
+        sid, busybox.container("app", command=["echo", "second run"], attempt=1)
+    )
+    await runtime.start_container(second)
+    await wait_state(runtime, second, "exited")
+    assert [r.message async for r in runtime.read_logs(second)] == [b"second run"]
+    assert [r.message async for r in runtime.read_logs(second, previous=True)] == [b"first run"]
+    with pytest.raises(RequestError, match="already exists"):
+        await runtime.create_container(sid, busybox.container("app", attempt=1))
+    third = await runtime.create_container(sid, busybox.container("solo", command=["true"]))
+    with pytest.raises(NotFoundError, match="no previous log"):
+        [r async for r in runtime.read_logs(third, previous=True)]

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.runtime.records import ExecResult
-from dockyard.runtime.runc import Runc
+from dockyard.runtime.runc import Runc, clean_message
 from dockyard.runtime.spec import exec_process
 
 KILL_WAIT_SECONDS = 5.0
@@ -122,10 +122,20 @@ async def exec_sync(runc: Runc, container_id: str, container_spec: Mapping[str, 
                 proc.kill()
         out, err = await communicate
         code = proc.returncode if proc.returncode is not None else -1
+        code, err = _runc_failure(code, err)
         return ExecResult(exit_code=code, stdout=out, stderr=err, timed_out=timed_out)
     finally:
         process_path.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
+
+
+def _runc_failure(code: int, stderr: bytes) -> tuple[int, bytes]:
+    """Map runc's own exec failure (255 + its log line) to a shell's 127/126 and its message."""
+    if code != 255 or b'level=error msg="exec failed' not in stderr:
+        return code, stderr
+    message = clean_message(stderr.decode(errors="replace"))
+    not_found = "not found" in message or "no such file" in message
+    return (127 if not_found else 126), (message + "\n").encode()
 
 
 async def exec_stream(runc: Runc, container_id: str, container_spec: Mapping[str, Any],

@@ -144,7 +144,7 @@ def _runc_text(text: str) -> str:
     marker = 'msg="'
     if marker in text:
         text = text.split(marker, 1)[1].rsplit('"', 1)[0]
-    return text.strip()
+    return text.replace('\\"', '"').strip()
 
 
 def _tail(path: Path, size: int = 2000) -> str:

@@ -165,6 +165,7 @@ class ContainerRecord:
     cgroup_path: str
     created_at: float
     pid: int = 0
+    pid_start: int = 0  # the pid's start time (clock ticks since boot): guards against reuse
     started_at: float | None = None
     tty: bool = False
 

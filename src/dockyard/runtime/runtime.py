@@ -284,6 +284,7 @@ class Runtime:
                 log_size_max=self.log_max_bytes * self.log_max_files,
             )  # fmt: skip
             rec.pid = await monitor.spawn(argv, paths)
+            rec.pid_start = _start_time(rec.pid)
             self._save_container(rec)
         except BaseException:
             await self._cleanup_container(rec)
@@ -342,7 +343,7 @@ class Runtime:
             state = "exited"
             oom = monitor.oom_killed(paths) or cgroups.oom_kill_count(rec.cgroup_path) > 0
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-        elif rec.pid and _alive(rec.pid):
+        elif rec.pid and _alive(rec.pid, rec.pid_start):
             state = "running" if rec.started_at is not None else "created"
         else:
             state, message = await self._state_from_runc(rec)
@@ -376,7 +377,8 @@ class Runtime:
         async with self._lock(container_id):
             rec = self._container_record(container_id)
             paths = self._monitor_paths(rec)
-            if monitor.exit_code(paths, rec.id) is None and rec.pid and _alive(rec.pid):
+            alive = rec.pid > 0 and _alive(rec.pid, rec.pid_start)
+            if monitor.exit_code(paths, rec.id) is None and alive:
                 if rec.started_at is None:
                     await self._kill(rec.id, "SIGKILL")
                 elif grace_seconds > 0:
@@ -479,7 +481,7 @@ class Runtime:
         paths = self._monitor_paths(rec)
 
         def running() -> bool:
-            return monitor.exit_code(paths, rec.id) is None and _alive(rec.pid)
+            return monitor.exit_code(paths, rec.id) is None and _alive(rec.pid, rec.pid_start)
 
         async for record in logs.follow(path, self.log_max_files, tail=tail, since=since,
                                         running=running):  # fmt: skip
@@ -579,14 +581,26 @@ def _sandbox(rec: SandboxRecord) -> Sandbox:
     )  # fmt: skip
 
 
-def _alive(pid: int) -> bool:
-    """Return True if `pid` exists and is not a zombie."""
+def _proc_stat(pid: int) -> list[bytes]:
+    """Return the fields of /proc/PID/stat after the command name ([0] is field 3, state)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
-    except FileNotFoundError:
+            return f.read().rsplit(b")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def _start_time(pid: int) -> int:
+    fields = _proc_stat(pid)
+    return int(fields[19]) if len(fields) > 19 else 0  # field 22, starttime
+
+
+def _alive(pid: int, start_time: int = 0) -> bool:
+    """Return True if `pid` is running (not a zombie) and, if given, started at start_time."""
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in (b"Z", b"X"):
         return False
-    return stat.rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    return not start_time or int(fields[19]) == start_time
 
 
 async def _wait_gone(pid: int | None, timeout: float) -> None:
