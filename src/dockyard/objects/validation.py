@@ -11,6 +11,7 @@ FieldValueTypeInvalid error, not a TypeError); they return every error found, in
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -308,7 +309,18 @@ def check(field: str, value: Any, rule: NameRule) -> list[FieldError]:
     """Apply a name rule to a value and wrap each problem as a FieldValueInvalid error."""
     if not isinstance(value, str):
         return [type_invalid(field, value, "must be a string")]
-    return [invalid(field, value, msg) for msg in rule(value)]
+    return [invalid(field, value, msg) for msg in _problems(rule, value)]
+
+
+@functools.lru_cache(maxsize=16384)
+def _problems(rule: NameRule, value: str) -> tuple[str, ...]:
+    """Cache rule results: the same names, keys and label values recur in every object."""
+    return tuple(rule(value))
+
+
+def annotation_key(value: str) -> list[str]:
+    """Return the problems with an annotation key (a qualified name, checked lowercased)."""
+    return qualified_name(value.lower())
 
 
 # --- typed access ------------------------------------------------------------------------
@@ -392,7 +404,7 @@ def _validate_names(name: Any, generate: Any, rule: NameRule) -> list[FieldError
             errs.append(required("metadata.name", "name or generateName is required"))
         return errs
     segment = path_segment(name)
-    return errs + check("metadata.name", name, (lambda _: segment) if segment else rule)
+    return errs + check("metadata.name", name, path_segment if segment else rule)
 
 
 def _validate_namespace(namespace: Any, namespaced: bool) -> list[FieldError]:
@@ -420,7 +432,7 @@ def _validate_annotations(annotations: dict[str, str]) -> list[FieldError]:
     errs: list[FieldError] = []
     total = 0
     for key, value in annotations.items():
-        errs += check("metadata.annotations", key, lambda k: qualified_name(k.lower()))
+        errs += check("metadata.annotations", key, annotation_key)
         total += len(key.encode()) + len(value.encode())  # Kubernetes counts bytes
     if total > TOTAL_ANNOTATION_SIZE:
         errs.append(too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE))
