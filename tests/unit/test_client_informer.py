@@ -404,3 +404,24 @@ async def test_informer_factory_shares_one_informer_per_resource() -> None:
         assert pods.keys() == ["default/a"]
     finally:
         await factory.stop()
+
+
+async def test_synced_only_after_async_handlers_saw_the_first_list(
+    fake: FakeResourceClient,
+) -> None:
+    for name in "abc":
+        fake.put(name)
+    seen: list[str] = []
+
+    async def slow_add(obj: Obj) -> None:
+        await asyncio.sleep(0.01)
+        seen.append(obj["metadata"]["name"])
+
+    inf = Informer(fake)  # type: ignore[arg-type]
+    inf.add_handler(on_add=slow_add)
+    await inf.start()
+    try:
+        assert await inf.wait_for_sync(2)
+        assert seen == ["a", "b", "c"]
+    finally:
+        await inf.stop()

@@ -183,7 +183,7 @@ class Informer:
 
     @property
     def has_synced(self) -> bool:
-        """Tell whether the first list has been applied to the cache."""
+        """Tell whether the first list is in the cache and has been passed to the handlers."""
         return self._synced.is_set()
 
     async def wait_for_sync(self, timeout: float | None = None) -> bool:
@@ -265,18 +265,16 @@ class Informer:
         self._cache = fresh
         self._rebuild_indices()
         self.resource_version = listed.resource_version
-        first = not self.has_synced
-        self._synced.set()
-        if first or diff.added or diff.updated or diff.deleted:
-            log.debug("informer %s: listed %d at %s (+%d ~%d -%d)", self.name, len(fresh),
-                      self.resource_version, len(diff.added), len(diff.updated),
-                      len(diff.deleted))
+        log.debug("informer %s: listed %d at %s (+%d ~%d -%d)", self.name, len(fresh),
+                  self.resource_version, len(diff.added), len(diff.updated), len(diff.deleted))
         for obj in diff.added:
             await self._notify_add(obj)
         for old, new in diff.updated:
             await self._notify_update(old, new)
         for obj in diff.deleted:
             await self._notify_delete(obj)
+        # Synced only once the handlers have seen the first list, as client-go's HasSynced.
+        self._synced.set()
 
     async def _watch_once(self) -> bool:
         """Watch until the stream ends; return whether it was useful (events or long-lived)."""
