@@ -116,11 +116,12 @@ def write_atomic_dir(target: Path, files: dict[str, str], mode: int) -> None:
     current = target / "..data"
     if current.is_symlink() and _same(current, files):
         return
+    for rel in files:
+        if rel.startswith("/") or ".." in Path(rel).parts or rel.startswith(".."):
+            raise VolumeError(f"key path {rel!r} leaves the volume")
     stamp = target / f"..{time.strftime('%Y_%m_%d_%H_%M_%S')}.{time.monotonic_ns()}"
     stamp.mkdir()
     for rel, text in files.items():
-        if rel.startswith("/") or ".." in Path(rel).parts:
-            raise VolumeError(f"key path {rel!r} leaves the volume")
         path = stamp / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
