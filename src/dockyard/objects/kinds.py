@@ -98,9 +98,11 @@ def _generic(kind: str) -> KindHandlers:
     namespaced = True if info is None else info.namespaced
 
     def validate(obj: Obj) -> list[FieldError]:
+        """Validate metadata only (no kind-specific rules are known)."""
         return validate_metadata(obj, namespaced=namespaced)
 
     def validate_update(new: Obj, old: Obj) -> list[FieldError]:
+        """Refuse changes to the immutable metadata fields."""
         return validate_metadata_update(new, old)
 
     return KindHandlers(_no_defaults, validate, validate_update)

@@ -300,6 +300,7 @@ FieldGetter = Callable[[dict[str, Any]], Any]
 
 def _path(*keys: str) -> FieldGetter:
     def get(obj: dict[str, Any]) -> Any:
+        """Walk the keys; a missing or non-object step yields None."""
         value: Any = obj
         for key in keys:
             value = value.get(key) if isinstance(value, dict) else None
