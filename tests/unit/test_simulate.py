@@ -196,6 +196,9 @@ def test_cli_errors_are_clear(tmp_path: Path) -> None:
     )
     assert done.returncode == 2 and "cannot read" in done.stderr
     done = subprocess.run(
-        [DOCKYARD, "simulate", "--from-cluster"], capture_output=True, text=True, timeout=60
+        [DOCKYARD, "simulate", "--from-cluster", "--kubeconfig", str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
-    assert done.returncode == 2 and "--from-file" in done.stderr
+    assert done.returncode == 2 and "--from-cluster" in done.stderr

@@ -1,18 +1,24 @@
 """`dockyard simulate`: what-if placement runs on a synthetic or recorded cluster.
 
-Role: parse options, build the cluster (synthetic, ``--from-file`` v1 List, later
-``--from-cluster``), apply what-if changes, run ``scheduler.simulate`` and print a Rich table
+Role: parse options, build the cluster (synthetic, ``--from-file`` v1 List, or
+``--from-cluster``: the live cluster's Nodes and Pods, listed read-only through the api
+client), apply what-if changes, run ``scheduler.simulate`` and print a Rich table
 or, with ``-o json``, one JSON object. Nothing outside the process is changed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import aiohttp
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from dockyard.client.api import ApiClient
+from dockyard.client.config import KubeconfigError
+from dockyard.client.errors import ApiError
 from dockyard.scheduler.simulate import (
     Options,
     Report,
@@ -20,6 +26,7 @@ from dockyard.scheduler.simulate import (
     Synthetic,
     add_nodes,
     drain,
+    from_objects,
     load_list,
     parse_add_nodes,
     report_json,
@@ -48,8 +55,10 @@ def simulate(
         None, "--from-file", help="A Kubernetes v1 List (YAML or JSON) of Node and Pod objects."
     ),
     from_cluster: bool = typer.Option(
-        False, "--from-cluster", help="Snapshot the live cluster (needs the api client)."
+        False, "--from-cluster", help="Copy the live cluster's Nodes and Pods (read only)."
     ),
+    kubeconfig: str | None = typer.Option(None, "--kubeconfig", help="For --from-cluster."),
+    context: str | None = typer.Option(None, "--context", help="For --from-cluster."),
     solver: str = typer.Option("greedy", "--solver", help="greedy|batch"),
     profile: str | None = typer.Option(
         None, "--profile", help="pack|spread|balanced|default-scheduler (default: per pod)."
@@ -67,12 +76,13 @@ def simulate(
     if output not in ("table", "json"):
         raise typer.BadParameter("must be table or json", param_hint="--output")
     try:
+        if from_cluster and from_file is not None:
+            raise SimulationError("use --from-cluster or --from-file, not both")
         if from_cluster:
-            raise SimulationError(
-                "--from-cluster needs the api client, which is not wired yet; list Nodes and "
-                "Pods into a v1 List file and use --from-file (hook: simulate.from_objects)"
+            node_objs, pod_objs = from_objects(
+                asyncio.run(list_cluster(kubeconfig, context)), "the cluster"
             )
-        if from_file is not None:
+        elif from_file is not None:
             node_objs, pod_objs = load_list(from_file)
         else:
             node_objs, pod_objs = synthetic_cluster(
@@ -95,6 +105,21 @@ def simulate(
         typer.echo(report_json(report))
     else:
         print_table(report)
+
+
+async def list_cluster(kubeconfig: str | None, context: str | None) -> list[Obj]:
+    """Return every Node and Pod of the cluster the kubeconfig points at (list only)."""
+    try:
+        api = ApiClient.from_kubeconfig(kubeconfig, context)
+    except KubeconfigError as err:
+        raise SimulationError(f"--from-cluster: {err}") from err
+    try:
+        async with api:
+            nodes = await api.resource("v1", "nodes").list()
+            pods = await api.resource("v1", "pods").list()
+    except (ApiError, OSError, aiohttp.ClientError) as err:
+        raise SimulationError(f"--from-cluster: cannot list nodes and pods: {err}") from err
+    return [dict(o, kind="Node") for o in nodes.items] + [dict(o, kind="Pod") for o in pods.items]
 
 
 def print_table(report: Report) -> None:
