@@ -150,6 +150,7 @@ def test_batch_beats_greedy_packing_on_a_mixed_cluster() -> None:
     assert batch.gap == pytest.approx(batch.nodes_used / batch.lower_bound - 1, abs=1e-5)
 
 
+@pytest.mark.slow  # starts the dockyard CLI, a few seconds each
 def test_cli_json_synthetic() -> None:
     out = run_cli("--nodes", "20", "--pods", "150", "--solver", "batch", "--profile", "pack")
     for key in (
@@ -170,6 +171,7 @@ def test_cli_json_synthetic() -> None:
     assert out["gap"] == pytest.approx(out["nodes_used"] / out["lower_bound"] - 1, abs=1e-5)
 
 
+@pytest.mark.slow  # starts the dockyard CLI, a few seconds each
 def test_cli_json_from_file_with_what_ifs(tmp_path: Path) -> None:
     path = tmp_path / "cluster.yaml"
     path.write_text(yaml.safe_dump(v1_list(*small_cluster())))
@@ -187,6 +189,7 @@ def test_cli_json_from_file_with_what_ifs(tmp_path: Path) -> None:
     assert out["what_if"] == ["drain n1", "add 1:cpu=4,memory=8Gi"]
 
 
+@pytest.mark.slow  # starts the dockyard CLI, a few seconds each
 def test_cli_errors_are_clear(tmp_path: Path) -> None:
     done = subprocess.run(
         [DOCKYARD, "simulate", "--from-file", str(tmp_path / "none.yaml")],
