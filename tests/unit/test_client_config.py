@@ -179,8 +179,10 @@ def test_default_path_is_home_kube_config(tmp_path: Path) -> None:
                     {"x": {"cluster": "c"}}, "x"), None, "not valid base64"),
         (kubeconfig({"c": {"server": "https://h"}}, {"u": {"client-certificate-data": "QQ=="}},
                     {"x": {"cluster": "c", "user": "u"}}, "x"), None, "without a key"),
-        (kubeconfig({"c": {"server": "https://h"}}, {"u": {"exec": {"command": "aws"}}},
-                    {"x": {"cluster": "c", "user": "u"}}, "x"), None, "exec/auth-provider"),
+        (kubeconfig({"c": {"server": "https://h"}}, {"u": {"auth-provider": {"name": "gcp"}}},
+                    {"x": {"cluster": "c", "user": "u"}}, "x"), None, "auth-provider"),
+        (kubeconfig({"c": {"server": "https://h"}}, {"u": {"exec": {"args": ["x"]}}},
+                    {"x": {"cluster": "c", "user": "u"}}, "x"), None, "exec section without"),
     ],
 )
 def test_errors_name_file_and_problem(

@@ -7,7 +7,10 @@
   context defines it, and the first file that sets ``current-context`` sets it;
 - relative paths (certificate-authority, client-certificate, client-key, tokenFile) are
   relative to the file that holds them;
-- ``*-data`` fields are base64 PEM; ``token`` wins over ``tokenFile``.
+- ``*-data`` fields are base64 PEM; ``token`` wins over ``tokenFile``;
+- a user with an ``exec`` credential plugin (client.authentication.k8s.io ExecCredential, as
+  cloud clusters use) has it run once at load time; its token or client certificate is used.
+  The credential is not refreshed: a long-lived process re-loads the config on 401.
 
 Invariants: a ``ClientConfig`` always has an ``https://`` or ``http://`` server URL; any error
 names the file(s) read and the field or entry that is missing, so the fix is obvious.
@@ -17,8 +20,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import ssl
+import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,9 +212,51 @@ def _apply_user(config: ClientConfig, user: dict[str, Any], name: str, f: Path) 
     if bool(has_cert) != bool(has_key):
         raise KubeconfigError(f"{f}: user {name!r} has a client certificate without a key "
                               "or a key without a certificate")
-    if not config.token and not has_cert and ("exec" in user or "auth-provider" in user):
-        raise KubeconfigError(f"{f}: user {name!r} uses an exec/auth-provider plugin, which "
-                              "dockyard does not run; give a token or client certificate")
+    if not config.token and not has_cert and user.get("exec"):
+        _run_exec_plugin(config, user["exec"], name, f)
+    elif not config.token and not has_cert and "auth-provider" in user:
+        raise KubeconfigError(f"{f}: user {name!r} uses an auth-provider plugin, which "
+                              "dockyard does not run; give a token, client certificate or exec")
+
+
+def _run_exec_plugin(config: ClientConfig, spec: Any, name: str, f: Path) -> None:
+    """Run a client-go credential plugin (``users[].user.exec``) once and take its credential."""
+    if not isinstance(spec, dict) or not spec.get("command"):
+        raise KubeconfigError(f"{f}: user {name!r} has an exec section without a command")
+    api_version = str(spec.get("apiVersion") or "client.authentication.k8s.io/v1")
+    command = str(spec["command"])
+    if "/" in command and not Path(command).is_absolute():
+        command = str(f.parent / command)  # relative to the kubeconfig, as client-go does
+    env = dict(os.environ)
+    env.update({str(e.get("name")): str(e.get("value", "")) for e in spec.get("env") or []
+                if isinstance(e, dict)})
+    env["KUBERNETES_EXEC_INFO"] = json.dumps({"apiVersion": api_version,
+                                              "kind": "ExecCredential",
+                                              "spec": {"interactive": False}})
+    argv = [command, *[str(a) for a in spec.get("args") or []]]
+    try:
+        done = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60,
+                              stdin=subprocess.DEVNULL, check=False)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        hint = f" ({spec['installHint'].strip()})" if spec.get("installHint") else ""
+        raise KubeconfigError(f"{f}: exec plugin of user {name!r} could not run "
+                              f"{command!r}: {e}{hint}") from e
+    if done.returncode != 0:
+        raise KubeconfigError(f"{f}: exec plugin {command!r} of user {name!r} exited with "
+                              f"{done.returncode}: {done.stderr.strip()[:500]}")
+    try:
+        status = json.loads(done.stdout)["status"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise KubeconfigError(f"{f}: exec plugin {command!r} of user {name!r} did not print "
+                              "an ExecCredential with a status") from e
+    if status.get("token"):
+        config.token = str(status["token"])
+    elif status.get("clientCertificateData") and status.get("clientKeyData"):
+        config.client_cert_data = str(status["clientCertificateData"]).encode()
+        config.client_key_data = str(status["clientKeyData"]).encode()
+    else:
+        raise KubeconfigError(f"{f}: exec plugin {command!r} of user {name!r} returned neither "
+                              "a token nor a client certificate and key")
 
 
 def _b64(value: Any, f: Path, entry: str, field: str) -> bytes:
