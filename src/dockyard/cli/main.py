@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from dockyard import __version__
-from dockyard.cli import server_commands
+from dockyard.cli import build_commands, server_commands
 from dockyard.cli.agent_command import agent
 from dockyard.cli.image_commands import image_app
 from dockyard.cli.simulate_command import simulate
@@ -34,6 +34,11 @@ app.command()(server_commands.kubeconfig)
 app.add_typer(server_commands.token_app, name="token")
 app.add_typer(image_app, name="image")
 app.command()(simulate)
+for _verb in (build_commands.build, build_commands.pull, build_commands.push, build_commands.login,
+              build_commands.logout, build_commands.images, build_commands.tag,
+              build_commands.rmi, build_commands.history, build_commands.inspect,
+              build_commands.save, build_commands.load):
+    app.command()(_verb)
 app.command()(agent)
 
 
