@@ -375,3 +375,8 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
         assert set(names) <= {i["metadata"]["name"] for i in listed["items"]}
     finally:
         again.stop()
+
+
+def test_unsupported_field_selector_is_a_400(dockyard_server: RunningServer) -> None:
+    code, answer = call(dockyard_server, "GET", f"{CM}?fieldSelector=spec.nodeName%3Dx")
+    assert code == 400 and "field label not supported" in answer["message"]

@@ -152,7 +152,7 @@ class ResourceStorage:
         continue_token: str = "",
     ) -> ListResult:
         """Return the objects of a collection that match the selectors, one page at a time."""
-        labels, fields = parse_selectors(label_selector, field_selector)
+        labels, fields = parse_selectors(label_selector, field_selector, info.kind)
 
         def keep(kv: KeyValue) -> dict[str, Any] | None:
             obj = decode(kv)
@@ -364,12 +364,12 @@ def check_type(info: ResourceInfo, obj: dict[str, Any]) -> None:
 
 
 def parse_selectors(
-    label_selector: str, field_selector: str
+    label_selector: str, field_selector: str, kind: str
 ) -> tuple[LabelSelector | None, FieldSelector | None]:
     """Parse the labelSelector and fieldSelector query parameters (400 when malformed)."""
     try:
         labels = LabelSelector.parse(label_selector) if label_selector else None
-        fields = FieldSelector.parse(field_selector) if field_selector else None
+        fields = FieldSelector.parse(field_selector, kind) if field_selector else None
     except SelectorError as error:
         raise status.bad_request(str(error)) from None
     return labels, fields

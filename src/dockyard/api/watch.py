@@ -48,7 +48,7 @@ async def serve_watch(
     transform: Transform | None = None,
 ) -> web.StreamResponse:
     """Stream watch events for a collection until the timeout, the client, or shutdown."""
-    labels, fields = parse_selectors(label_selector, field_selector)
+    labels, fields = parse_selectors(label_selector, field_selector, info.kind)
     initial: list[dict[str, Any]] = []
     if resource_version in ("", "0"):
         listed = await storage.list(
