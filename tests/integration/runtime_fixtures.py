@@ -72,7 +72,8 @@ def leftovers(rt: Runtime) -> list[str]:
         found.append(f"bridge {rt.network.bridge}")
     save = subprocess.run(["iptables-save"], capture_output=True, text=True, check=True).stdout
     found += [f"iptables {line}" for line in save.splitlines()
-              if rt.network.name in line or rt.network.pod_cidr in line]  # fmt: skip
+              if rt.network.name in line or rt.network.pod_cidr in line
+              or rt.network.masq_chain in line]  # fmt: skip
     for controller in V1_CONTROLLERS:
         if controller_dir(controller, rt.cgroup_root).exists():
             found.append(f"cgroup {controller}:{rt.cgroup_root}")

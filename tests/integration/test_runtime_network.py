@@ -54,6 +54,9 @@ async def test_pod_ip_and_host_port_on_loopback(runtime: Runtime, busybox: Busyb
     assert await fetch(f"http://127.0.0.1:{port}/") == "from-web\n"
     route_localnet = Path(f"/proc/sys/net/ipv4/conf/{runtime.network.bridge}/route_localnet")
     assert route_localnet.read_text().strip() == "1"
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert f"-A POSTROUTING -s {runtime.network.pod_cidr}" in nat  # outbound masquerade
+    assert f"-A {runtime.network.masq_chain} ! -d 224.0.0.0/4 -j MASQUERADE" in nat
 
 
 async def test_pods_reach_each_other_and_addresses_are_released(

@@ -4,8 +4,14 @@ A sandbox's network, UTS and IPC namespaces are made once by `unshare --net=FILE
 pinned by bind mounts under the sandbox's run dir (as CRI-O's pinns does; no pause process).
 The CNI plugins of Debian's containernetworking-plugins are run as executables, following the
 CNI 1.0.0 spec for a network configuration list: `bridge` (host-local IPAM on our bridge and
-pod CIDR, isGateway, ipMasq, hairpin) then `portmap` (host ports, including 127.0.0.1), plus
+pod CIDR, isGateway, hairpin) then `portmap` (host ports, including 127.0.0.1), plus
 `loopback` for `lo`.
+
+Outbound masquerading is one rule set per runtime (chain DY-MASQ-<tag>, jumped to from
+POSTROUTING for the pod CIDR), made with the first sandbox, rather than the bridge plugin's
+ipMasq, which adds and removes a chain per pod: that cost ~90 ms of each ~160 ms sandbox
+create and ~60 ms of each delete here. portmap is skipped for a sandbox without host ports
+(it would do nothing on ADD and only look for chains on DEL).
 
 Invariants:
 - The network name, bridge and IPAM data dir are the runtime's own (the data dir under its
@@ -14,8 +20,9 @@ Invariants:
   DEL runs the list in reverse and tolerates pieces already gone, so teardown is idempotent.
 - 127.0.0.1:HOSTPORT works because portmap (snat on) sets route_localnet on the bridge and
   masquerades hairpinned loopback traffic; we check that it did.
-- `destroy` removes the bridge, the IPAM dir and the shared portmap chains, the latter only
-  when no other runtime on the host still has a port mapped through them.
+- `destroy` removes the bridge, the IPAM dir, our masquerade chain and the shared portmap
+  chains, the latter only when no other runtime on the host still has a port mapped through
+  them.
 """
 
 from __future__ import annotations
@@ -151,6 +158,8 @@ class CniNetwork:
         self.ipam_dir = run_dir / "cni" / "networks"
         tag = hashlib.sha256(str(run_dir).encode()).hexdigest()[:8]
         self.name = f"dockyard-{tag}"
+        self.masq_chain = f"DY-MASQ-{tag}"
+        self._masq_ready = False
 
     def conflist(self) -> dict[str, Any]:
         """Return the network configuration list (cniVersion 1.0.0)."""
@@ -158,7 +167,7 @@ class CniNetwork:
             "cniVersion": CNI_VERSION,
             "name": self.name,
             "plugins": [
-                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": True,
+                {"type": "bridge", "bridge": self.bridge, "isGateway": True, "ipMasq": False,
                  "hairpinMode": True,
                  "ipam": {"type": "host-local", "ranges": [[{"subnet": self.pod_cidr}]],
                           "routes": [{"dst": "0.0.0.0/0"}], "dataDir": str(self.ipam_dir)}},
@@ -200,7 +209,8 @@ class CniNetwork:
         env = self._env("ADD", sandbox_id, netns, "eth0")
         result: dict[str, Any] | None = None
         try:
-            for plugin in self.conflist()["plugins"]:
+            await self._ensure_masquerade()
+            for plugin in self._plugins(ports):
                 result = await self._invoke(self._plugin_conf(plugin, result, ports), env)
         except BaseException:
             await self.delete(sandbox_id, netns, ports, result)
@@ -214,13 +224,54 @@ class CniNetwork:
         """Detach a sandbox: the list's DELs in reverse; every plugin runs even if one fails."""
         env = self._env("DEL", sandbox_id, netns if netns.exists() else Path(""), "eth0")
         errors = []
-        for plugin in reversed(self.conflist()["plugins"]):
+        for plugin in reversed(self._plugins(ports)):
             try:
                 await self._invoke(self._plugin_conf(plugin, prev, ports), env)
             except NetworkError as e:
                 errors.append(str(e))
         if errors:
             raise NetworkError("; ".join(errors))
+
+    def _plugins(self, ports: Sequence[PortMapping]) -> list[dict[str, Any]]:
+        plugins: list[dict[str, Any]] = self.conflist()["plugins"]
+        return [p for p in plugins if ports or p["type"] != "portmap"]
+
+    def _masq_rules(self) -> list[list[str]]:
+        chain = self.masq_chain
+        return [
+            ["-A", chain, "-d", self.pod_cidr, "-j", "ACCEPT"],
+            ["-A", chain, "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"],
+        ]
+
+    def _masq_jump(self) -> list[str]:
+        return ["POSTROUTING", "-s", self.pod_cidr, "-m", "comment", "--comment",
+                f"{self.name} masquerade", "-j", self.masq_chain]  # fmt: skip
+
+    async def _ensure_masquerade(self) -> None:
+        """Make our masquerade chain and its POSTROUTING jump, once (idempotent)."""
+        if self._masq_ready:
+            return
+        nat = ["iptables", "-w", "-t", "nat"]
+        try:
+            await _run([*nat, "-S", self.masq_chain], "iptables")
+        except NetworkError:
+            await _run([*nat, "-N", self.masq_chain], "iptables")
+            for rule in self._masq_rules():
+                await _run([*nat, *rule], "iptables")
+        try:
+            await _run([*nat, "-C", *self._masq_jump()], "iptables")
+        except NetworkError:
+            await _run([*nat, "-A", *self._masq_jump()], "iptables")
+        self._masq_ready = True
+
+    async def _remove_masquerade(self) -> None:
+        nat = ["iptables", "-w", "-t", "nat"]
+        with contextlib.suppress(NetworkError):
+            await _run([*nat, "-D", *self._masq_jump()], "iptables")
+        for op in ("-F", "-X"):
+            with contextlib.suppress(NetworkError):
+                await _run([*nat, op, self.masq_chain], "iptables")
+        self._masq_ready = False
 
     def _check_localnet(self) -> None:
         flag = Path(f"/proc/sys/net/ipv4/conf/{self.bridge}/route_localnet")
@@ -233,6 +284,7 @@ class CniNetwork:
         if Path(f"/sys/class/net/{self.bridge}").exists():
             await _run(["ip", "link", "del", self.bridge], "remove bridge")
         shutil.rmtree(self.ipam_dir / self.name, ignore_errors=True)
+        await self._remove_masquerade()
         await remove_unused_portmap_chains()
 
 
