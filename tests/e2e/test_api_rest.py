@@ -380,3 +380,24 @@ def test_acknowledged_writes_survive_kill_9(tmp_path: Path) -> None:
 def test_unsupported_field_selector_is_a_400(dockyard_server: RunningServer) -> None:
     code, answer = call(dockyard_server, "GET", f"{CM}?fieldSelector=spec.nodeName%3Dx")
     assert code == 400 and "field label not supported" in answer["message"]
+
+
+def test_priority_class_sets_pod_priority(dockyard_server: RunningServer) -> None:
+    pc = {"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+          "metadata": {"name": "high"}, "value": 1000}
+    assert call(dockyard_server, "POST", "/apis/scheduling.k8s.io/v1/priorityclasses", pc)[0] == 201
+    pods = "/api/v1/namespaces/default/pods"
+
+    def pod(name: str, cls: str | None) -> dict[str, Any]:
+        spec: dict[str, Any] = {"schedulerName": "manual",
+                                "containers": [{"name": "c", "image": "busybox"}]}
+        if cls:
+            spec["priorityClassName"] = cls
+        return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+    code, created = call(dockyard_server, "POST", pods, pod("prio", "high"))
+    assert code == 201 and created["spec"]["priority"] == 1000
+    code, created = call(dockyard_server, "POST", pods, pod("noprio", None))
+    assert code == 201 and created["spec"]["priority"] == 0
+    code, answer = call(dockyard_server, "POST", pods, pod("badprio", "nope"))
+    assert code == 403 and "no PriorityClass with name nope" in answer["message"]

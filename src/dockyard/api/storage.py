@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from dockyard.api import status
+from dockyard.api.admission import ADMITTERS
 from dockyard.api.status import StatusError
 from dockyard.objects.kinds import (
     handlers_for,
@@ -213,6 +214,8 @@ class ResourceStorage:
         prepare_for_create(obj)
         handlers = handlers_for(info.kind)
         handlers.apply_defaults(obj)
+        for admit in ADMITTERS:
+            await admit(self, info, obj)
         generated = "name" not in meta
         for _attempt in range(8):
             if generated:
