@@ -121,3 +121,26 @@ async def test_teardown_leaves_nothing_on_the_host(tmp_path: Path, busybox: Busy
     )
     added = {line for line in after - before if line and not line.startswith("#")}
     assert not {line for line in added if not line.startswith(":")}, added
+
+
+async def test_port_forward_reaches_the_pods_loopback(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    sb = await runtime.create_sandbox(SandboxConfig(pod_uid="u", name="fwd"))
+    cmd = "mkdir -p /www && echo forwarded > /www/index.html && httpd -f -p 127.0.0.1:9090 -h /www"
+    # httpd listens on the pod's loopback only: nothing but port-forward reaches it
+    cid = await runtime.create_container(sb.id, busybox.container("web", command=["sh", "-c", cmd]))
+    await runtime.start_container(cid)
+    for _ in range(50):
+        try:
+            reader, writer = await runtime.port_forward(sb.id, 9090)
+            break
+        except NetworkError:
+            await asyncio.sleep(0.1)
+    writer.write(b"GET / HTTP/1.0\r\n\r\n")
+    await writer.drain()
+    response = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert response.endswith(b"forwarded\n")
+    with pytest.raises(NetworkError, match="port 9091"):
+        await runtime.port_forward(sb.id, 9091)  # nothing listens there

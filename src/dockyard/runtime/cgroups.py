@@ -61,6 +61,9 @@ def controller_dir(controller: str, path: str) -> Path:
 
 def create_pod_cgroup(path: str, pids_limit: int) -> None:
     """Make the pod cgroup with its pids cap (runc makes the other controllers' dirs)."""
+    if not is_cgroup_v1():
+        raise CgroupError(errno.ENOTSUP, "cgroup v1 memory and pids hierarchies are not mounted"
+                          " (this runtime reads cgroup v1, as on hybrid hosts)")  # fmt: skip
     pids_dir = controller_dir("pids", path)
     pids_dir.mkdir(parents=True, exist_ok=True)
     (pids_dir / "pids.max").write_text(str(min(pids_limit, MAX_PIDS_LIMIT)))

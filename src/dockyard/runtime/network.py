@@ -29,11 +29,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import json
 import os
 import shlex
 import shutil
+import socket
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,3 +306,41 @@ async def remove_unused_portmap_chains() -> None:
             with contextlib.suppress(NetworkError):
                 await _run(["iptables", "-w", "-t", "nat", op, chain], "iptables")
 
+
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def connect_in_netns(netns: Path, port: int, timeout: float = 10.0) -> socket.socket:
+    """Return a TCP connection to 127.0.0.1:port made inside the namespace `netns`.
+
+    A socket keeps the namespace it was made in, so only the connect runs inside: in a
+    thread of its own, since setns(2) moves just the calling thread; if moving back failed,
+    that thread ends with its namespace and the process is untouched.
+    """
+    if not 1 <= port <= 65535:
+        raise NetworkError(f"port-forward: port {port} is not in 1..65535")
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        with open("/proc/thread-self/ns/net", "rb") as home, open(netns, "rb") as target:
+            if _libc.setns(target.fileno(), CLONE_NEWNET) != 0:
+                result["error"] = OSError(ctypes.get_errno(), "setns into the sandbox failed")
+                return
+            try:
+                result["socket"] = socket.create_connection(("127.0.0.1", port), timeout)
+            except OSError as e:
+                result["error"] = e
+            finally:
+                if _libc.setns(home.fileno(), CLONE_NEWNET) != 0:
+                    result["stuck"] = True  # the thread ends here; nothing else used it
+
+    thread = threading.Thread(target=run, name=f"netns-connect-{port}", daemon=True)
+    thread.start()
+    thread.join()
+    if "socket" in result:
+        sock: socket.socket = result["socket"]
+        sock.settimeout(None)
+        return sock
+    raise NetworkError(f"port-forward to port {port} in the sandbox: {result.get('error')}")

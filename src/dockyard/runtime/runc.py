@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,15 +90,10 @@ class Runc:
         data = json.loads(out or "null")
         return list(data or [])
 
-    def exec_argv(
-        self, container_id: str, process_path: Path, pid_file: Path,
-        console_socket: Path | None = None,
-    ) -> list[str]:  # fmt: skip
+    def exec_argv(self, container_id: str, process_path: Path, pid_file: Path) -> list[str]:
         """Return the argv that runs a process spec in a running container."""
-        args: Sequence[str] = ["exec", "--process", str(process_path), "--pid-file", str(pid_file)]
-        if console_socket is not None:
-            args = [*args, "--console-socket", str(console_socket), "--tty"]
-        return self.argv(*args, container_id)
+        return self.argv("exec", "--process", str(process_path), "--pid-file", str(pid_file),
+                         container_id)  # fmt: skip
 
 
 def clean_message(stderr: str) -> str:

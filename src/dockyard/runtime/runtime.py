@@ -42,6 +42,7 @@ from dockyard.runtime.exec import exec_sync as run_exec_sync
 from dockyard.runtime.monitor import MonitorPaths
 from dockyard.runtime.network import (
     CniNetwork,
+    connect_in_netns,
     create_namespaces,
     remove_namespaces,
     validate_port_mappings,
@@ -228,6 +229,14 @@ class Runtime:
     def list_sandboxes(self) -> list[Sandbox]:
         """Return every sandbox this runtime's state holds, oldest first."""
         return [_sandbox(SandboxRecord(**r)) for r in load_all(self.sandbox_state_dir)]
+
+    async def port_forward(
+        self, sandbox_id: str, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Open a stream to 127.0.0.1:port inside the sandbox (kubectl port-forward's path)."""
+        rec = self._sandbox_record(sandbox_id)
+        sock = await asyncio.to_thread(connect_in_netns, Path(rec.netns_path), port)
+        return await asyncio.open_connection(sock=sock)
 
     def get_sandbox(self, sandbox_id: str) -> Sandbox:
         """Return one sandbox."""
