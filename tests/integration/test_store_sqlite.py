@@ -241,3 +241,25 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+async def test_the_wal_is_emptied_once_it_grows_past_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dockyard.store import sqlite_writer
+
+    monkeypatch.setattr(sqlite_writer, "WAL_TRUNCATE_FRAMES", 10)
+    monkeypatch.setattr(sqlite_writer, "CHECKPOINT_SECONDS", 0.05)
+    path = tmp_path / "store.db"
+    async with await SQLiteStore.open(path) as store:
+        await asyncio.gather(*(store.create(f"/k{i}", b"v" * 4096) for i in range(200)))
+        wal = Path(f"{path}-wal")
+        for _ in range(100):
+            if wal.stat().st_size == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert wal.stat().st_size == 0
+        items, _, _ = await store.list("/")
+        assert len(items) == 200
+        await store.create("/after", b"v")
+        assert await store.get("/after") is not None

@@ -47,6 +47,7 @@ MAX_PARAMS = 30_000  # below SQLite's default limit of 32,766 host parameters pe
 # WAL through a read() call each, while checkpointed pages come from the memory-mapped file.
 CHECKPOINT_BYTES = 4 * 1024 * 1024  # value bytes written between WAL checkpoints
 CHECKPOINT_SECONDS = 1.0  # and at least this often
+WAL_TRUNCATE_FRAMES = 16_384  # 64 MiB of 4 KiB pages: past this, empty the WAL by force
 
 SCHEMA_VERSION = 1
 SCHEMA = """
@@ -361,5 +362,14 @@ class Checkpointer(threading.Thread):
                 break
             # A failed checkpoint loses nothing (the WAL keeps the pages); the next one retries.
             with contextlib.suppress(sqlite3.Error):
-                self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                self._checkpoint()
         self._conn.close()
+
+    def _checkpoint(self) -> None:
+        _, wal_frames, _ = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if wal_frames >= WAL_TRUNCATE_FRAMES:
+            # Under steady writes a PASSIVE checkpoint may never find the WAL fully copied at
+            # the moment a write begins, and only then does SQLite start the WAL over: it would
+            # grow without end. TRUNCATE waits for the writer and readers (a few ms) and
+            # empties it.
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
