@@ -45,6 +45,7 @@ class ServerOptions:
     no_agent: bool = False
     no_scheduler: bool = False
     no_controllers: bool = False
+    watch_history_seconds: float = 300.0
     controllers: ControllerOptions = field(default_factory=ControllerOptions)
     agent: AgentSettings = field(default_factory=lambda: AgentSettings())
 
@@ -77,7 +78,8 @@ async def run_server(options: ServerOptions) -> None:
     tokens = TokenFile(data_dir)
     admin_token = _ensure_token_file(data_dir / "admin-token", tokens, "admin")
     _ensure_token_file(data_dir / "node-token", tokens, "join")
-    store = await SQLiteStore.open(data_dir / "state.db")
+    store = await SQLiteStore.open(data_dir / "state.db",
+                                   history_seconds=options.watch_history_seconds)
     runner: web.AppRunner | None = None
     try:
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir))

@@ -401,3 +401,38 @@ def test_priority_class_sets_pod_priority(dockyard_server: RunningServer) -> Non
     assert code == 201 and created["spec"]["priority"] == 0
     code, answer = call(dockyard_server, "POST", pods, pod("badprio", "nope"))
     assert code == 403 and "no PriorityClass with name nope" in answer["message"]
+
+
+def test_patch_carrying_a_stale_resource_version_is_a_conflict(
+    dockyard_server: RunningServer,
+) -> None:
+    _, created = call(dockyard_server, "POST", CM, make_configmap("stalepatch", v="1"))
+    stale = created["metadata"]["resourceVersion"]
+    call(dockyard_server, "PATCH", f"{CM}/stalepatch", {"data": {"v": "2"}},
+         content_type="application/merge-patch+json")
+    code, answer = call(dockyard_server, "PATCH", f"{CM}/stalepatch",
+                        {"metadata": {"resourceVersion": stale}, "data": {"v": "3"}},
+                        content_type="application/merge-patch+json")
+    assert code == 409 and answer["reason"] == "Conflict"
+    assert call(dockyard_server, "GET", f"{CM}/stalepatch")[1]["data"] == {"v": "2"}
+
+
+def test_watch_older_than_history_gets_410_expired(tmp_path: Path) -> None:
+    import time
+
+    server = start_server(tmp_path / "data", "--watch-history-seconds", "1")
+    try:
+        _, created = call(server, "POST", CM, make_configmap("old"))
+        old = created["metadata"]["resourceVersion"]
+        deadline = time.monotonic() + 30
+        events: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            call(server, "POST", CM, make_configmap(f"new-{time.monotonic_ns()}"))
+            events = _watch_lines(server, f"{CM}?watch=1&resourceVersion={old}", 1)
+            if events[0]["type"] == "ERROR":
+                break
+            time.sleep(1)
+        assert events[0]["type"] == "ERROR"
+        assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+    finally:
+        server.stop()

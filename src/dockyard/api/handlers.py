@@ -220,6 +220,7 @@ class ResourceHandlers:
                 new = apply_patch(current, body, content_type, target.info.kind)
             except PatchError as error:
                 raise _patch_status(error) from None
+            _check_patched_version(target, current, new)
             track_write(new, current, request, "Update")
             return new
 
@@ -363,6 +364,13 @@ def _include_object(request: web.Request) -> str:
 def _partial(obj: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
             "metadata": obj["metadata"]}
+
+
+def _check_patched_version(target: Target, current: dict[str, Any], new: dict[str, Any]) -> None:
+    """A patch that sets metadata.resourceVersion makes it a precondition (409 when stale)."""
+    wanted = new.get("metadata", {}).get("resourceVersion")
+    if wanted is not None and str(wanted) != current["metadata"]["resourceVersion"]:
+        raise status.conflict(target.info.plural, target.name or "", target.info.group)
 
 
 def _ssa(

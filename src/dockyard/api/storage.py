@@ -303,7 +303,9 @@ class ResourceStorage:
         meta = new["metadata"]
         if meta.get("deletionTimestamp") and not meta.get("finalizers") and not _held(info, new):
             deleted = await self.store.delete(key, revision)
-            return decode(deleted)
+            # Answer with what the client asked for (finalizers gone), as the deleted state.
+            meta["resourceVersion"] = str(deleted.mod_revision)
+            return new
         return decode(await self.store.update(key, encode(new), revision))
 
     def _prepare_update(

@@ -19,6 +19,9 @@ def server(
     no_agent: bool = typer.Option(False, "--no-agent", help="Run no agent for this machine."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Run no scheduler."),
     no_controllers: bool = typer.Option(False, "--no-controllers", help="Run no controllers."),
+    watch_history_seconds: float = typer.Option(
+        300.0, "--watch-history-seconds",
+        help="How long watch history is kept; older resourceVersions get 410 Gone."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
     run_dir: Path = typer.Option(Path("/run/dockyard"), "--run-dir", help="Agent runtime state."),
     bridge: str = typer.Option("dockyard0", "--bridge", help="Pod network bridge."),
@@ -58,6 +61,7 @@ def server(
     asyncio.run(run_server(ServerOptions(
         data_dir, listen, port, no_agent, no_scheduler=no_scheduler,
         no_controllers=no_controllers, agent=agent, controllers=controllers,
+        watch_history_seconds=watch_history_seconds,
     )))
 
 
