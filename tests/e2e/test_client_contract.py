@@ -1,8 +1,7 @@
 """One contract, two implementations: the real `dockyard server` and FakeApiClient.
 
 Every test runs against both, so FakeApiClient (used by the loops' fast unit tests) answers
-as the server does for what it models. A server gap from Kubernetes' behaviour is marked
-xfail(strict) with the exact request, so fixing it turns the mark into a failure to remove.
+as the server does for what it models.
 """
 
 from __future__ import annotations
@@ -50,12 +49,6 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     server = request.getfixturevalue("quiet_server")
     async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
         yield client
-
-
-def server_gap(request: pytest.FixtureRequest, reason: str) -> None:
-    """Mark the server variant as a known gap from Kubernetes (strict: fixing it fails)."""
-    if request.node.callspec.params["api"] == "server":
-        request.node.add_marker(pytest.mark.xfail(reason=reason, strict=True))
 
 
 def unique(prefix: str) -> str:
@@ -161,11 +154,7 @@ async def test_merge_and_json_patches(api: Any) -> None:
         await cms.patch(unique("missing"), {"data": {}}, "merge")
 
 
-async def test_patch_carrying_a_stale_resource_version_conflicts(
-    api: Any, request: pytest.FixtureRequest
-) -> None:
-    server_gap(request, "PATCH {'metadata':{'resourceVersion':<stale>}} is applied (200) instead "
-                        "of 409 Conflict as Kubernetes does")
+async def test_patch_carrying_a_stale_resource_version_conflicts(api: Any) -> None:
     cms = api.resource("v1", "configmaps", "default")
     name = unique("stale")
     first = await cms.create(configmap(name, a="1"))
