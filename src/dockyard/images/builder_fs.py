@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import gzip
 import lzma
 import os
 import posixpath
@@ -228,8 +229,12 @@ def archive_kind(path: Path) -> str | None:
         return "tar"
     else:
         return None
-    with _open_archive(path, kind) as stream:
-        block = stream.read(512)
+    opener = gzip.open if kind == "gzip" else bz2.open if kind == "bzip2" else lzma.open
+    try:
+        with opener(path, "rb") as stream:
+            block = stream.read(512)
+    except (OSError, EOFError, lzma.LZMAError):
+        return None
     return kind if len(block) == 512 and block[257:262] == b"ustar" else None
 
 
