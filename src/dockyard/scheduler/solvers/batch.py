@@ -60,6 +60,7 @@ from dockyard.scheduler.solvers.patterns import pack_by_patterns
 
 Array = np.ndarray
 Obj = dict[str, Any]
+MAX_ASSIGNMENT_VARS = 5_000  # beyond this many (class, node) pairs only patterns are used
 STATIC_FILTERS = (
     "NodeUnschedulable",
     "NodeName",
@@ -102,6 +103,7 @@ class _Problem:
     class_req: Array
     class_elig: Array
     class_value: Array
+    class_of: Array
 
 
 class BatchSolver:
@@ -169,6 +171,7 @@ class BatchSolver:
             class_req=reqs[first].reshape(len(first), reqs.shape[1]),
             class_elig=elig[first].reshape(len(first), snap.n),
             class_value=np.asarray(value, float),
+            class_of=_class_index(classes, len(pods)),
         )
 
     # --- solve -----------------------------------------------------------------------------
@@ -183,35 +186,73 @@ class BatchSolver:
         notes: list[str] = []
         placed, method = self._heuristic(prob)
         placed = self._knapsack_fill(prob, placed)
-        lp, simple, dual = self._bounds(prob, placed)
-        lower = max(simple, math.ceil(lp - 1e-6), dual)
-        budget = self.time_limit - (time.perf_counter() - start)
-        all_placed = bool((placed >= 0).all())
-        at_bound = self.objective == "pack" and all_placed and _nodes_used(prob, placed) <= lower
-        if not at_bound and self.objective == "pack" and budget > 0.05 and prob.classes:
-            found = self._patterns(prob, placed, budget * 0.75)
+
+        def left() -> float:
+            return self.time_limit - (time.perf_counter() - start)
+
+        lp, simple = self._bounds(prob, placed, max(left() / 3, 0.05))
+        lower = max(simple, math.ceil(lp - 1e-6))
+        at_bound = self._at_bound(prob, placed, lower)
+        if not at_bound and self.objective == "pack" and left() > 0.05 and prob.classes:
+            found = self._patterns(prob, placed, left() * 0.75)
             if found is not None:
-                lower = max(lower, found[2])
-                if self._better(prob, found[0], placed):
-                    placed, method = found[0], found[1]
-            budget = self.time_limit - (time.perf_counter() - start)
-            at_bound = bool((placed >= 0).all()) and _nodes_used(prob, placed) <= lower
-        if not at_bound and budget > 0.05 and prob.classes:
-            better, ilp_method, ilp_dual = self._ilp(prob, placed, budget, notes)
+                better, bound, bound_value = found
+                lower, lp = max(lower, bound), max(lp, bound_value)
+                if better is not None and self._better(prob, better, placed):
+                    placed, method = better, "column-generation"
+            at_bound = self._at_bound(prob, placed, lower)
+        small = int(prob.class_elig.sum()) <= MAX_ASSIGNMENT_VARS
+        if not at_bound and small and left() > 0.05 and prob.classes:
+            better, ilp_method, ilp_dual = self._ilp(prob, placed, left(), notes)
             lower = max(lower, ilp_dual)
             if better is not None:
                 placed, method = better, ilp_method
+            at_bound = self._at_bound(prob, placed, lower)
         if at_bound:
             method += " (at lower bound: optimal)"
         result = self._result(prob, placed, deferred, method, lp, simple, lower, start, notes)
-        if self.objective == "spread" and prob.classes:
+        if self.objective == "spread" and prob.classes and small:
             result.utilisation_bound = _spread_lp(prob, _class_counts(prob, placed))
         return result
 
+    def _at_bound(self, prob: _Problem, placed: Array, lower: int) -> bool:
+        return (
+            self.objective == "pack"
+            and bool((placed >= 0).all())
+            and _nodes_used(prob, placed) <= lower
+        )
+
     def bounds(self, pods: list[PodInfo]) -> tuple[float, int]:
-        """Return (LP bound, per-resource bound) on the nodes needed to run all these pods too."""
+        """Return (LP bound, per-resource bound) on the nodes needed to run all these pods too.
+
+        The LP bound is the better of the assignment LP (small clusters) and the pattern LP
+        (column generation, within the time limit).
+        """
+        start = time.perf_counter()
         prob = self._problem([pi for pi in pods if not _interdependent(pi)])
-        lp, simple, _ = self._bounds(prob, np.zeros(len(prob.pods), np.int64))
+        everything = np.zeros(len(prob.pods), np.int64)
+        lp, simple = self._bounds(prob, everything, self.time_limit / 2)
+        if prob.classes:
+            first = fit_decreasing(
+                prob.items, prob.free.copy(), prob.allocatable, "first", None, prob.class_of
+            )
+            seed: dict[int, Array] = {}
+            for k, n in enumerate(first.tolist()):
+                if n >= 0:
+                    seed.setdefault(n, np.zeros(len(prob.classes), np.int64))[prob.class_of[k]] += 1
+            left = self.time_limit - (time.perf_counter() - start)
+            counts = np.array([len(c) for c in prob.classes], np.int64)
+            found = pack_by_patterns(
+                prob.class_req,
+                counts,
+                prob.class_elig,
+                prob.free,
+                prob.used0,
+                seed,
+                max(left, 0.1),
+            )
+            if found is not None:
+                lp = max(lp, found.bound_value)
         extra = [pi for pi in pods if _interdependent(pi)]
         if extra:  # interdependent pods still need room: count them in the simple bound
             more = self._problem(extra).items.requests.sum(axis=0)
@@ -228,8 +269,11 @@ class BatchSolver:
                 return level, "least-level-decreasing"
             return worst, "worst-fit-decreasing"
         node_order = np.lexsort((-prob.allocatable[:, 0], ~prob.used0))
-        ffd = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "first", node_order)
-        bfd = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "best")
+        cls = prob.class_of
+        ffd = fit_decreasing(
+            prob.items, prob.free.copy(), prob.allocatable, "first", node_order, cls
+        )
+        bfd = fit_decreasing(prob.items, prob.free.copy(), prob.allocatable, "best", None, cls)
         score = [(-_value(prob, p), _nodes_used(prob, p)) for p in (ffd, bfd)]
         return (
             (ffd, "first-fit-decreasing") if score[0] <= score[1] else (bfd, "best-fit-decreasing")
@@ -256,21 +300,23 @@ class BatchSolver:
                 free[n] -= prob.items.requests[cand[j]]
         return placed
 
-    def _bounds(self, prob: _Problem, placed: Array) -> tuple[float, int, int]:
-        """Return (LP relaxation, simple per-resource bound, 0) for the pods placed."""
+    def _bounds(self, prob: _Problem, placed: Array, limit: float) -> tuple[float, int]:
+        """Return (assignment LP relaxation or 0 if too large, simple per-resource bound)."""
         counts = _class_counts(prob, placed)
         total = prob.requested.sum(axis=0) + prob.items.requests[placed >= 0].sum(axis=0)
         simple = resource_bound(total, prob.allocatable)
+        if int(prob.class_elig.sum()) > MAX_ASSIGNMENT_VARS:
+            return 0.0, simple  # the pattern LP gives the bound for large clusters
         model = _pack_model(prob, counts)
         res = milp(
             model[0],
             integrality=np.zeros_like(model[0]),
             bounds=model[1],
             constraints=model[2],
-            options={"time_limit": 2.0},
+            options={"time_limit": limit},
         )
-        lp = float(res.fun) if res.x is not None else 0.0
-        return lp, simple, 0
+        lp = float(res.fun) if res.x is not None and res.status == 0 else 0.0
+        return lp, simple
 
     def _ilp(
         self, prob: _Problem, placed: Array, budget: float, notes: list[str]
@@ -369,7 +415,7 @@ class BatchSolver:
 
     def _patterns(
         self, prob: _Problem, placed: Array, budget: float
-    ) -> tuple[Array, str, int] | None:
+    ) -> tuple[Array | None, int, float] | None:
         """Return (placement, method, lower bound) by column generation over node patterns."""
         counts = _class_counts(prob, placed)
         start: dict[int, Array] = {}
@@ -383,6 +429,7 @@ class BatchSolver:
         )
         if found is None:
             return None
+        bound = (found.lower_bound, found.bound_value)
         out = np.full(len(prob.pods), -1)
         cursor = [0] * len(prob.classes)
         for n, per_class in found.per_node.items():
@@ -391,8 +438,8 @@ class BatchSolver:
                 out[members[cursor[cl] : cursor[cl] + take]] = n
                 cursor[cl] += take
         if not (_free_after(prob, out) >= np.minimum(prob.free, 0)).all():
-            return None
-        return out, "column-generation", found.lower_bound
+            return None, *bound
+        return out, *bound
 
     def apply(self, result: BatchResult, pods: list[PodInfo]) -> None:
         """Assume every placement of the result in the snapshot (as bound)."""
@@ -404,6 +451,13 @@ class BatchSolver:
 
 
 # --- helpers over the problem ---------------------------------------------------------------
+
+
+def _class_index(classes: list[list[int]], count: int) -> Array:
+    out = np.zeros(count, np.int64)
+    for cl, members in enumerate(classes):
+        out[members] = cl
+    return out
 
 
 def _interdependent(pi: PodInfo) -> bool:

@@ -37,6 +37,7 @@ class PatternResult:
 
     per_node: dict[int, Array]
     lower_bound: int
+    bound_value: float  # the (continuous) bound lower_bound rounds up, nodes already used included
     lp_value: float
     converged: bool
     optimal: bool
@@ -121,7 +122,17 @@ def pack_by_patterns(
 
     for n, pattern in start.items():
         add(int(type_of[n]), pattern.astype(float))
+    for ti, t in enumerate(types):  # one single-class pattern per type and class, for coverage
+        for c in np.flatnonzero(t.eligible & (counts > 0)):
+            pos = class_req[c] > 0
+            most = int((t.cap[pos] // class_req[c][pos]).min()) if pos.any() else int(counts[c])
+            if most > 0:
+                single = np.zeros(len(counts))
+                single[c] = min(most, int(counts[c]))
+                add(ti, single)
     need = counts.astype(float)
+    if not cols:
+        return None  # no node can hold any of these pods
     converged = False
     lp_value, farley = 0.0, -math.inf
     while time.perf_counter() < deadline:
@@ -148,13 +159,14 @@ def pack_by_patterns(
             farley = lp_value if exact else farley
             break
     base = int(used0.sum())
+    bound_value = base + max(farley, 0.0)
     lower = base + max(0, math.ceil(max(farley, 0.0) - 1e-6))
     per_node, optimal = _integer_master(
         cols, types, need, counts, class_req, max(deadline - time.perf_counter(), 0.05)
     )
     if per_node is None:
         return None
-    return PatternResult(per_node, lower, lp_value, converged, optimal and converged)
+    return PatternResult(per_node, lower, bound_value, lp_value, converged, optimal and converged)
 
 
 def _master_lp(
