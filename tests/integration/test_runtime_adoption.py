@@ -110,3 +110,43 @@ async def test_log_rotation_keeps_n_files_and_reads_across(
     first = await asyncio.wait_for(follower.__anext__(), 5)
     assert first.message.startswith(b"line-")
     await follower.aclose()
+
+
+async def test_two_runtime_objects_see_each_others_changes(
+    tmp_path: Path, busybox: BusyboxImage
+) -> None:
+    from dockyard.runtime import SandboxConfig
+
+    first = make_runtime(tmp_path)
+    second = make_runtime(tmp_path, bridge=first.network.bridge, pod_cidr=first.network.pod_cidr)
+    try:
+        sb = await first.create_sandbox(SandboxConfig(pod_uid="u", name="shared"))
+        cid = await first.create_container(sb.id, busybox.container("c", command=["sleep", "60"]))
+        assert [c.id for c in await second.list_containers()] == [cid]  # made by the other
+        await second.remove_container(cid)
+        assert await first.list_containers() == []  # removed by the other
+    finally:
+        await teardown(first)
+
+
+async def test_lost_monitor_reports_unknown(runtime: Runtime, busybox: BusyboxImage) -> None:
+    from dockyard.runtime import SandboxConfig
+    from dockyard.runtime.monitor import conmon_pid
+
+    sb = await runtime.create_sandbox(SandboxConfig(pod_uid="u", name="lost"))
+    cid = await runtime.create_container(sb.id, busybox.container("c", command=["sleep", "60"]))
+    await runtime.start_container(cid)
+    status = await runtime.container_status(cid)
+    rec = runtime._container_record(cid)
+    monitor_pid = conmon_pid(runtime._monitor_paths(rec))
+    assert monitor_pid
+    os.kill(monitor_pid, 9)  # conmon, which this runtime started
+    os.kill(status.pid, 9)  # and the container's process
+    for _ in range(100):
+        state = (await runtime.container_status(cid)).state
+        if state == "unknown":
+            break
+        await asyncio.sleep(0.05)
+    assert state == "unknown"
+    await runtime.remove_container(cid)
+    assert await runtime.list_containers() == []

@@ -40,11 +40,11 @@ def test_cni_conflist_is_per_runtime(tmp_path: Path) -> None:
     conf = a.conflist()
     assert conf["cniVersion"] == "1.0.0"
     bridge, portmap = conf["plugins"]
-    assert bridge["bridge"] == "br-a" and bridge["isGateway"] and bridge["ipMasq"]
+    assert bridge["bridge"] == "br-a" and bridge["isGateway"] and not bridge["ipMasq"]
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.1.0.0/24"}]]
     assert bridge["ipam"]["dataDir"] == str(tmp_path / "a" / "cni" / "networks")
     assert portmap["type"] == "portmap" and portmap["capabilities"] == {"portMappings": True}
-    assert a.name != b.name
+    assert a.name != b.name and a.masq_chain != b.masq_chain and len(a.masq_chain) <= 28
     with pytest.raises(NetworkError, match="bridge name"):
         CniNetwork(run_dir=tmp_path, bridge="a-bridge-name-too-long", pod_cidr="10.0.0.0/8",
                    cni_bin_dir=Path("/usr/lib/cni"))  # fmt: skip

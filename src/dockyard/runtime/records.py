@@ -20,7 +20,7 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 
 from dockyard.runtime.network import PortMapping
 from dockyard.runtime.spec import Mount, Resources
@@ -216,3 +216,50 @@ def load_all(directory: Path) -> list[dict[str, Any]]:
         except (OSError, ValueError) as e:
             raise ValueError(f"runtime state {path} is unreadable: {e}") from e
     return sorted(out, key=lambda r: r.get("created_at", 0))
+
+
+R = TypeVar("R", SandboxRecord, ContainerRecord)
+
+
+class RecordCache(Generic[R]):
+    """The records of one state dir, kept in memory and reloaded when the dir changes.
+
+    Every write goes to disk first (atomically), then to memory. The dir's mtime tells when
+    another process (a CLI, an earlier runtime) changed it, so reads stay cheap for the many
+    status calls of a node agent without going stale.
+    """
+
+    def __init__(self, directory: Path, kind: type[R]) -> None:
+        self.directory = directory
+        self.kind: type[R] = kind
+        self._records: dict[str, R] = {}
+        self._mtime = -1
+
+    def _fresh(self) -> dict[str, R]:
+        mtime = os.stat(self.directory).st_mtime_ns
+        if mtime != self._mtime:
+            self._records = {r["id"]: self.kind(**r) for r in load_all(self.directory)}
+            self._mtime = mtime
+        return self._records
+
+    def get(self, record_id: str) -> R | None:
+        """Return the record with this id, or None."""
+        return self._fresh().get(record_id)
+
+    def all(self) -> list[R]:
+        """Return every record, oldest first."""
+        return sorted(self._fresh().values(), key=lambda r: r.created_at)
+
+    def put(self, record_id: str, record: R) -> None:
+        """Write a record to disk and memory."""
+        records = self._fresh()
+        write_atomic(self.directory / f"{record_id}.json", record)
+        records[record_id] = record
+        self._mtime = os.stat(self.directory).st_mtime_ns
+
+    def remove(self, record_id: str) -> None:
+        """Delete a record from disk and memory (a missing one is fine)."""
+        records = self._fresh()
+        (self.directory / f"{record_id}.json").unlink(missing_ok=True)
+        records.pop(record_id, None)
+        self._mtime = os.stat(self.directory).st_mtime_ns

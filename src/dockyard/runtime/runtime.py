@@ -53,13 +53,12 @@ from dockyard.runtime.records import (
     ContainerStats,
     ContainerStatus,
     ExecResult,
+    RecordCache,
     Sandbox,
     SandboxConfig,
     SandboxRecord,
-    load_all,
     read_json,
     to_json,
-    write_atomic,
 )
 from dockyard.runtime.rootfs import mount_rootfs, remove_rootfs
 from dockyard.runtime.runc import Runc, RuncError
@@ -110,6 +109,8 @@ class Runtime:
         self.runc = Runc(self.run_dir / "runc", self.runc_binary)
         self.network = CniNetwork(run_dir=self.run_dir, bridge=bridge, pod_cidr=pod_cidr,
                                   cni_bin_dir=cni_bin_dir)  # fmt: skip
+        self._sandbox_cache = RecordCache(self.sandbox_state_dir, SandboxRecord)
+        self._container_cache = RecordCache(self.container_state_dir, ContainerRecord)
         self._locks: dict[str, asyncio.Lock] = {}
         self._network_lock = asyncio.Lock()
         self._creating_sandboxes = 0
@@ -145,24 +146,22 @@ class Runtime:
     # -- records ------------------------------------------------------------------------
 
     def _sandbox_record(self, sandbox_id: str) -> SandboxRecord:
-        path = self.sandbox_state_dir / f"{_safe_id(sandbox_id)}.json"
-        try:
-            return SandboxRecord(**read_json(path))
-        except FileNotFoundError:
-            raise NotFoundError(f"sandbox {sandbox_id} not found") from None
+        rec = self._sandbox_cache.get(_safe_id(sandbox_id))
+        if rec is None:
+            raise NotFoundError(f"sandbox {sandbox_id} not found")
+        return rec
 
     def _container_record(self, container_id: str) -> ContainerRecord:
-        path = self.container_state_dir / f"{_safe_id(container_id)}.json"
-        try:
-            return ContainerRecord(**read_json(path))
-        except FileNotFoundError:
-            raise NotFoundError(f"container {container_id} not found") from None
+        rec = self._container_cache.get(_safe_id(container_id))
+        if rec is None:
+            raise NotFoundError(f"container {container_id} not found")
+        return rec
 
     def _save_sandbox(self, rec: SandboxRecord) -> None:
-        write_atomic(self.sandbox_state_dir / f"{rec.id}.json", rec)
+        self._sandbox_cache.put(rec.id, rec)
 
     def _save_container(self, rec: ContainerRecord) -> None:
-        write_atomic(self.container_state_dir / f"{rec.id}.json", rec)
+        self._container_cache.put(rec.id, rec)
 
     # -- sandboxes ----------------------------------------------------------------------
 
@@ -223,12 +222,12 @@ class Runtime:
             remove_namespaces(sdir)
             shutil.rmtree(sdir, ignore_errors=True)
             shutil.rmtree(self._pod_log_dir(config), ignore_errors=True)
-            (self.sandbox_state_dir / f"{sandbox_id}.json").unlink(missing_ok=True)
+            self._sandbox_cache.remove(sandbox_id)
         self._locks.pop(sandbox_id, None)
 
     def list_sandboxes(self) -> list[Sandbox]:
         """Return every sandbox this runtime's state holds, oldest first."""
-        return [_sandbox(SandboxRecord(**r)) for r in load_all(self.sandbox_state_dir)]
+        return [_sandbox(r) for r in self._sandbox_cache.all()]
 
     async def port_forward(
         self, sandbox_id: str, port: int
@@ -254,7 +253,7 @@ class Runtime:
     # -- containers ---------------------------------------------------------------------
 
     def _container_records(self) -> list[ContainerRecord]:
-        return [ContainerRecord(**r) for r in load_all(self.container_state_dir)]
+        return self._container_cache.all()
 
     def _pod_log_dir(self, config: SandboxConfig) -> Path:
         return self.data_dir / "logs" / f"{config.namespace}_{config.name}_{config.pod_uid}"
@@ -344,6 +343,9 @@ class Runtime:
     async def _status(self, rec: ContainerRecord) -> ContainerStatus:
         paths = self._monitor_paths(rec)
         code = monitor.exit_code(paths, rec.id)
+        alive = code is None and rec.pid > 0 and _alive(rec.pid, rec.pid_start)
+        if code is None and not alive:
+            code = await self._await_exit_code(rec)
         finished = monitor.exit_time(paths, rec.id)
         state: str
         reason = ""
@@ -352,10 +354,11 @@ class Runtime:
             state = "exited"
             oom = monitor.oom_killed(paths) or cgroups.oom_kill_count(rec.cgroup_path) > 0
             reason = "OOMKilled" if oom else ("Completed" if code == 0 else "Error")
-        elif rec.pid and _alive(rec.pid, rec.pid_start):
+        elif alive:
             state = "running" if rec.started_at is not None else "created"
         else:
-            state, message = await self._state_from_runc(rec)
+            state = "unknown"
+            message = "the container's process and its monitor are gone; no exit code"
         return ContainerStatus(
             id=rec.id, name=rec.name, sandbox_id=rec.sandbox_id, state=state,  # type: ignore[arg-type]
             pid=rec.pid if state in ("running", "created") else 0, exit_code=code,
@@ -365,14 +368,18 @@ class Runtime:
             message=message,
         )  # fmt: skip
 
-    async def _state_from_runc(self, rec: ContainerRecord) -> tuple[str, str]:
-        # The process is gone but conmon has not written the exit file (yet, or ever).
+    async def _await_exit_code(self, rec: ContainerRecord) -> int | None:
+        # The process is gone and no exit code is recorded: conmon writes it within a moment
+        # of the exit, unless conmon itself is gone (killed, or the host rebooted).
         paths = self._monitor_paths(rec)
-        for _ in range(20):
-            if monitor.exit_code(paths, rec.id) is not None:
-                return "exited", ""
-            await asyncio.sleep(0.05)
-        return "unknown", "the container's process is gone and no exit code was recorded"
+        conmon = monitor.conmon_pid(paths)
+        deadline = time.monotonic() + 1.0
+        while conmon and _alive(conmon) and time.monotonic() < deadline:
+            code = monitor.exit_code(paths, rec.id)
+            if code is not None:
+                return code
+            await asyncio.sleep(0.02)
+        return monitor.exit_code(paths, rec.id)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         """Return the status of every container (of one sandbox if given), oldest first."""
@@ -435,7 +442,7 @@ class Runtime:
         with contextlib.suppress(cgroups.CgroupError):
             cgroups.remove_cgroup(rec.cgroup_path)
         (self.exit_dir / rec.id).unlink(missing_ok=True)
-        (self.container_state_dir / f"{rec.id}.json").unlink(missing_ok=True)
+        self._container_cache.remove(rec.id)
 
     # -- exec, stats, logs --------------------------------------------------------------
 
