@@ -4,6 +4,8 @@
   ``preemptionPolicy`` from its PriorityClass (403 when there is none, as Kubernetes); a pod
   without one gets the globalDefault class's value, else 0. The two system classes Kubernetes
   always has (system-cluster-critical, system-node-critical) are known without objects.
+- Services: clusterIP and nodePorts are allocated (``service_ips``); that admitter writes only
+  its own allocation claims, never objects.
 
 Admitters run after defaults and before validation; they may read the store, never write it.
 """
@@ -14,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard.api import status
+from dockyard.api.service_ips import admit_service
 from dockyard.objects.resources import ResourceInfo, lookup
 
 if TYPE_CHECKING:
@@ -60,4 +63,4 @@ def _choose(classes: list[dict[str, Any]], name: str | None) -> dict[str, Any] |
     return None
 
 
-ADMITTERS: tuple[Admitter, ...] = (admit_priority,)
+ADMITTERS: tuple[Admitter, ...] = (admit_priority, admit_service)

@@ -1,0 +1,216 @@
+"""ClusterIP and NodePort allocation for Services (admission on create).
+
+Each allocated address or node port is a claim key in the store
+(``/dockyard/allocations/serviceips/<ip>``, ``/dockyard/allocations/nodeports/<port>``) whose
+value names the service that holds it. Claims are made with the store's create, which is
+atomic, so two concurrent creates never get the same address, with one api server or many
+over etcd.
+
+A claim is released lazily, the way Kubernetes' repair loop does it: a claim older than
+``CLAIM_GRACE_SECONDS`` whose service no longer exists (deleted directly, or with its
+namespace) or no longer holds that address is stale, and the next allocation that needs it
+takes it over with a compare-and-swap. Young claims are always honoured, because their create
+may still be in flight. Updates keep what was allocated (``objects.service.carry_over``).
+
+``configure(storage, cidr, node_ports)`` sets the ranges of one api server; without it the
+Kubernetes defaults (10.96.0.0/16, 30000-32767) apply.
+
+Invariants: an address handed out lies inside the service CIDR and is neither its network
+address nor its first host (reserved for the ``kubernetes`` service); no two live services
+share an address or a node port.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from dockyard.api import status
+from dockyard.objects import service as svc
+from dockyard.objects.resources import ResourceInfo, lookup
+from dockyard.objects.validation import list_of
+from dockyard.store.base import AlreadyExistsError, ConflictError, NotFoundError
+
+if TYPE_CHECKING:
+    from dockyard.api.storage import ResourceStorage
+
+DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
+CLAIM_GRACE_SECONDS = 60.0
+IP_PREFIX = "/dockyard/allocations/serviceips/"
+PORT_PREFIX = "/dockyard/allocations/nodeports/"
+_SERVICES = lookup("", "v1", "services")
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ServiceRanges:
+    """The service CIDR and node port range one api server allocates from."""
+
+    cidr: str = DEFAULT_SERVICE_CIDR
+    node_ports: tuple[int, int] = svc.NODE_PORT_RANGE
+
+
+_RANGES: weakref.WeakKeyDictionary[Any, ServiceRanges] = weakref.WeakKeyDictionary()
+
+
+def configure(storage: ResourceStorage, cidr: str, node_ports: tuple[int, int] | None = None
+              ) -> None:  # fmt: skip
+    """Set the ranges the storage's api server allocates from (checked here)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    if network.num_addresses < 4:
+        raise ValueError(f"service CIDR {cidr} is too small: it needs at least 4 addresses")
+    _RANGES[storage] = ServiceRanges(str(network), node_ports or svc.NODE_PORT_RANGE)
+
+
+def ranges_of(storage: ResourceStorage) -> ServiceRanges:
+    """Return the ranges configured for a storage (the defaults when none were set)."""
+    return _RANGES.get(storage, ServiceRanges())
+
+
+async def admit_service(storage: ResourceStorage, info: ResourceInfo, obj: Obj) -> None:
+    """Allocate a new Service's clusterIP and nodePorts (or claim the ones it asks for)."""
+    if info.kind != "Service" or info.group:
+        return
+    spec = obj.get("spec")
+    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+        return
+    ranges = ranges_of(storage)
+    owner = _owner(obj)
+    asked = spec.get("clusterIP")
+    if asked and asked != "None":
+        await _claim_asked_ip(storage, ranges, str(asked), owner)
+    elif svc.needs_cluster_ip(obj):
+        svc.assign_cluster_ip(obj, await _allocate_ip(storage, ranges, owner))
+    for port in list_of(spec.get("ports")):
+        if isinstance(port, dict) and isinstance(port.get("nodePort"), int) and port["nodePort"]:
+            await _claim_asked_port(storage, ranges, port["nodePort"], owner)
+    for port in svc.ports_needing_node_ports(obj):
+        port["nodePort"] = await _allocate_port(storage, ranges, owner)
+
+
+def _owner(obj: Obj) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', 'default')}/{meta.get('name') or meta.get('generateName')}"
+
+
+async def _claim_asked_ip(storage: ResourceStorage, ranges: ServiceRanges, ip: str,
+                          owner: str) -> None:  # fmt: skip
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return  # validation names the bad field
+    if address not in ipaddress.ip_network(ranges.cidr):
+        raise _invalid(owner, "spec.clusterIPs", ip,
+                       f"failed to allocate IP {ip}: provided IP is not in the valid range. "
+                       f"The range of valid IPs is {ranges.cidr}")
+    if not await _claim(storage, IP_PREFIX + ip, owner):
+        raise _invalid(owner, "spec.clusterIPs", ip,
+                       f"failed to allocate IP {ip}: provided IP is already allocated")
+
+
+async def _claim_asked_port(storage: ResourceStorage, ranges: ServiceRanges, port: int,
+                            owner: str) -> None:  # fmt: skip
+    low, high = ranges.node_ports
+    if not low <= port <= high:
+        return  # validation rejects ports outside the range
+    if not await _claim(storage, f"{PORT_PREFIX}{port}", owner):
+        raise _invalid(owner, "spec.ports[].nodePort", str(port),
+                       f"provided port is already allocated: {port}")
+
+
+async def _allocate_ip(storage: ResourceStorage, ranges: ServiceRanges, owner: str) -> str:
+    taken = await _live_claims(storage, IP_PREFIX)
+    for _ in range(64):
+        ip = svc.next_free_ip(ranges.cidr, taken)
+        if ip is None:
+            break
+        if await _claim(storage, IP_PREFIX + ip, owner):
+            return ip
+        taken.add(ip)  # lost a race for it: try the next one
+    raise status.StatusError(500, "InternalError",
+                             f"failed to allocate a clusterIP: range {ranges.cidr} is full")
+
+
+async def _allocate_port(storage: ResourceStorage, ranges: ServiceRanges, owner: str) -> int:
+    taken = {int(p) for p in await _live_claims(storage, PORT_PREFIX)}
+    for _ in range(64):
+        port = svc.next_free_node_port(taken, ranges.node_ports)
+        if port is None:
+            break
+        if await _claim(storage, f"{PORT_PREFIX}{port}", owner):
+            return port
+        taken.add(port)
+    raise status.StatusError(500, "InternalError",
+                             f"failed to allocate a nodePort: range {ranges.node_ports} is full")
+
+
+async def _live_claims(storage: ResourceStorage, prefix: str) -> set[str]:
+    """Return the addresses (or ports) under prefix whose claims are not stale."""
+    kvs, _rev, _more = await storage.store.list(prefix)
+    live = set()
+    for kv in kvs:
+        if not await _is_stale(storage, kv.key, orjson.loads(kv.value)):
+            live.add(kv.key.removeprefix(prefix))
+    return live
+
+
+async def _claim(storage: ResourceStorage, key: str, owner: str) -> bool:
+    """Claim key for owner; take over a stale claim; tell whether the key is now ours."""
+    value = orjson.dumps({"owner": owner, "at": time.time()})
+    try:
+        await storage.store.create(key, value)
+        return True
+    except AlreadyExistsError:
+        pass
+    kv = await storage.store.get(key)
+    if kv is None:
+        return await _claim_again(storage, key, value)
+    held = orjson.loads(kv.value)
+    if held.get("owner") != owner and not await _is_stale(storage, key, held):
+        return False
+    try:
+        await storage.store.update(key, value, kv.mod_revision)
+        return True
+    except (ConflictError, NotFoundError):
+        return False  # someone else took it over first
+
+
+async def _claim_again(storage: ResourceStorage, key: str, value: bytes) -> bool:
+    try:
+        await storage.store.create(key, value)
+        return True
+    except AlreadyExistsError:
+        return False
+
+
+async def _is_stale(storage: ResourceStorage, key: str, held: Obj) -> bool:
+    """Tell whether a claim's service is gone or no longer holds what the key names."""
+    if time.time() - float(held.get("at") or 0) < CLAIM_GRACE_SECONDS or _SERVICES is None:
+        return False
+    namespace, _, name = str(held.get("owner", "")).partition("/")
+    try:
+        current = await storage.get(_SERVICES, namespace, name)
+    except status.StatusError:
+        return True
+    return not holds(current, key)
+
+
+def holds(service: Obj, key: str) -> bool:
+    """Tell whether a service holds the address or node port a claim key names."""
+    spec = service.get("spec") or {}
+    if key.startswith(IP_PREFIX):
+        return key.removeprefix(IP_PREFIX) in (spec.get("clusterIPs") or [spec.get("clusterIP")])
+    port = key.removeprefix(PORT_PREFIX)
+    return any(isinstance(p, dict) and str(p.get("nodePort")) == port
+               for p in spec.get("ports") or [])
+
+
+def _invalid(owner: str, field: str, value: str, message: str) -> status.StatusError:
+    name = owner.partition("/")[2]
+    return status.invalid("Service", name, [{"reason": "FieldValueInvalid", "field": field,
+                                             "message": f"Invalid value: {value!r}: {message}"}])
