@@ -255,3 +255,20 @@ async def test_previous_attempt_logs(runtime: Runtime, busybox: BusyboxImage) ->
     third = await runtime.create_container(sid, busybox.container("solo", command=["true"]))
     with pytest.raises(NotFoundError, match="no previous log"):
         [r async for r in runtime.read_logs(third, previous=True)]
+
+
+async def test_attach_to_stdin_and_output(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    script = "while read l; do echo got:$l; done; echo bye >&2"
+    cfg = busybox.container("cat", command=["sh", "-c", script], stdin=True)
+    cid = await runtime.create_container(sid, cfg)
+    await runtime.start_container(cid)
+    session = await runtime.attach(cid)
+    await session.write(b"one\n")
+    assert await asyncio.wait_for(session.read(), 10) == ("stdout", b"got:one\n")
+    session.close_stdin()
+    assert await asyncio.wait_for(session.read(), 10) == ("stderr", b"bye\n")
+    session.close()
+    await wait_state(runtime, cid, "exited")
+    assert (await runtime.container_status(cid)).exit_code == 0
+    assert [r.message async for r in runtime.read_logs(cid)] == [b"got:one", b"bye"]

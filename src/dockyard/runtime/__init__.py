@@ -3,6 +3,7 @@
 The public surface is re-exported here; see runtime.py for the Runtime and its layout.
 """
 
+from dockyard.runtime.attach import AttachError, AttachSession
 from dockyard.runtime.exec import ExecError, ExecProcess
 from dockyard.runtime.logs import LogRecord
 from dockyard.runtime.monitor import MonitorError
@@ -20,7 +21,8 @@ from dockyard.runtime.runtime import NotFoundError, RequestError, Runtime
 from dockyard.runtime.spec import Mount, Resources, SpecError
 
 __all__ = [
-    "ContainerConfig", "ContainerStats", "ContainerStatus", "ExecError", "ExecProcess",
+    "AttachError", "AttachSession", "ContainerConfig", "ContainerStats", "ContainerStatus",
+    "ExecError", "ExecProcess",
     "ExecResult", "LogRecord", "MonitorError", "Mount", "NetworkError", "NotFoundError",
     "PortMapping", "RequestError", "Resources", "Runtime", "RuncError", "Sandbox",
     "SandboxConfig", "SpecError",

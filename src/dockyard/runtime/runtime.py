@@ -37,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.runtime import cgroups, logs, monitor
+from dockyard.runtime.attach import AttachSession
+from dockyard.runtime.attach import attach as attach_to
 from dockyard.runtime.exec import ExecProcess, exec_stream
 from dockyard.runtime.exec import exec_sync as run_exec_sync
 from dockyard.runtime.monitor import MonitorPaths
@@ -469,6 +471,11 @@ class Runtime:
         rec = self._running_record(container_id)
         return await exec_stream(self.runc, rec.id, self._spec(rec), Path(rec.container_dir),
                                  cmd, stdin=stdin, tty=tty)  # fmt: skip
+
+    async def attach(self, container_id: str) -> AttachSession:
+        """Attach to a running container's stdio (stdin only if it was created with stdin)."""
+        rec = self._running_record(container_id)
+        return attach_to(Path(rec.container_dir))
 
     async def stats(self, container_id: str) -> ContainerStats:
         """Return cpu seconds, memory working set bytes and pids of a running container."""
