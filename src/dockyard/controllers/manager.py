@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from dockyard.client import ApiClient, EventRecorder, InformerFactory
 from dockyard.controllers.base import Controller
 from dockyard.controllers.deployment import DeploymentController
+from dockyard.controllers.endpoints import EndpointsController
 from dockyard.controllers.garbage_collector import DEFAULT_RESOURCES, GarbageCollector
 from dockyard.controllers.hpa import TOLERANCE, HorizontalPodAutoscalerController
 from dockyard.controllers.node_lifecycle import LEASE_NAMESPACE, NodeLifecycleController
@@ -31,7 +32,7 @@ from dockyard.controllers.replicaset import ReplicaSetController
 log = logging.getLogger(__name__)
 
 ALL_CONTROLLERS = ("replicaset", "deployment", "garbagecollector", "nodelifecycle",
-                   "horizontalpodautoscaling")
+                   "horizontalpodautoscaling", "endpoints")
 
 
 @dataclass
@@ -105,6 +106,10 @@ class ControllerManager:
                 f.informer("autoscaling/v2", "horizontalpodautoscalers"), pods,
                 opts.hpa_sync_period, opts.hpa_tolerance, opts.hpa_downscale_stabilization,
                 opts.workers)
+        if "endpoints" in enabled:
+            self.controllers["endpoints"] = EndpointsController(
+                self.api, self._recorder("endpoint-controller"), f.informer("v1", "services"),
+                f.informer("v1", "endpoints"), pods, opts.workers)
 
     async def start(self) -> None:
         """Start informers and controllers; wait (up to sync_timeout) for the caches."""
