@@ -179,7 +179,8 @@ class _Session:
 
     async def _token(self, params: dict[str, str]) -> str:
         query = {"service": params.get("service", "")}
-        query["scope"] = self.scope
+        if self.repository:
+            query["scope"] = self.scope
         headers = {}
         if self.credentials is not None:
             user, password = self.credentials
@@ -216,7 +217,8 @@ class RegistryClient:
         self.chunk_size = chunk_size
 
     @contextlib.asynccontextmanager
-    async def _session(self, registry: str, repository: str, actions: str) -> Any:
+    async def _session(self, registry: str, repository: str, actions: str,
+                       credentials: tuple[str, str] | None = None) -> Any:  # fmt: skip
         ssl_context: ssl.SSLContext | bool = True
         if not self.tls_verify:
             ssl_context = False
@@ -226,6 +228,8 @@ class RegistryClient:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=300)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
             session = _Session(self, http, registry, repository, actions)
+            if credentials is not None:
+                session.credentials = credentials
             await session.ping()
             yield session
 
@@ -233,16 +237,10 @@ class RegistryClient:
 
     async def login(self, registry: str, username: str, password: str) -> None:
         """Check credentials against the registry, then store them."""
-        store = self.credentials
-        probe = RegistryClient(None, insecure=self.insecure, tls_verify=self.tls_verify,
-                               ca_file=self.ca_file)  # fmt: skip
-        async with probe._session(registry, "", "pull") as session:
-            session.credentials = (username, password)
-            session.scope = ""
-            async with await session.request("GET", "/v2/", expect=(200,)):
-                pass
-        if store is not None:
-            store.store(registry, username, password)
+        async with self._session(registry, "", "pull", (username, password)):
+            pass  # the ping answered 200 with these credentials
+        if self.credentials is not None:
+            self.credentials.store(registry, username, password)
 
     # -- pull -------------------------------------------------------------------------------
 
