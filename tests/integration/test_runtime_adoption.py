@@ -150,3 +150,28 @@ async def test_lost_monitor_reports_unknown(runtime: Runtime, busybox: BusyboxIm
     assert state == "unknown"
     await runtime.remove_container(cid)
     assert await runtime.list_containers() == []
+
+
+async def test_garbage_collect_removes_what_a_crash_left(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    from dockyard.runtime import SandboxConfig
+    from dockyard.runtime.network import create_namespaces
+    from dockyard.runtime.rootfs import is_mounted, mount_rootfs
+
+    sb = await runtime.create_sandbox(SandboxConfig(pod_uid="u", name="kept"))
+    kept = await runtime.create_container(sb.id, busybox.container("c", command=["sleep", "60"]))
+    await runtime.start_container(kept)
+    # What a crash between steps of create_container / create_sandbox leaves behind:
+    stray_container = runtime.data_dir / "containers" / ("ab" * 32)
+    stray_container.mkdir()
+    mount_rootfs(stray_container, busybox.layers)
+    stray_sandbox = runtime.run_dir / "sandboxes" / ("cd" * 32)
+    await create_namespaces(stray_sandbox, "stray")
+    removed = await runtime.garbage_collect()
+    assert f"container dir {stray_container}" in removed
+    assert f"sandbox dir {stray_sandbox}" in removed
+    assert not is_mounted(stray_container / "rootfs") and not stray_container.exists()
+    assert not stray_sandbox.exists()
+    assert (await runtime.container_status(kept)).state == "running"  # untouched
+    assert await runtime.garbage_collect() == []

@@ -272,3 +272,14 @@ async def test_attach_to_stdin_and_output(runtime: Runtime, busybox: BusyboxImag
     await wait_state(runtime, cid, "exited")
     assert (await runtime.container_status(cid)).exit_code == 0
     assert [r.message async for r in runtime.read_logs(cid)] == [b"got:one", b"bye"]
+
+
+async def test_tty_container_resize(runtime: Runtime, busybox: BusyboxImage) -> None:
+    sid = await sandbox(runtime)
+    cfg = busybox.container("term", command=["sh", "-c", "sleep 1; stty size"], tty=True)
+    cid = await runtime.create_container(sid, cfg)
+    await runtime.start_container(cid)
+    await runtime.resize_tty(cid, 40, 100)
+    await wait_state(runtime, cid, "exited")
+    out = b"".join([r.message async for r in runtime.read_logs(cid)])
+    assert b"40 100" in out

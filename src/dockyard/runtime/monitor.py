@@ -12,7 +12,9 @@ Files per container:
 - `exit_dir/<id>`: the exit code, written once the container's init has exited.
 - `persist_dir/oom`: present when the kernel's OOM killer hit the container's cgroup.
 - `persist_dir/conmon.log`: conmon's own errors.
-- `bundle/ctl`: a FIFO; the line "2 0 0" makes conmon reopen its log file.
+- `bundle/ctl`: a FIFO; the line "2 0 0" makes conmon reopen its log file, "1 ROWS COLS"
+  resizes a container's terminal.
+- `bundle/attach`: conmon's attach socket (attach.py).
 
 Invariants:
 - `spawn` returns only after `runc create` finished: with the container's pid, or with
@@ -186,12 +188,23 @@ def conmon_pid(paths: MonitorPaths) -> int | None:
 
 def reopen_logs(paths: MonitorPaths) -> bool:
     """Ask conmon to reopen its log file (after a rotation); False if it is gone."""
+    return _control(paths, REOPEN_LOGS)
+
+
+def resize_tty(paths: MonitorPaths, rows: int, cols: int) -> bool:
+    """Set the terminal size of a container made with a TTY; False if conmon is gone."""
+    if not (0 < rows <= 1000 and 0 < cols <= 1000):  # conmon's own bounds
+        raise MonitorError(f"terminal size {rows}x{cols} is outside 1..1000")
+    return _control(paths, f"1 {rows} {cols}\n".encode())
+
+
+def _control(paths: MonitorPaths, message: bytes) -> bool:
     try:
         fd = os.open(paths.bundle / "ctl", os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:  # ENXIO: no reader, conmon has exited; ENOENT: never started
         return False
     try:
-        os.write(fd, REOPEN_LOGS)
+        os.write(fd, message)
     finally:
         os.close(fd)
     return True

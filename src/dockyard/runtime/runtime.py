@@ -117,7 +117,8 @@ class Runtime:
         self._network_lock = asyncio.Lock()
         self._creating_sandboxes = 0
         for d in (self.sandbox_state_dir, self.container_state_dir, self.exit_dir,
-                  self.run_dir / "runc", self.data_dir / "containers", self.data_dir / "logs"):
+                  self.run_dir / "runc", self.run_dir / "sandboxes", self.data_dir / "containers",
+                  self.data_dir / "logs"):
             d.mkdir(parents=True, exist_ok=True)  # fmt: skip
 
     # -- paths --------------------------------------------------------------------------
@@ -477,6 +478,13 @@ class Runtime:
         rec = self._running_record(container_id)
         return attach_to(Path(rec.container_dir))
 
+    async def resize_tty(self, container_id: str, rows: int, cols: int) -> None:
+        """Set the terminal size of a container created with tty."""
+        rec = self._running_record(container_id)
+        if not rec.tty:
+            raise RequestError(f"container {container_id} has no TTY")
+        monitor.resize_tty(self._monitor_paths(rec), rows, cols)
+
     async def stats(self, container_id: str) -> ContainerStats:
         """Return cpu seconds, memory working set bytes and pids of a running container."""
         rec = self._running_record(container_id)
@@ -519,6 +527,37 @@ class Runtime:
                            lambda p=paths: monitor.reopen_logs(p)):  # type: ignore[misc]
                 rotated += 1
         return rotated
+
+    async def garbage_collect(self) -> list[str]:
+        """Remove what no record describes (left by a crash mid-create); return what went.
+
+        Run it when no create is in flight (at agent start): runc containers, container dirs
+        (with their rootfs mounts), sandbox dirs (with their namespace pins) and exit files
+        that belong to no record.
+        """
+        removed = []
+        containers = {r.id for r in self._container_records()}
+        sandboxes = {r.id for r in self._sandbox_cache.all()}
+        for entry in await self.runc.list_containers():
+            if entry.get("id") not in containers:
+                await self.runc.delete(entry["id"], force=True)
+                removed.append(f"runc container {entry['id']}")
+        for cdir in sorted((self.data_dir / "containers").iterdir()):
+            if cdir.name not in containers:
+                await _wait_gone(monitor.conmon_pid(MonitorPaths(cdir, cdir / "persist",
+                                 self.exit_dir, cdir)), EXIT_WAIT_SECONDS)  # fmt: skip
+                await asyncio.to_thread(remove_rootfs, cdir)
+                removed.append(f"container dir {cdir}")
+        for sdir in sorted((self.run_dir / "sandboxes").glob("*")):
+            if sdir.name not in sandboxes:
+                remove_namespaces(sdir)
+                shutil.rmtree(sdir, ignore_errors=True)
+                removed.append(f"sandbox dir {sdir}")
+        for exit_file in self.exit_dir.iterdir():
+            if exit_file.name not in containers:
+                exit_file.unlink(missing_ok=True)
+                removed.append(f"exit file {exit_file.name}")
+        return removed
 
     async def close(self) -> None:
         """Let go of this Runtime object; containers keep running under conmon."""
