@@ -221,3 +221,17 @@ def test_pairing_pods_beats_first_fit() -> None:
     ]
     result = BatchSolver(snap).solve(pods)
     assert result.nodes_used == 6 and result.lower_bound == 6 and result.gap == 0.0
+
+
+def test_knapsack_admission_places_more_pods_than_fit_decreasing() -> None:
+    # with no time for the ILP: one 4-cpu node, pods 3, 2, 2 cpu; first-fit-decreasing takes
+    # the 3-cpu pod (1 pod), the per-node knapsack DP admits 2 + 2 (2 pods)
+    snap = Snapshot([make_node("n1").allocatable(cpu="4")])
+    pods = [
+        make_pod("big").requests(cpu="3"),
+        make_pod("a").requests(cpu="2"),
+        make_pod("b").requests(cpu="2"),
+    ]
+    result = BatchSolver(snap, time_limit=0).solve(pods)
+    assert result.method.startswith("knapsack-admission")
+    assert sorted(result.assignments) == ["default/a", "default/b"]

@@ -10,7 +10,8 @@ well-kept open-source MIP solver with time limits and a reported dual bound, and
 model's LP relaxation with the same code; OR-Tools CP-SAT would add a large wheel and pinned
 protobuf for no gain on models this size.
 
-Order of work: first/best/worst-fit decreasing (plus an exact knapsack fill of leftover room);
+Order of work: first/best/worst-fit decreasing, and when not every pod fits, knapsack admission
+(the exact per-node DP choosing which waiting pods each node runs);
 for "pack", column generation over node patterns (``solvers.patterns``: Gilmore-Gomory bound,
 price-and-branch); then, if the answer is still not proven optimal and time remains, the
 per-node assignment ILP below. Each step's answer replaces the incumbent only if better.
@@ -60,6 +61,7 @@ from dockyard.scheduler.solvers.patterns import pack_by_patterns
 
 Array = np.ndarray
 Obj = dict[str, Any]
+KNAPSACK_ITEMS = 14  # waiting pods the admission DP weighs per node (best value per size)
 MAX_ASSIGNMENT_VARS = 5_000  # beyond this many (class, node) pairs only patterns are used
 STATIC_FILTERS = (
     "NodeUnschedulable",
@@ -185,7 +187,9 @@ class BatchSolver:
         prob = self._problem(batch)
         notes: list[str] = []
         placed, method = self._heuristic(prob)
-        placed = self._knapsack_fill(prob, placed)
+        admitted, admits_more = self._knapsack_admit(prob, placed)
+        if admits_more:
+            placed, method = admitted, "knapsack-admission"
 
         def left() -> float:
             return self.time_limit - (time.perf_counter() - start)
@@ -279,26 +283,44 @@ class BatchSolver:
             (ffd, "first-fit-decreasing") if score[0] <= score[1] else (bfd, "best-fit-decreasing")
         )
 
-    def _knapsack_fill(self, prob: _Problem, placed: Array) -> Array:
-        """Admit leftover pods: fill each node's remaining room by the exact knapsack DP."""
-        left = np.flatnonzero(placed < 0)
-        if len(left) == 0:
-            return placed
-        placed = placed.copy()
-        free = _free_after(prob, placed)
-        for n in np.argsort(-free[:, 0]):
-            cand = [k for k in left if placed[k] < 0 and prob.items.eligible[k, n]][:12]
+    def _knapsack_admit(self, prob: _Problem, placed: Array) -> tuple[Array, bool]:
+        """Return a placement admitting the most value when the burst does not fit, and
+        whether it beats the heuristic's: node by node (running nodes first, then the
+        largest), the exact knapsack DP picks which waiting pods to run there, then
+        first-fit places what is left. Fit-decreasing takes big pods first, which places
+        fewer pods when not all fit; the DP maximises what each node holds."""
+        if (placed >= 0).all():
+            return placed, False
+        out = np.full(len(prob.pods), -1)
+        free = prob.free.copy()
+        node_order = np.lexsort((-prob.allocatable[:, 0], ~prob.used0))
+        ratio = self._value_of(prob) / np.maximum(_sizes(prob), 1e-9)
+        for n in node_order:
+            waiting = np.flatnonzero((out < 0) & prob.items.eligible[:, n])
+            if len(waiting) == 0:
+                continue
+            fits = waiting[(prob.items.requests[waiting] <= free[n]).all(axis=1)]
+            cand = fits[np.argsort(-ratio[fits], kind="stable")][:KNAPSACK_ITEMS].tolist()
             if not cand:
                 continue
-            weights = prob.items.requests[cand]
-            values = [(1,) for _ in cand]
-            if self.value == "priority":
-                values = [(max(int(prob.items.priority[k]), 0) + 1,) for k in cand]
-            got = max_value_knapsack(weights, values, np.maximum(free[n], 0))
+            values = [(int(v),) for v in self._value_of(prob)[cand]]
+            got = max_value_knapsack(prob.items.requests[cand], values, np.maximum(free[n], 0))
             for j in got.chosen:
-                placed[cand[j]] = n
+                out[cand[j]] = n
                 free[n] -= prob.items.requests[cand[j]]
-        return placed
+        rest = np.flatnonzero(out < 0)
+        if len(rest):
+            sub = Items(
+                prob.items.requests[rest], prob.items.eligible[rest], prob.items.priority[rest]
+            )
+            more = fit_decreasing(sub, free, prob.allocatable, "first", node_order)
+            out[rest] = more
+        return out, _value(prob, out) > _value(prob, placed)
+
+    def _value_of(self, prob: _Problem) -> Array:
+        if self.value == "priority":
+            return np.maximum(prob.items.priority, 0) + 1
+        return np.ones(len(prob.pods), np.int64)
 
     def _bounds(self, prob: _Problem, placed: Array, limit: float) -> tuple[float, int]:
         """Return (assignment LP relaxation or 0 if too large, simple per-resource bound)."""
@@ -458,6 +480,12 @@ def _class_index(classes: list[list[int]], count: int) -> Array:
     for cl, members in enumerate(classes):
         out[members] = cl
     return out
+
+
+def _sizes(prob: _Problem) -> Array:
+    scale = prob.allocatable.mean(axis=0).astype(float) if len(prob.allocatable) else np.ones(1)
+    scale[scale == 0] = 1.0
+    return (prob.items.requests / scale).sum(axis=1)
 
 
 def _interdependent(pi: PodInfo) -> bool:
