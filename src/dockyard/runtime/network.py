@@ -164,6 +164,7 @@ class CniNetwork:
         self.name = f"dockyard-{tag}"
         self.masq_chain = f"DY-MASQ-{tag}"
         self._masq_ready = False
+        self._masq_lock = asyncio.Lock()
 
     def conflist(self) -> dict[str, Any]:
         """Return the network configuration list (cniVersion 1.0.0)."""
@@ -253,8 +254,12 @@ class CniNetwork:
 
     async def _ensure_masquerade(self) -> None:
         """Make our masquerade chain and its POSTROUTING jump, once (idempotent)."""
-        if self._masq_ready:
-            return
+        async with self._masq_lock:
+            if not self._masq_ready:
+                await self._make_masquerade()
+                self._masq_ready = True
+
+    async def _make_masquerade(self) -> None:
         nat = ["iptables", "-w", "-t", "nat"]
         try:
             await _run([*nat, "-S", self.masq_chain], "iptables")
@@ -266,7 +271,6 @@ class CniNetwork:
             await _run([*nat, "-C", *self._masq_jump()], "iptables")
         except NetworkError:
             await _run([*nat, "-A", *self._masq_jump()], "iptables")
-        self._masq_ready = True
 
     async def _remove_masquerade(self) -> None:
         nat = ["iptables", "-w", "-t", "nat"]

@@ -114,8 +114,8 @@ class Runtime:
         self._sandbox_cache = RecordCache(self.sandbox_state_dir, SandboxRecord)
         self._container_cache = RecordCache(self.container_state_dir, ContainerRecord)
         self._locks: dict[str, asyncio.Lock] = {}
-        self._network_lock = asyncio.Lock()
-        self._creating_sandboxes = 0
+        self._network_lock = asyncio.Lock()  # held by destroy_network only
+        self._network_users = 0  # sandboxes being created or removed: CNI calls in flight
         for d in (self.sandbox_state_dir, self.container_state_dir, self.exit_dir,
                   self.run_dir / "runc", self.run_dir / "sandboxes", self.data_dir / "containers",
                   self.data_dir / "logs"):
@@ -176,13 +176,16 @@ class Runtime:
         sdir = self.run_dir / "sandboxes" / sandbox_id
         cgroup_path = f"{self.cgroup_root}/pod-{sandbox_id}"
         pids_limit = cgroups.clamp_pids_limit(config.pids_limit, self.default_pids_limit)
-        self._creating_sandboxes += 1
+        self._network_users += 1
         cni_added = False
         try:
             ns = await create_namespaces(sdir, hostname)
             cgroups.create_pod_cgroup(cgroup_path, pids_limit)
-            async with self._network_lock:
-                result = await self.network.add(sandbox_id, ns.net, config.port_mappings)
+            if self._network_lock.locked():
+                raise RequestError("create_sandbox: the network is being destroyed")
+            # CNI ADDs run concurrently: host-local IPAM locks its own files, the bridge
+            # plugin tolerates a bridge made meanwhile, iptables waits for its lock (-w).
+            result = await self.network.add(sandbox_id, ns.net, config.port_mappings)
             cni_added = True
             ip = _result_ip(result)
             _write_etc_files(sdir, config, hostname, ip)
@@ -203,7 +206,7 @@ class Runtime:
             shutil.rmtree(sdir, ignore_errors=True)
             raise
         finally:
-            self._creating_sandboxes -= 1
+            self._network_users -= 1
         return _sandbox(rec)
 
     async def remove_sandbox(self, sandbox_id: str) -> None:
@@ -218,9 +221,12 @@ class Runtime:
                     await self.remove_container(c.id)
             sdir = self.run_dir / "sandboxes" / sandbox_id
             config = rec.sandbox_config()
-            async with self._network_lock:
-                await self.network.delete(sandbox_id, Path(rec.netns_path), config.port_mappings,
-                                          rec.cni_result or None)  # fmt: skip
+            self._network_users += 1
+            try:
+                await self.network.delete(sandbox_id, Path(rec.netns_path),
+                                          config.port_mappings, rec.cni_result or None)  # fmt: skip
+            finally:
+                self._network_users -= 1
             cgroups.remove_cgroup(rec.cgroup_path)
             remove_namespaces(sdir)
             shutil.rmtree(sdir, ignore_errors=True)
@@ -247,7 +253,7 @@ class Runtime:
     async def destroy_network(self) -> None:
         """Remove the bridge, IPAM state, unused port rules and cgroup parents (no sandboxes)."""
         async with self._network_lock:
-            if self.list_sandboxes() or self._creating_sandboxes:
+            if self.list_sandboxes() or self._network_users:
                 raise RequestError("destroy_network: sandboxes still exist; remove them first")
             await self.network.destroy()
             cgroups.remove_if_empty(self.cgroup_root)
