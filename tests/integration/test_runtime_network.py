@@ -144,3 +144,13 @@ async def test_port_forward_reaches_the_pods_loopback(
     assert response.endswith(b"forwarded\n")
     with pytest.raises(NetworkError, match="port 9091"):
         await runtime.port_forward(sb.id, 9091)  # nothing listens there
+
+
+async def test_concurrent_sandboxes_on_a_fresh_network(runtime: Runtime) -> None:
+    # The first ADDs race to make the bridge and the masquerade chain.
+    made = await asyncio.gather(
+        *(runtime.create_sandbox(SandboxConfig(pod_uid=f"u{i}", name=f"p{i}")) for i in range(8))
+    )
+    assert len({s.ip for s in made}) == 8
+    await asyncio.gather(*(runtime.remove_sandbox(s.id) for s in made))
+    assert runtime.list_sandboxes() == []
