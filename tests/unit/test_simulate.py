@@ -115,6 +115,13 @@ def test_parse_add_nodes_rejects(text: str) -> None:
         parse_add_nodes(text)
 
 
+def test_pod_on_unknown_node_is_named() -> None:
+    nodes = [make_node("n1")]
+    pods = [make_pod("lost").on_node("n9")]
+    with pytest.raises(SimulationError, match="default/lost is bound to node 'n9'"):
+        simulate(nodes, pods, Options())
+
+
 def test_inputs_are_not_modified() -> None:
     nodes, pods = synthetic_cluster(Synthetic(nodes=5, pods=20))
     before = json.dumps([nodes, pods])

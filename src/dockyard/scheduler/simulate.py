@@ -332,7 +332,10 @@ def simulate(
     except (QuantityError, ValueError) as err:
         raise SimulationError(f"bad object: {err}") from err
     for pi in placed_before:
-        snap.add_pod(pi)
+        if snap.add_pod(pi) is None:
+            raise SimulationError(
+                f"pod {pi.key} is bound to node {pi.node_name!r}, which is not in the input"
+            )
     fixed = Snapshot(nodes, [p.pod for p in placed_before])
     run = _Run(snap, options)
     start = time.perf_counter()
