@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from dockyard import __version__
-from dockyard.cli import build_commands, server_commands
+from dockyard.cli import build_commands, kube_verbs, server_commands
 from dockyard.cli.agent_command import agent
 from dockyard.cli.image_commands import image_app
 from dockyard.cli.simulate_command import simulate
@@ -23,12 +22,6 @@ def root() -> None:
     """Build, run and orchestrate containers: Docker's verbs, Kubernetes' API."""
 
 
-@app.command()
-def version() -> None:
-    """Print the dockyard version."""
-    typer.echo(f"dockyard {__version__}")
-
-
 app.command()(server_commands.server)
 app.command()(server_commands.kubeconfig)
 app.add_typer(server_commands.token_app, name="token")
@@ -40,6 +33,7 @@ for _verb in (build_commands.build, build_commands.pull, build_commands.push, bu
               build_commands.save, build_commands.load):
     app.command()(_verb)
 app.command()(agent)
+kube_verbs.register(app)
 
 
 def main() -> None:
