@@ -283,3 +283,21 @@ async def test_tty_container_resize(runtime: Runtime, busybox: BusyboxImage) -> 
     await wait_state(runtime, cid, "exited")
     out = b"".join([r.message async for r in runtime.read_logs(cid)])
     assert b"40 100" in out
+
+
+async def test_seccomp_refuses_namespaces_and_keyrings_unless_privileged(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    sid = await sandbox(runtime)
+    plain = await runtime.create_container(sid, busybox.container("plain", command=["sleep", "60"]))
+    await runtime.start_container(plain)
+    for cmd in (["unshare", "-U", "true"], ["unshare", "-n", "true"]):
+        result = await runtime.exec_sync(plain, cmd, 10)
+        assert result.exit_code != 0 and b"Operation not permitted" in result.stderr, result
+    forked = await runtime.exec_sync(plain, ["sh", "-c", "(echo child) && echo parent"], 10)
+    assert forked.stdout == b"child\nparent\n"  # plain fork/clone still works
+    priv = await runtime.create_container(
+        sid, busybox.container("priv", command=["sleep", "60"], privileged=True)
+    )
+    await runtime.start_container(priv)
+    assert (await runtime.exec_sync(priv, ["unshare", "-n", "true"], 10)).exit_code == 0

@@ -19,6 +19,7 @@ from dockyard.runtime.spec import (
     SpecRequest,
     User,
     build_spec,
+    capabilities_from_mask,
     cpu_quota,
     cpu_shares,
     exec_process,
@@ -42,8 +43,12 @@ PASSWD = "root:x:0:0:root:/root:/bin/sh\nweb:x:1000:1001::/home/web:/bin/sh\nbro
 GROUP = "root:x:0:\nwebgrp:x:1001:\nextra:x:2000:web,other\nother:x:3000:\n"
 
 
-def spec(request: SpecRequest | None = None, image: dict[str, Any] | None = None,
-         user: User | None = None, **kw: Any) -> dict[str, Any]:
+def spec(
+    request: SpecRequest | None = None,
+    image: dict[str, Any] | None = None,
+    user: User | None = None,
+    **kw: Any,
+) -> dict[str, Any]:
     return build_spec(
         image_config=IMAGE if image is None else image,
         request=request or SpecRequest(),
@@ -65,8 +70,9 @@ def spec(request: SpecRequest | None = None, image: dict[str, Any] | None = None
         (("/bin/sh", "-c"), ("echo hi",), ["/bin/sh", "-c", "echo hi"]),
     ],
 )
-def test_command_and_args_override_like_kubernetes(command: tuple[str, ...], args: tuple[str, ...],
-                                                   argv: list[str]) -> None:
+def test_command_and_args_override_like_kubernetes(
+    command: tuple[str, ...], args: tuple[str, ...], argv: list[str]
+) -> None:
     assert spec(SpecRequest(command=command, args=args))["process"]["args"] == argv
 
 
@@ -121,6 +127,15 @@ def test_default_hardening() -> None:
     sysfs = next(m for m in s["mounts"] if m["destination"] == "/sys")
     assert "ro" in sysfs["options"]
     assert s["linux"]["resources"]["devices"] == [{"allow": False, "access": "rwm"}]
+    seccomp = s["linux"]["seccomp"]
+    assert seccomp["defaultAction"] == "SCMP_ACT_ALLOW"
+    denied = seccomp["syscalls"][0]["names"]
+    assert {"keyctl", "unshare", "mount", "bpf", "kexec_load"} <= set(denied)
+    clone_rules = [r for r in seccomp["syscalls"] if r["names"] == ["clone"]]
+    user_ns = 0x10000000  # CLONE_NEWUSER gets its own rule: (flags & bit) == bit is refused
+    assert {"index": 0, "value": user_ns, "valueTwo": user_ns, "op": "SCMP_CMP_MASKED_EQ"} in [
+        r["args"][0] for r in clone_rules
+    ]
 
 
 def test_non_root_user_keeps_caps_only_in_bounding_set() -> None:
@@ -133,13 +148,26 @@ def test_privileged_only_when_asked() -> None:
     s = spec(SpecRequest(privileged=True))
     assert "CAP_SYS_ADMIN" in s["process"]["capabilities"]["bounding"]
     assert "maskedPaths" not in s["linux"] and "readonlyPaths" not in s["linux"]
+    assert "seccomp" not in s["linux"]
     assert s["process"]["noNewPrivileges"] is False
+    # runc cannot grant what the runtime lacks: the host's bounding set caps the set
+    lacking = spec(
+        SpecRequest(privileged=True), available_capabilities=capabilities_from_mask(0x1FFFEFFFFFF)
+    )
+    assert "CAP_SYS_RESOURCE" not in lacking["process"]["capabilities"]["bounding"]
+    assert "CAP_SYS_ADMIN" in lacking["process"]["capabilities"]["bounding"]
+    assert capabilities_from_mask(0b101) == ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]
 
 
 def test_namespaces_join_sandbox_by_path() -> None:
     ns = {n["type"]: n.get("path") for n in spec()["linux"]["namespaces"]}
-    assert ns == {"pid": None, "mount": None, "network": "/run/x/netns/abc", "ipc": None,
-                  "uts": "/run/x/uts/abc"}
+    assert ns == {
+        "pid": None,
+        "mount": None,
+        "network": "/run/x/netns/abc",
+        "ipc": None,
+        "uts": "/run/x/uts/abc",
+    }
 
 
 def test_resources_follow_kubernetes_formulas() -> None:
@@ -168,16 +196,18 @@ def test_mounts_allowed_only_from_allowed_roots(tmp_path: Path) -> None:
     (allowed / "v1").mkdir(parents=True)
     (tmp_path / "outside").mkdir()
     os.symlink(tmp_path / "outside", allowed / "sneaky")
-    ok = spec(SpecRequest(mounts=[Mount(allowed / "v1", "/data", True)]),
-              allowed_mount_roots=[allowed])
+    ok = spec(
+        SpecRequest(mounts=[Mount(allowed / "v1", "/data", True)]), allowed_mount_roots=[allowed]
+    )
     bind = ok["mounts"][-1]
     assert bind["source"] == str(allowed / "v1") and "ro" in bind["options"]
     for source in (tmp_path / "outside", allowed / "sneaky", Path("/etc")):
         with pytest.raises(SpecError, match="outside the allowed"):
             spec(SpecRequest(mounts=[Mount(source, "/data")]), allowed_mount_roots=[allowed])
     with pytest.raises(SpecError, match="under /proc"):
-        spec(SpecRequest(mounts=[Mount(allowed / "v1", "/proc/sys")]),
-             allowed_mount_roots=[allowed])
+        spec(
+            SpecRequest(mounts=[Mount(allowed / "v1", "/proc/sys")]), allowed_mount_roots=[allowed]
+        )
 
 
 def test_resolve_user_forms() -> None:

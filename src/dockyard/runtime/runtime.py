@@ -70,6 +70,7 @@ from dockyard.runtime.spec import (
     SpecError,
     SpecRequest,
     build_spec,
+    capabilities_from_mask,
     image_run_config,
     read_rootfs_file,
     resolve_user,
@@ -331,6 +332,7 @@ class Runtime:
             namespaces=namespaces, cgroups_path=rec.cgroup_path, pids_limit=pids,
             allowed_mount_roots=[sdir, self.data_dir, *self.allowed_mount_roots],
             nofile_limit=min(1_048_576, resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
+            available_capabilities=_bounding_capabilities(),
         )  # fmt: skip
 
     async def start_container(self, container_id: str) -> None:
@@ -647,6 +649,15 @@ def _sandbox(rec: SandboxRecord) -> Sandbox:
         port_mappings=config.port_mappings, labels=config.labels,
         annotations=config.annotations,
     )  # fmt: skip
+
+
+def _bounding_capabilities() -> list[str]:
+    """Return the capabilities this process may hand on (its bounding set)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("CapBnd:"):
+                return capabilities_from_mask(int(line.split()[1], 16))
+    return []
 
 
 def _proc_stat(pid: int) -> list[bytes]:

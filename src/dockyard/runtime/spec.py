@@ -11,7 +11,10 @@ Invariants:
   permitted only for uid 0), noNewPrivileges, runc's default masked and read-only /proc paths,
   a private /dev (tmpfs; runc creates the standard device nodes), read-only /sys, new pid and
   mount namespaces and the sandbox's network (and uts/ipc) namespaces joined by path.
-- `privileged` is given only when asked: every capability, no masked or read-only paths.
+- Unprivileged containers also get a seccomp filter refusing the syscalls Docker's default
+  profile refuses without extra capabilities (a denylist; clone with namespace flags too).
+- `privileged` is given only when asked: every capability, no masked or read-only paths, no
+  seccomp filter.
 - Refused with `SpecError` naming the field: a working dir, mount or image volume under /proc
   or /sys (or not absolute, or with `..`), a uid/gid outside 0..2^32-2, a mount source outside
   the roots the caller allows, an empty command.
@@ -41,15 +44,24 @@ DEFAULT_CAPABILITIES = [
     "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
 ]  # fmt: skip
 
-# Every capability the kernel knows (0..40), for privileged containers.
-ALL_CAPABILITIES = DEFAULT_CAPABILITIES + [
-    "CAP_DAC_READ_SEARCH", "CAP_LINUX_IMMUTABLE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN",
-    "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_PTRACE",
+# Every capability the kernel knows, by number (0..40), for privileged containers.
+ALL_CAPABILITIES = [
+    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+    "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
     "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_LEASE", "CAP_AUDIT_CONTROL", "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-    "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
+    "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+    "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
 ]  # fmt: skip
+
+
+def capabilities_from_mask(mask: int) -> list[str]:
+    """Return the names of the capabilities set in a CapBnd-style bit mask."""
+    return [name for bit, name in enumerate(ALL_CAPABILITIES) if mask >> bit & 1]
+
 
 # runc's defaults (`runc spec`), which Docker and containerd use as well.
 MASKED_PATHS = [
@@ -58,6 +70,25 @@ MASKED_PATHS = [
 ]  # fmt: skip
 READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
 FORBIDDEN_ROOTS = ("/proc", "/sys")
+
+# Syscalls Docker's default seccomp profile refuses to containers without extra capabilities,
+# kept as a denylist (everything else allowed): kernel keyrings, module and kexec loading,
+# BPF and perf, userfaultfd, handle-based opens, accounting, swap, reboot, clock setting.
+SECCOMP_DENIED = [
+    "acct", "add_key", "bpf", "clock_adjtime", "clock_settime", "create_module", "delete_module",
+    "finit_module", "get_kernel_syms", "get_mempolicy", "init_module", "ioperm", "iopl", "kcmp",
+    "kexec_file_load", "kexec_load", "keyctl", "lookup_dcookie", "mbind", "move_pages",
+    "name_to_handle_at", "nfsservctl", "open_by_handle_at", "perf_event_open", "pivot_root",
+    "process_vm_readv", "process_vm_writev", "query_module", "quotactl", "reboot", "request_key",
+    "set_mempolicy", "setns", "settimeofday", "stime", "swapoff", "swapon", "sysfs", "syslog",
+    "_sysctl", "umount", "umount2", "mount", "unshare", "uselib", "userfaultfd", "ustat", "vm86",
+    "vm86old",
+]  # fmt: skip
+# CLONE_NEWNS, NEWCGROUP, NEWUTS, NEWIPC, NEWUSER, NEWPID, NEWNET
+CLONE_NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000,
+                         0x20000000, 0x40000000)  # fmt: skip
+EPERM = 1
+ENOSYS = 38
 
 CPU_PERIOD_US = 100_000  # Kubernetes' CFS period
 MIN_CPU_SHARES = 2  # the kernel's minimum, and Kubernetes' for a pod without requests
@@ -380,6 +411,26 @@ def _bind_mounts(mounts: Sequence[Mount], allowed_roots: Sequence[Path]) -> list
     return out
 
 
+def default_seccomp() -> dict[str, Any]:
+    """Return the seccomp filter of unprivileged containers (a subset of Docker's default).
+
+    clone with any namespace flag is refused (no user namespace to regain capabilities in);
+    clone3 answers ENOSYS, as in Docker's profile, so libc falls back to the filtered clone.
+    """
+    return {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"],
+        "syscalls": [
+            {"names": list(SECCOMP_DENIED), "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM},
+            # one rule per flag, OR'ed: (flags & bit) == bit refuses the call
+            *({"names": ["clone"], "action": "SCMP_ACT_ERRNO", "errnoRet": EPERM,
+               "args": [{"index": 0, "value": bit, "valueTwo": bit, "op": "SCMP_CMP_MASKED_EQ"}]}
+              for bit in CLONE_NAMESPACE_FLAGS),
+            {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS},
+        ],
+    }  # fmt: skip
+
+
 def _namespaces(ns: SandboxNamespaces) -> list[dict[str, str]]:
     out = [{"type": "pid"}, {"type": "mount"}]
     for kind, path in (("network", ns.network), ("ipc", ns.ipc), ("uts", ns.uts)):
@@ -387,8 +438,11 @@ def _namespaces(ns: SandboxNamespaces) -> list[dict[str, str]]:
     return out
 
 
-def _capabilities(privileged: bool, uid: int) -> dict[str, list[str]]:
+def _capabilities(privileged: bool, uid: int,
+                  available: Sequence[str] | None) -> dict[str, list[str]]:  # fmt: skip
     caps = ALL_CAPABILITIES if privileged else DEFAULT_CAPABILITIES
+    if available is not None:  # runc cannot grant what the runtime itself lacks
+        caps = [c for c in caps if c in available]
     # A non-root process keeps the set only as its bounding set, as Docker does since
     # CVE-2022-24769: file capabilities can raise it, nothing is granted up front.
     granted = list(caps) if uid == 0 else []
@@ -406,6 +460,7 @@ def build_spec(
     pids_limit: int,
     allowed_mount_roots: Sequence[Path] = (),
     nofile_limit: int = 1_048_576,
+    available_capabilities: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """Return the OCI runtime spec (config.json) for one container."""
     run_config = image_run_config(image_config)
@@ -425,7 +480,7 @@ def build_spec(
         "args": process_args(run_config, request.command, request.args),
         "env": merge_env(run_config, request.env, request.hostname, request.tty),
         "cwd": cwd,
-        "capabilities": _capabilities(privileged, user.uid),
+        "capabilities": _capabilities(privileged, user.uid, available_capabilities),
         "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile_limit, "soft": nofile_limit}],
         "noNewPrivileges": not privileged,
     }  # fmt: skip
@@ -439,6 +494,7 @@ def build_spec(
     else:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["seccomp"] = default_seccomp()
     spec: dict[str, Any] = {
         "ociVersion": "1.0.2",
         "process": process,
