@@ -44,6 +44,7 @@ from dockyard.runtime.exec import exec_sync as run_exec_sync
 from dockyard.runtime.monitor import MonitorPaths
 from dockyard.runtime.network import (
     CniNetwork,
+    NetworkError,
     connect_in_netns,
     create_namespaces,
     remove_namespaces,
@@ -77,6 +78,7 @@ from dockyard.runtime.spec import (
 )
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")  # a DNS subdomain of <= 63
 EXIT_WAIT_SECONDS = 10.0
 LOG_MAX_BYTES = 10 * 1024 * 1024  # the kubelet's containerLogMaxSize default
 LOG_MAX_FILES = 5  # the kubelet's containerLogMaxFiles default
@@ -171,7 +173,7 @@ class Runtime:
 
     async def create_sandbox(self, config: SandboxConfig) -> Sandbox:
         """Make a pod sandbox: namespaces, pod cgroup, address and host ports; return it."""
-        hostname = config.hostname or config.name[:63].rstrip("-.")
+        hostname = _hostname(config)
         _check_sandbox_config(config, hostname)
         sandbox_id = secrets.token_hex(32)
         sdir = self.run_dir / "sandboxes" / sandbox_id
@@ -322,7 +324,7 @@ class Runtime:
             command=config.command, args=config.args, env=config.env,
             working_dir=config.working_dir, mounts=[*etc_mounts, *config.mounts],
             resources=config.resources, privileged=config.privileged, tty=config.tty,
-            stdin=config.stdin, hostname=sconfig.hostname or sconfig.name[:63].rstrip("-."),
+            stdin=config.stdin, hostname=_hostname(sconfig),
         )  # fmt: skip
         pids = cgroups.clamp_pids_limit(config.resources.pids_limit, self.default_pids_limit)
         namespaces = SandboxNamespaces(network=sandbox.netns_path, uts=sandbox.uts_path,
@@ -588,14 +590,17 @@ def _check_sandbox_config(config: SandboxConfig, hostname: str) -> None:
                         (config.pod_uid, "pod_uid")):  # fmt: skip
         if "/" in value or "\0" in value or value in (".", "..") or len(value) > 253:
             raise RequestError(f"sandbox: {what} {value!r} is not a valid name")
-    if not DNS_LABEL.match(hostname):
-        raise RequestError(f"sandbox: hostname {hostname!r} is not a DNS label")
+    if not HOSTNAME.match(hostname):
+        raise RequestError(f"sandbox: hostname {hostname!r} is not a DNS name of <= 63 chars")
     try:
         validate_port_mappings(config.port_mappings)
-    except ValueError as e:
+    except NetworkError as e:
         raise RequestError(str(e)) from e
-    except RuntimeError as e:
-        raise RequestError(str(e)) from e
+
+
+def _hostname(config: SandboxConfig) -> str:
+    """Return the pod's hostname: as asked, else its name cut to 63 chars (the kubelet's)."""
+    return config.hostname or config.name[:63].rstrip("-.")
 
 
 def _check_container_config(config: ContainerConfig) -> None:
@@ -644,7 +649,7 @@ def _sandbox(rec: SandboxRecord) -> Sandbox:
     config = rec.sandbox_config()
     return Sandbox(
         id=rec.id, pod_uid=config.pod_uid, name=config.name, namespace=config.namespace,
-        hostname=config.hostname or config.name[:63].rstrip("-."),
+        hostname=_hostname(config),
         netns_path=Path(rec.netns_path), ip=rec.ip, created_at=rec.created_at,
         port_mappings=config.port_mappings, labels=config.labels,
         annotations=config.annotations,
