@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
@@ -21,6 +22,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from dockyard.api import service_ips
 from dockyard.api.app import ApiConfig, build_app
 from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
 from dockyard.api.tokens import TokenFile
@@ -46,6 +48,10 @@ class ServerOptions:
     no_scheduler: bool = False
     no_controllers: bool = False
     watch_history_seconds: float = 300.0
+    service_cidr: str = "10.96.0.0/16"
+    cluster_domain: str = "cluster.local"
+    cluster_dns: str = ""  # empty: the pod bridge's gateway (first address of the pod CIDR)
+    no_proxy: bool = False
     controllers: ControllerOptions = field(default_factory=ControllerOptions)
     agent: AgentSettings = field(default_factory=lambda: AgentSettings())
 
@@ -83,6 +89,7 @@ async def run_server(options: ServerOptions) -> None:
     runner: web.AppRunner | None = None
     try:
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir))
+        service_ips.configure(app["storage"], options.service_cidr)
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()
@@ -129,7 +136,29 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
         loops.running.append(controllers)
     if not options.no_agent:
         loops.running.append(await _start_agent(url, pki, token, options))
+        if not options.no_proxy:
+            loops.running.append(await _start_node_proxy(loops.api, options))
     return loops
+
+
+def cluster_dns_address(options: ServerOptions) -> str:
+    """Return the cluster DNS address pods get (default: the pod bridge's gateway)."""
+    if options.cluster_dns:
+        return options.cluster_dns
+    return str(next(ipaddress.ip_network(options.agent.pod_cidr, strict=False).hosts()))
+
+
+async def _start_node_proxy(api: ApiClient, options: ServerOptions) -> Any:
+    """Start this node's service proxy and cluster DNS (they stop together)."""
+    from dockyard.proxy.node import NodeProxy
+
+    settings = options.agent
+    node = NodeProxy(api, node_name=settings.node_name or socket.gethostname().lower(),
+                     pod_cidr=settings.pod_cidr, bridge=settings.bridge,
+                     cluster_domain=options.cluster_domain,
+                     dns_address=cluster_dns_address(options))
+    await node.start()
+    return node
 
 
 async def _start_agent(url: str, pki: Path, token: str, options: ServerOptions) -> Any:
@@ -144,6 +173,7 @@ async def _start_agent(url: str, pki: Path, token: str, options: ServerOptions) 
         pod_cidr=settings.pod_cidr, node_ip=settings.node_ip, port=settings.port,
         reserved_cpu=settings.reserved_cpu, reserved_memory=settings.reserved_memory,
         allowed_host_paths=settings.allowed_host_paths,
+        cluster_dns=cluster_dns_address(options), cluster_domain=options.cluster_domain,
     ), url, token, ca_data=ca_bundle(pki))  # fmt: skip
     await agent.start()
     return agent

@@ -33,3 +33,5 @@ class AgentOptions:
     heartbeat_seconds: float = 10.0
     node_status_seconds: float = 60.0
     relist_seconds: float = 1.0
+    cluster_dns: str = ""  # pods' nameserver for dnsPolicy ClusterFirst (empty: node's)
+    cluster_domain: str = "cluster.local"

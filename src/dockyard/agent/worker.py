@@ -157,12 +157,12 @@ class PodWorker:
 
     async def _make_sandbox(self, pod: Obj) -> Sandbox | None:
         meta, spec = pod["metadata"], pod.get("spec") or {}
+        dns = pod_dns(pod, self.agent.options.cluster_dns, self.agent.options.cluster_domain)
         config = SandboxConfig(
             pod_uid=self.uid, name=meta["name"], namespace=meta.get("namespace", "default"),
             hostname=str(spec.get("hostname") or ""),
             port_mappings=podspec.port_mappings(pod), labels={POD_UID_LABEL: self.uid},
-            dns_servers=list((spec.get("dnsConfig") or {}).get("nameservers") or []),
-            dns_searches=list((spec.get("dnsConfig") or {}).get("searches") or []),
+            dns_servers=dns[0], dns_searches=dns[1], dns_options=dns[2],
         )  # fmt: skip
         try:
             sandbox = await self.agent.runtime.create_sandbox(config)
@@ -608,3 +608,22 @@ def _terminated(c: ContainerStatus) -> Obj:
     if c.message:
         out["message"] = c.message
     return out
+
+
+def pod_dns(pod: Obj, cluster_dns: str, domain: str) -> tuple[list[str], list[str], list[str]]:
+    """Return a pod's resolv.conf (nameservers, searches, options) for its dnsPolicy."""
+    spec = pod.get("spec") or {}
+    config = spec.get("dnsConfig") or {}
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    if policy == "ClusterFirst" and spec.get("hostNetwork"):
+        policy = "Default"  # the kubelet does the same for host-network pods
+    servers = list(config.get("nameservers") or [])
+    searches = list(config.get("searches") or [])
+    options = [f"{o['name']}:{o['value']}" if o.get("value") else str(o.get("name"))
+               for o in config.get("options") or [] if isinstance(o, dict) and o.get("name")]
+    if policy in ("ClusterFirst", "ClusterFirstWithHostNet") and cluster_dns:
+        namespace = (pod.get("metadata") or {}).get("namespace", "default")
+        servers = [cluster_dns, *servers]
+        searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *searches]
+        options = ["ndots:5", *[o for o in options if not o.startswith("ndots")]]
+    return servers, searches, options

@@ -42,6 +42,13 @@ def server(
     unreachable_toleration: int = typer.Option(
         300, "--default-unreachable-toleration-seconds",
         help="How long pods stay on an unreachable node by default."),
+    service_cidr: str = typer.Option("10.96.0.0/16", "--service-cidr",
+                                     help="Where Service cluster IPs come from."),
+    cluster_domain: str = typer.Option("cluster.local", "--cluster-domain",
+                                       help="The DNS domain of Services and pods."),
+    cluster_dns: str = typer.Option("", "--cluster-dns",
+                                    help="Cluster DNS address (default: the bridge gateway)."),
+    no_proxy: bool = typer.Option(False, "--no-proxy", help="Run no service proxy or DNS."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
     from dockyard.controllers.manager import ControllerOptions
@@ -61,7 +68,8 @@ def server(
     asyncio.run(run_server(ServerOptions(
         data_dir, listen, port, no_agent, no_scheduler=no_scheduler,
         no_controllers=no_controllers, agent=agent, controllers=controllers,
-        watch_history_seconds=watch_history_seconds,
+        watch_history_seconds=watch_history_seconds, service_cidr=service_cidr,
+        cluster_domain=cluster_domain, cluster_dns=cluster_dns, no_proxy=no_proxy,
     )))
 
 
