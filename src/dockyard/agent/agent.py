@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -59,6 +60,9 @@ class Agent:
         )  # fmt: skip
         self.images = ImageStore(options.data_dir)
         self.workers: dict[str, PodWorker] = {}
+        # Starting sandboxes and containers is CPU-bound (CNI plugins, runc): a few at a time
+        # finish in creation order, so most pods start sooner than if all ran at once.
+        self.start_slots = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
         self.sandboxes: dict[str, Sandbox] = {s.pod_uid: s for s in self.runtime.list_sandboxes()}
         self.stats = StatsCollector(self.runtime)
         self.api: ApiClient

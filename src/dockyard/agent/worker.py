@@ -165,7 +165,8 @@ class PodWorker:
             dns_servers=dns[0], dns_searches=dns[1], dns_options=dns[2],
         )  # fmt: skip
         try:
-            sandbox = await self.agent.runtime.create_sandbox(config)
+            async with self.agent.start_slots:
+                sandbox = await self.agent.runtime.create_sandbox(config)
         except Exception as e:
             self._event("Warning", "FailedCreatePodSandBox",
                         f"Failed to create pod sandbox: {e}")
@@ -301,7 +302,15 @@ class PodWorker:
             labels={POD_UID_LABEL: self.uid, CONTAINER_LABEL: name},
             annotations={"io.dockyard.image.id": self._image_id(image)},
         )  # fmt: skip
+        async with self.agent.start_slots:
+            await self._create_and_start(pod, container, config, image)
+
+    async def _create_and_start(self, pod: Obj, container: Obj, config: ContainerConfig,
+                                image: Image) -> None:  # fmt: skip
+        name, attempt = config.name, config.attempt
         runtime = self.agent.runtime
+        sandbox = self.agent.sandbox_of(self.uid)
+        assert sandbox is not None
         try:
             container_id = await runtime.create_container(sandbox.id, config)
         except Exception as e:
