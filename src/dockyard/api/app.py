@@ -26,6 +26,8 @@ from dockyard.api.responses import json_response
 from dockyard.api.status import StatusError
 from dockyard.api.storage import ResourceStorage
 from dockyard.api.tokens import TokenFile, User
+from dockyard.images.registry_server import add_registry_routes
+from dockyard.images.store import ImageStore
 from dockyard.objects.validation import dns1123_subdomain
 from dockyard.store.base import Store
 
@@ -62,6 +64,7 @@ def build_app(config: ApiConfig) -> web.Application:
     app["resources"] = resources
     node_proxy.register(app, resources, config.data_dir / "pki")
     _add_routes(app, resources)
+    add_registry_routes(app, ImageStore(config.data_dir), _registry_authorizer(config.tokens))
     app.on_startup.append(_on_startup)
     app.on_cleanup.append(_on_cleanup)
     return app
@@ -85,6 +88,18 @@ def _add_routes(app: web.Application, resources: ResourceHandlers) -> None:
     metrics_api.add_routes(app)
     router.add_route("*", "/api/{tail:.+}", resources.handle)
     router.add_route("*", "/apis/{tail:.+}", resources.handle)
+
+
+def _registry_authorizer(tokens: TokenFile) -> Callable[[str, str], str]:
+    """Return the registry's rule: any user or node token pulls, admins push."""
+
+    def authorize(token: str, action: str) -> str:
+        user = tokens.authenticate(token) if token else None
+        if user is None or user.kind == "join":
+            return "unauthenticated"
+        return "ok" if action == "pull" or user.is_admin else "forbidden"
+
+    return authorize
 
 
 async def _on_startup(app: web.Application) -> None:
@@ -142,7 +157,8 @@ async def _error_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 @web.middleware
 async def _auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path in OPEN_PATHS:
+    if request.path in OPEN_PATHS or request.path.startswith("/v2/"):
+        # /v2/ (the registry) authenticates itself: clients need its WWW-Authenticate answers.
         return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
