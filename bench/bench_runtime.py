@@ -74,30 +74,26 @@ async def run(*argv: str, detached: bool = False) -> str:
         return (out or b"").decode()
 
 
-async def bench_dockyard(rt: Runtime, sandbox_id: str, image: ContainerConfig,
-                         runs: int) -> tuple[list[float], list[float], dict[str, Any]]:  # fmt: skip
-    """Time create+start and stop+remove of our containers; return the last spec too."""
-    starts, stops = [], []
-    spec: dict[str, Any] = {}
-    for i in range(runs):
-        cfg = ContainerConfig(name=f"b{i}", lower_dirs=image.lower_dirs,
-                              image_config=image.image_config, command=SLEEP)  # fmt: skip
+async def dockyard_once(rt: Runtime, sandbox_id: str, image: ContainerConfig,
+                        i: int) -> tuple[float, float, dict[str, Any]]:  # fmt: skip
+    """Time create+start and stop+remove of one of our containers; return its spec too."""
+    cfg = ContainerConfig(name=f"b{i}", lower_dirs=image.lower_dirs,
+                          image_config=image.image_config, command=SLEEP)  # fmt: skip
 
-        async def start(cfg: ContainerConfig = cfg) -> str:
-            cid = await rt.create_container(sandbox_id, cfg)
-            await rt.start_container(cid)
-            return cid
+    async def start() -> str:
+        cid = await rt.create_container(sandbox_id, cfg)
+        await rt.start_container(cid)
+        return cid
 
-        took, cid = await timed(start)
-        starts.append(took)
-        spec = json.loads((rt.data_dir / "containers" / cid / "config.json").read_text())
+    took_start, cid = await timed(start)
+    spec = json.loads((rt.data_dir / "containers" / cid / "config.json").read_text())
 
-        async def stop(cid: str = cid) -> None:
-            await rt.stop_container(cid, grace_seconds=0)
-            await rt.remove_container(cid)
+    async def stop() -> None:
+        await rt.stop_container(cid, grace_seconds=0)
+        await rt.remove_container(cid)
 
-        stops.append((await timed(stop))[0])
-    return starts, stops, spec
+    took_stop, _ = await timed(stop)
+    return took_start, took_stop, spec
 
 
 def floor_bundle(base: Path, spec: dict[str, Any], rootfs: Path, cgroup_root: str) -> Path:
@@ -115,36 +111,62 @@ def floor_bundle(base: Path, spec: dict[str, Any], rootfs: Path, cgroup_root: st
     return bundle
 
 
-async def bench_runc(runc_root: Path, bundle: Path, runs: int) -> tuple[list[float], list[float]]:
-    """Time `runc run -d` and `runc delete --force` of the same bundle."""
-    starts, stops = [], []
+async def runc_once(runc_root: Path, bundle: Path, i: int) -> tuple[float, float]:
+    """Time `runc run -d` and `runc delete --force` of the bundle."""
+    cid = f"floor-{i}-{secrets.token_hex(4)}"
+    argv = ["runc", "--root", str(runc_root)]
+    took_start, _ = await timed(lambda: run(*argv, "run", "-d", "--bundle", str(bundle), cid,
+                                            detached=True))  # fmt: skip
+    took_stop, _ = await timed(lambda: run(*argv, "delete", "--force", cid))
+    return took_start, took_stop
+
+
+def podman_argv(base: Path) -> list[str]:
+    """Return podman's argv prefix with its own storage under `base`."""
+    return ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"),
+            "--cgroup-manager", "cgroupfs", "--events-backend", "none"]  # fmt: skip
+
+
+async def podman_once(base: Path, rootfs: Path) -> tuple[float, float]:
+    """Time `podman run -d --rootfs` and `podman rm -f -t 0` of the rootfs."""
+    podman = podman_argv(base)
+    took_start, out = await timed(lambda: run(
+        *podman, "run", "-d", "--network", "none", "--ulimit", "nofile=20000:20000",
+        "--ulimit", "nproc=4096:4096", "--rootfs", str(rootfs), *SLEEP))  # fmt: skip
+    took_stop, _ = await timed(lambda: run(*podman, "rm", "-f", "-t", "0", out.strip()))
+    return took_start, took_stop
+
+
+async def bench_start_stop(rt: Runtime, template: ContainerConfig, base: Path,
+                           runs: int, with_podman: bool) -> None:  # fmt: skip
+    """Run the three side by side, interleaved run by run so they share the machine's load."""
+    sb = await rt.create_sandbox(SandboxConfig(pod_uid="bench", name="bench"))
+    _, _, spec = await dockyard_once(rt, sb.id, template, -1)  # warm-up; gives the spec
+    floor_dir, podman_dir = base / "floor", base / "podman"
+    floor_dir.mkdir()
+    bundle = floor_bundle(floor_dir, spec, mount_rootfs(floor_dir, template.lower_dirs),
+                          rt.cgroup_root)  # fmt: skip
+    if with_podman:
+        podman_dir.mkdir()
+        p_rootfs = mount_rootfs(podman_dir, template.lower_dirs)
+    times: dict[str, tuple[list[float], list[float]]] = {}
     for i in range(runs):
-        cid = f"floor-{i}-{secrets.token_hex(4)}"
-        starts.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
-            "runc", "--root", str(runc_root), "run", "-d", "--bundle", str(bundle), cid,
-            detached=True)))[0])
-        stops.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
-            "runc", "--root", str(runc_root), "delete", "--force", cid)))[0])
-    return starts, stops
-
-
-async def bench_podman(base: Path, rootfs: Path, runs: int) -> tuple[list[float], list[float]]:
-    """Time `podman run -d --rootfs` and `podman rm -f -t 0` of the same rootfs."""
-    podman = ["podman", "--root", str(base / "root"), "--runroot", str(base / "runroot"),
-              "--cgroup-manager", "cgroupfs", "--events-backend", "none"]  # fmt: skip
-    starts, stops = [], []
-    try:
-        for _ in range(runs):
-            took, out = await timed(lambda: run(
-                *podman, "run", "-d", "--network", "none", "--ulimit", "nofile=20000:20000",
-                "--ulimit", "nproc=4096:4096", "--rootfs", str(rootfs), *SLEEP))  # fmt: skip
-            starts.append(took)
-            cid = out.strip()
-            stops.append((await timed(lambda cid=cid: run(  # type: ignore[misc]
-                *podman, "rm", "-f", "-t", "0", cid)))[0])
-    finally:
-        await run(*podman, "rm", "-a", "-f", "-t", "0")
-    return starts, stops
+        results = {"dockyard": (await dockyard_once(rt, sb.id, template, i))[:2],
+                   "runc run": await runc_once(floor_dir / "runc", bundle, i)}  # fmt: skip
+        if with_podman:
+            results["podman"] = await podman_once(podman_dir, p_rootfs)
+        for name, (start, stop) in results.items():
+            times.setdefault(name, ([], []))[0].append(start)
+            times[name][1].append(stop)
+    await rt.remove_sandbox(sb.id)
+    print(f"busybox container, {runs} runs each, interleaved (start = create+start until "
+          f"running; stop = kill + delete)")
+    for name, (starts, stops) in times.items():
+        print(summary(name, starts, stops))
+    ours, floor = times["dockyard"], times["runc run"]
+    print(f"dockyard over runc at the median: start "
+          f"{(statistics.median(ours[0]) - statistics.median(floor[0])) * 1000:+.1f} ms, stop "
+          f"{(statistics.median(ours[1]) - statistics.median(floor[1])) * 1000:+.1f} ms")
 
 
 def conmon_rss_kib(run_dir: Path) -> tuple[int, int, int]:
@@ -194,6 +216,22 @@ async def bench_pods(rt: Runtime, image: ContainerConfig, pods: int) -> None:
     print(f"{pods} pods removed (stop, delete, CNI DEL, netns) in {took:.1f} s")
 
 
+async def cleanup(base: Path) -> None:
+    """Remove the floor's runc containers, podman's containers and both rootfs mounts."""
+    runc_root = base / "floor" / "runc"
+    if runc_root.exists():
+        listed = subprocess.run(["runc", "--root", str(runc_root), "list", "-q"],
+                                capture_output=True, text=True, check=False)  # fmt: skip
+        for cid in listed.stdout.split():
+            subprocess.run(["runc", "--root", str(runc_root), "delete", "--force", cid],
+                           check=False)  # fmt: skip
+    if (base / "podman").exists():
+        await run(*podman_argv(base / "podman"), "rm", "-a", "-f", "-t", "0")
+    for d in (base / "floor", base / "podman"):
+        if d.exists():
+            remove_rootfs(d)
+
+
 async def main(args: argparse.Namespace) -> None:
     """Run the benchmarks in a temporary dir and clean everything up."""
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
@@ -203,39 +241,17 @@ async def main(args: argparse.Namespace) -> None:
                                image_config=image.config)  # fmt: skip
     rt = Runtime(run_dir=base / "run", data_dir=base / "data", bridge=f"dyb{secrets.token_hex(4)}",
                  pod_cidr=f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
-    floor_dir = base / "floor"
-    podman_dir = base / "podman"
     try:
-        sb = await rt.create_sandbox(SandboxConfig(pod_uid="bench", name="bench"))
-        print(f"busybox container, {args.runs} runs each (start = create+start until running; "
-              f"stop = kill + delete)")
-        starts, stops, spec = await bench_dockyard(rt, sb.id, template, args.runs)
-        print(summary("dockyard", starts, stops))
-        floor_dir.mkdir()
-        rootfs = mount_rootfs(floor_dir, template.lower_dirs)
-        bundle = floor_bundle(floor_dir, spec, rootfs, rt.cgroup_root)
-        r_starts, r_stops = await bench_runc(floor_dir / "runc", bundle, args.runs)
-        print(summary("runc run", r_starts, r_stops))
-        print(f"dockyard over runc at the median: start "
-              f"{(statistics.median(starts) - statistics.median(r_starts)) * 1000:+.1f} ms, stop "
-              f"{(statistics.median(stops) - statistics.median(r_stops)) * 1000:+.1f} ms")
-        if args.podman and shutil.which("podman"):
-            podman_dir.mkdir()
-            p_rootfs = mount_rootfs(podman_dir, template.lower_dirs)
-            p_starts, p_stops = await bench_podman(podman_dir, p_rootfs, args.runs)
-            print(summary("podman", p_starts, p_stops))
-        await rt.remove_sandbox(sb.id)
+        if args.runs > 0:
+            await bench_start_stop(rt, template, base, args.runs,
+                                   args.podman and shutil.which("podman") is not None)
         if args.pods > 0:
             await bench_pods(rt, template, args.pods)
     finally:
         for sandbox in rt.list_sandboxes():
             await rt.remove_sandbox(sandbox.id)
         await rt.destroy_network()
-        if (floor_dir / "runc").exists():
-            subprocess.run(["runc", "--root", str(floor_dir / "runc"), "list", "-q"], check=False)
-        for d in (floor_dir, podman_dir):
-            if d.exists():
-                remove_rootfs(d)
+        await cleanup(base)
         shutil.rmtree(base, ignore_errors=True)
 
 
