@@ -40,6 +40,11 @@ Compaction: a timer compacts to the revision that was current ``history_seconds`
 raises ``CompactedError`` whose ``oldest`` is the compacted revision, the lowest R still accepted
 (R=0 on a compacted store is refused too: "from now" is ``current_revision()``).
 
+List: ``list(..., revision=R)`` serves the state at R, rebuilt from ``kv`` (keys unchanged
+since R) and the first later event of each changed key (its previous value), so a paged list
+continued at the first page's revision is one consistent snapshot, as with etcd; below the
+compacted revision it raises ``CompactedError`` (Kubernetes: 410 Gone, the continue expired).
+
 Keys are plain strings; ``list`` and ``watch`` match by string prefix, so callers pass a prefix
 ending in "/" ("/registry/pods/default/") to keep "/registry/pods/default2/..." out.
 
