@@ -8,7 +8,7 @@ history, undo, restart, scale and wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,14 +22,24 @@ from tests.e2e.test_controllers_support import (
     start_cluster,
     stop_cluster,
 )
-from tests.servers import RunningServer
+from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without its own controllers: the test process runs them, with test options."""
+    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture
-async def cluster(dockyard_server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(dockyard_server, tmp_path)
+async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = await start_cluster(server, tmp_path)
     try:
         yield c
     finally:

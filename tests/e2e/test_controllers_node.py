@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -27,9 +27,19 @@ from tests.e2e.test_controllers_support import (
     start_cluster,
     stop_cluster,
 )
-from tests.servers import RunningServer
+from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without its own controllers: the test process runs them, with test options."""
+    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
+    try:
+        yield running
+    finally:
+        running.stop()
 
 GRACE = 2.0
 
@@ -95,10 +105,10 @@ def _micro_now() -> str:
 
 
 @pytest.fixture
-async def cluster(dockyard_server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
     options = ControllerOptions(node_monitor_grace_period=GRACE,
                                 default_unreachable_toleration_seconds=1)
-    c = await start_cluster(dockyard_server, tmp_path, kubelet=False, options=options)
+    c = await start_cluster(server, tmp_path, kubelet=False, options=options)
     try:
         yield c
     finally:

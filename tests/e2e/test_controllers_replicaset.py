@@ -8,7 +8,7 @@ the node agent the --no-agent fixture server lacks.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,24 @@ from tests.e2e.test_controllers_support import (
     start_cluster,
     stop_cluster,
 )
-from tests.servers import RunningServer
+from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """A server without its own controllers: the test process runs them, with test options."""
+    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
 @pytest.fixture
-async def cluster(dockyard_server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(dockyard_server, tmp_path)
+async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+    c = await start_cluster(server, tmp_path)
     try:
         yield c
     finally:
@@ -217,8 +227,8 @@ async def test_orphan_deletion_keeps_pods_without_owner(cluster: Cluster) -> Non
 
 
 async def test_dependents_of_an_owner_deleted_while_controllers_were_down(
-        dockyard_server: RunningServer, tmp_path: Path) -> None:
-    c = await start_cluster(dockyard_server, tmp_path, kubelet=False)
+        server: RunningServer, tmp_path: Path) -> None:
+    c = await start_cluster(server, tmp_path, kubelet=False)
     try:
         await c.rc("apps/v1", "replicasets").create(replicaset("rs1", 2))
         await eventually(lambda: count_pods(c, 2))

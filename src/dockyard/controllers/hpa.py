@@ -43,7 +43,7 @@ from dockyard.client.informer import index_by_namespace
 from dockyard.controllers.base import Controller, Obj, clone, is_deleting, meta
 from dockyard.objects.meta import parse_time
 from dockyard.objects.pod import pod_phase
-from dockyard.objects.quantity import QuantityError, cpu_millis, format_cpu_millis, to_int
+from dockyard.objects.quantity import QuantityError, format_cpu_millis, parse_quantity
 from dockyard.objects.resources import lookup_kind
 from dockyard.objects.selectors import LabelSelector, SelectorError
 
@@ -255,8 +255,11 @@ def record_scale(history: History, old: int, new: int, now: float, keep: float =
 
 
 def _amount(resource: str, value: Any) -> float:
+    # Exact: agents report cpu in nanocores ("123n"); rounding each to whole millicores
+    # would inflate small readings.
     try:
-        return float(cpu_millis(value) if resource == "cpu" else to_int(value))
+        amount = parse_quantity(value)
+        return float(amount * 1000 if resource == "cpu" else amount)
     except (QuantityError, ValueError, TypeError):
         return 0.0
 

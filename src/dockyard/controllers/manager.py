@@ -50,6 +50,7 @@ class ControllerOptions:
     gc_resources: tuple[tuple[str, str], ...] = DEFAULT_RESOURCES
     resync_period: float | None = None
     sync_timeout: float = 60.0
+    event_flush_timeout: float = 2.0
 
     def __post_init__(self) -> None:
         unknown = set(self.controllers) - set(ALL_CONTROLLERS)
@@ -138,6 +139,20 @@ class ControllerManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.factory.stop()
+        await self._close_recorders(self.options.event_flush_timeout)
+
+    async def _close_recorders(self, timeout: float) -> None:
+        """Write queued Events for up to ``timeout`` seconds in all, then drop the rest."""
+        closing = [asyncio.create_task(r.close()) for r in self.recorders]
+        if not closing:
+            return
+        _, pending = await asyncio.wait(closing, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        # A shutdown must not wait on a long Event backlog (a server's SIGTERM would hang);
+        # EventRecorder has no abort, so its writer task is cancelled here directly.
         for recorder in self.recorders:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(recorder.close(), 5.0)
+            worker = getattr(recorder, "_worker", None)
+            if isinstance(worker, asyncio.Task):
+                worker.cancel()
+        await asyncio.gather(*closing, return_exceptions=True)
