@@ -26,6 +26,7 @@ from typing import Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dockyard import __version__
 from dockyard.cli.kubeargs import (
@@ -671,10 +672,11 @@ def _print_status(report: Obj) -> None:
         for col in ("", "requested", "used"):
             table.add_column(col)
         cpu, mem = node["cpu"], node["memory"]
-        table.add_row("cpu", bar(cpu["requestedMillis"], cpu["allocatableMillis"]),
-                      bar(cpu["usedMillis"], cpu["allocatableMillis"]))
-        table.add_row("memory", bar(mem["requestedBytes"], mem["allocatableBytes"]),
-                      bar(mem["usedBytes"], mem["allocatableBytes"]))
+        # Text, not markup: "[####....]" would otherwise be read as a style tag.
+        table.add_row("cpu", Text(bar(cpu["requestedMillis"], cpu["allocatableMillis"])),
+                      Text(bar(cpu["usedMillis"], cpu["allocatableMillis"])))
+        table.add_row("memory", Text(bar(mem["requestedBytes"], mem["allocatableBytes"])),
+                      Text(bar(mem["usedBytes"], mem["allocatableBytes"])))
         console.print(table)
         for pod in node["pods"]:
             console.print(f"  {pod['namespace']}/{pod['name']}  {pod['phase']}")

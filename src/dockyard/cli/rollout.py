@@ -223,7 +223,8 @@ async def _patch(kube: Kube, target: str, action: str, patch: Any) -> None:
         print(f"{info_name(info, name)} {action}")
 
 
-def _restart_patch() -> Obj:
+def restart_patch() -> Obj:
+    """Return the patch that restarts a Deployment's pods (kubectl's restartedAt)."""
     now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
 
@@ -232,5 +233,5 @@ rollout_app.command("pause")(_simple("paused", {"spec": {"paused": True}},
                                      "Pause a Deployment's rollout."))
 rollout_app.command("resume")(_simple("resumed", {"spec": {"paused": None}},
                                       "Resume a paused Deployment's rollout."))
-rollout_app.command("restart")(_simple("restarted", _restart_patch,
+rollout_app.command("restart")(_simple("restarted", restart_patch,
                                        "Restart a Deployment's pods by a new rollout."))

@@ -1,0 +1,848 @@
+"""Docker-style verbs on the cluster: run, ps, logs, exec, stop, start, restart, rm, stats.
+
+A "container" here is a Pod (one container, named like the pod) that `dockyard run` made, or
+any pod a person names; `run --replicas N` makes a Deployment and, with -p, a Service instead.
+How Docker's ideas map onto the Kubernetes API (all standard calls):
+- `-p HOST:CONTAINER` → the container port with ``hostPort`` (with --replicas: a Service
+  port HOST → targetPort CONTAINER, since replicas cannot share one host port);
+- `-e`, `--cpus`, `--memory` → env and resources.limits (Docker's memory units b/k/m/g are
+  binary: 512m = 512Mi); `-v HOST:CTR[:ro]` → a hostPath volume, `-v NAME:CTR` → emptyDir;
+- `--restart no|always|on-failure|unless-stopped` → restartPolicy Never|Always|OnFailure|Always;
+- a stopped container: Kubernetes has no stopped pods, so `stop` deletes the pod and keeps its
+  manifest in a ConfigMap ``dockyard-stopped-NAME`` (label ``dockyard.io/stopped``) that
+  `start` re-creates it from and `ps -a` lists as Exited; `stop` on a Deployment scales it to 0
+  and remembers the replicas in an annotation.
+
+Exit codes as Docker's: 125 when dockyard or the cluster fails (no server, no such container,
+image not found); `run` without -d exits with the container's exit code; `exec` with the
+command's (126/127 when it cannot be run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from dockyard.cli.exec_stream import exec_in_pod
+from dockyard.cli.kube_commands import pod_metrics, pod_usage
+from dockyard.cli.kubeargs import (
+    DOCKER_ERROR,
+    AllNamespacesOption,
+    CliError,
+    ContextOption,
+    Kube,
+    KubeconfigOption,
+    NamespaceOption,
+    resource,
+    run,
+)
+from dockyard.cli.printers import aligned, dump, echo
+from dockyard.cli.rollout import restart_patch
+from dockyard.cli.waiting import wait_for_object, wait_gone
+from dockyard.client import AlreadyExistsError, ApiClient, NotFoundError, ResourceClient
+from dockyard.objects.meta import human_duration, parse_time
+from dockyard.objects.quantity import to_int
+
+Obj = dict[str, Any]
+MANAGED_BY = "app.kubernetes.io/managed-by"
+RUN_LABEL = "run"
+STOPPED_LABEL = "dockyard.io/stopped"
+STOPPED_PREFIX = "dockyard-stopped-"
+REPLICAS_BEFORE_STOP = "dockyard.io/replicas-before-stop"
+IMAGE_ERRORS = ("ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName")
+START_ERRORS = ("CreateContainerError", "CreateContainerConfigError", "RunContainerError")
+RESTART_POLICIES = {"no": "Never", "always": "Always", "on-failure": "OnFailure",
+                    "unless-stopped": "Always"}
+_NAME_RE = re.compile(r"[^a-z0-9-]+")
+
+DockerOutput = typer.Option("", "--format", "-o", help="json or yaml instead of a table.")
+
+
+def _run_docker(main: Any) -> Any:
+    return run(main, exit_code=DOCKER_ERROR)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSpec:
+    """What `dockyard run` was asked for, parsed and checked."""
+
+    image: str
+    command: list[str]
+    name: str
+    detach: bool = False
+    ports: list[tuple[int, int, str]] = field(default_factory=list)
+    env: list[tuple[str, str]] = field(default_factory=list)
+    volumes: list[tuple[str, str, bool]] = field(default_factory=list)
+    remove: bool = False
+    cpus: str = ""
+    memory: str = ""
+    restart: str = "Never"
+    replicas: int = 0
+    interactive: bool = False
+    tty: bool = False
+
+
+def run_command(
+    image: str = typer.Argument(..., help="Image to run."),
+    command: list[str] = typer.Argument(None, help="Command and arguments (default: image's)."),
+    detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
+    publish: list[str] = typer.Option([], "--publish", "-p", help="HOST:CONTAINER[/proto]."),
+    env: list[str] = typer.Option([], "--env", "-e", help="KEY=VALUE (KEY: from here)."),
+    volume: list[str] = typer.Option([], "--volume", "-v", help="HOST_DIR:PATH[:ro]."),
+    name: str = typer.Option("", "--name", help="Name (default: made from the image)."),
+    remove: bool = typer.Option(False, "--rm", help="Remove it when it exits."),
+    cpus: str = typer.Option("", "--cpus", help="CPU limit, e.g. 0.5."),
+    memory: str = typer.Option("", "--memory", "-m", help="Memory limit, e.g. 256m."),
+    restart: str = typer.Option("no", "--restart", help="no, always, on-failure, "
+                                "unless-stopped."),
+    replicas: int = typer.Option(0, "--replicas", help="Run N copies: a Deployment+Service."),
+    interactive: bool = typer.Option(False, "--interactive", "-i", help="Keep stdin open."),
+    tty: bool = typer.Option(False, "--tty", "-t", help="Allocate a terminal."),
+    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for the start "
+                                  "(0: do not wait with -d)."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Run a container on the cluster (a Pod; with --replicas a Deployment and Service)."""
+    with _usage_errors():
+        spec = parse_run(image, command or [], detach, publish, env, volume, name, remove, cpus,
+                         memory, restart, replicas, interactive, tty)
+    kube = Kube(kubeconfig, context, namespace)
+    code = _run_docker(lambda: _run(kube, spec, timeout))
+    raise typer.Exit(code)
+
+
+@contextlib.contextmanager
+def _usage_errors() -> Any:
+    try:
+        yield
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise typer.Exit(DOCKER_ERROR) from None
+
+
+def parse_run(image: str, command: list[str], detach: bool, publish: list[str], env: list[str],
+              volume: list[str], name: str, remove: bool, cpus: str, memory: str,
+              restart: str, replicas: int, interactive: bool, tty: bool) -> RunSpec:
+    """Check and translate `run` flags (CliError names the bad flag)."""
+    policy_word = restart.split(":")[0]
+    if policy_word not in RESTART_POLICIES:
+        raise CliError(f"invalid restart policy {restart!r}: use no, always, on-failure or "
+                       "unless-stopped")
+    if remove and detach and policy_word != "no":
+        raise CliError("conflicting options: --restart and --rm")
+    if replicas < 0:
+        raise CliError("--replicas must be 1 or more")
+    if (interactive or tty) and not detach and replicas == 0:
+        raise CliError("interactive run (-it) needs pods/attach, which dockyard does not serve: "
+                       f"start it with `dockyard run -d {image} sleep 3600`, then "
+                       "`dockyard exec -it NAME sh`")
+    return RunSpec(
+        image=image, command=command, name=name or default_name(image), detach=detach,
+        ports=[parse_port(p) for p in publish], env=[parse_env(e) for e in env],
+        volumes=[parse_volume(v) for v in volume], remove=remove, cpus=parse_cpus(cpus),
+        memory=docker_memory(memory), restart=RESTART_POLICIES[policy_word], replicas=replicas,
+        interactive=interactive, tty=tty,
+    )
+
+
+def default_name(image: str) -> str:
+    """Make a pod name from an image: "library/nginx:1.25" → "nginx-3f9a1c"."""
+    base = image.split("@")[0].rsplit("/", 1)[-1].split(":")[0].lower()
+    base = _NAME_RE.sub("-", base).strip("-")[:40] or "container"
+    return f"{base}-{secrets.token_hex(3)}"
+
+
+def parse_port(text: str) -> tuple[int, int, str]:
+    """Parse -p HOST:CONTAINER[/tcp|udp] (or CONTAINER alone: same number on the host)."""
+    spec, _, proto = text.partition("/")
+    proto = (proto or "tcp").upper()
+    parts = spec.split(":")
+    if proto not in ("TCP", "UDP", "SCTP") or len(parts) > 3:
+        raise CliError(f"invalid -p {text!r}: use HOST:CONTAINER[/tcp|udp]")
+    host, container = (parts[-2], parts[-1]) if len(parts) >= 2 else (parts[0], parts[0])
+    try:
+        host_port, container_port = int(host), int(container)
+    except ValueError:
+        raise CliError(f"invalid -p {text!r}: ports must be numbers") from None
+    if not (0 < host_port < 65536 and 0 < container_port < 65536):
+        raise CliError(f"invalid -p {text!r}: ports are 1-65535")
+    return host_port, container_port, proto
+
+
+def parse_env(text: str) -> tuple[str, str]:
+    """Parse -e KEY=VALUE; a bare KEY takes its value from this environment (as Docker)."""
+    key, sep, value = text.partition("=")
+    if not key:
+        raise CliError(f"invalid -e {text!r}: use KEY=VALUE")
+    return key, value if sep else os.environ.get(key, "")
+
+
+def parse_volume(text: str) -> tuple[str, str, bool]:
+    """Parse -v SOURCE:PATH[:ro|rw] (SOURCE: an absolute host dir, or a name for emptyDir)."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[1].startswith("/"):
+        raise CliError(f"invalid -v {text!r}: use HOST_DIR:/path[:ro] or NAME:/path")
+    mode = parts[2] if len(parts) == 3 else "rw"
+    if mode not in ("ro", "rw"):
+        raise CliError(f"invalid -v {text!r}: the mode is ro or rw")
+    return parts[0], parts[1], mode == "ro"
+
+
+def parse_cpus(text: str) -> str:
+    """Turn --cpus 0.5 into a Kubernetes quantity ("500m")."""
+    if not text:
+        return ""
+    try:
+        value = float(text)
+    except ValueError:
+        raise CliError(f"invalid --cpus {text!r}: give a number like 0.5 or 2") from None
+    if value <= 0:
+        raise CliError("--cpus must be more than 0")
+    return f"{round(value * 1000)}m"
+
+
+def docker_memory(text: str) -> str:
+    """Turn Docker's --memory (binary units b/k/m/g) into a quantity: "512m" → "512Mi"."""
+    if not text:
+        return ""
+    match = re.fullmatch(r"(\d+)([bkmgBKMG]?)", text.strip())
+    if not match:
+        raise CliError(f"invalid --memory {text!r}: use a number with b, k, m or g (e.g. 256m)")
+    number, unit = match.group(1), match.group(2).lower()
+    return number + {"": "", "b": "", "k": "Ki", "m": "Mi", "g": "Gi"}[unit]
+
+
+def pod_template(spec: RunSpec, host_ports: bool) -> Obj:
+    """Build the pod spec (and labels) `run` creates."""
+    container: Obj = {"name": spec.name if not spec.replicas else "main", "image": spec.image}
+    if spec.command:
+        container["command"] = spec.command
+    if spec.env:
+        container["env"] = [{"name": k, "value": v} for k, v in spec.env]
+    if spec.ports:
+        container["ports"] = [
+            {"containerPort": c, "protocol": p, **({"hostPort": h} if host_ports else {})}
+            for h, c, p in spec.ports]
+    limits = {k: v for k, v in (("cpu", spec.cpus), ("memory", spec.memory)) if v}
+    if limits:
+        container["resources"] = {"limits": limits}
+    if spec.interactive:
+        container["stdin"] = True
+    if spec.tty:
+        container["tty"] = True
+    volumes, mounts = _volumes(spec.volumes)
+    if mounts:
+        container["volumeMounts"] = mounts
+    pod_spec: Obj = {"containers": [container]}
+    if volumes:
+        pod_spec["volumes"] = volumes
+    return pod_spec
+
+
+def _volumes(specs: list[tuple[str, str, bool]]) -> tuple[list[Obj], list[Obj]]:
+    volumes, mounts = [], []
+    for i, (source, path, read_only) in enumerate(specs):
+        name = f"vol-{i}"
+        if source.startswith("/"):
+            volumes.append({"name": name, "hostPath": {"path": source}})
+        else:
+            volumes.append({"name": name, "emptyDir": {}})
+        mounts.append({"name": name, "mountPath": path, **({"readOnly": True} if read_only
+                                                           else {})})
+    return volumes, mounts
+
+
+def build_objects(spec: RunSpec, namespace: str) -> list[Obj]:
+    """Return the objects `run` creates: one Pod, or a Deployment (and Service with -p)."""
+    labels = {RUN_LABEL: spec.name, MANAGED_BY: "dockyard"}
+    meta = {"name": spec.name, "namespace": namespace, "labels": labels}
+    if not spec.replicas:
+        pod_spec = pod_template(spec, host_ports=True)
+        pod_spec["restartPolicy"] = spec.restart
+        return [{"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": pod_spec}]
+    pod_spec = pod_template(spec, host_ports=False)
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        "spec": {"replicas": spec.replicas, "selector": {"matchLabels": {RUN_LABEL: spec.name}},
+                 "template": {"metadata": {"labels": labels}, "spec": pod_spec}},
+    }
+    if not spec.ports:
+        return [deployment]
+    service = {
+        "apiVersion": "v1", "kind": "Service", "metadata": meta,
+        "spec": {"selector": {RUN_LABEL: spec.name},
+                 "ports": [{"name": f"p{h}", "port": h, "targetPort": c, "protocol": p}
+                           for h, c, p in spec.ports]},
+    }
+    return [deployment, service]
+
+
+async def _run(kube: Kube, spec: RunSpec, timeout: float) -> int:
+    api, ns = kube.client()
+    async with api:
+        objs = build_objects(spec, ns)
+        for obj in objs:
+            plural = {"Pod": "pods", "Deployment": "deployments", "Service": "services"}
+            rc = api.resource(obj["apiVersion"], plural[obj["kind"]], ns)
+            try:
+                await rc.create(obj, field_manager="dockyard")
+            except AlreadyExistsError:
+                raise CliError(f'the name "{spec.name}" is already in use by a '
+                               f"{obj['kind']}: remove it with `dockyard rm {spec.name}` or "
+                               "choose another --name") from None
+        if spec.replicas:
+            echo(spec.name)
+            return 0
+        pods = api.resource("v1", "pods", ns)
+        if spec.detach:
+            if timeout > 0:
+                await _wait_started(api, pods, spec, timeout)
+            echo(spec.name)
+            return 0
+        return await _attached(api, pods, spec, timeout)
+
+
+async def _wait_started(api: ApiClient, pods: ResourceClient, spec: RunSpec,
+                        timeout: float) -> Obj:
+    try:
+        return await wait_for_object(pods, spec.name, _started, timeout,
+                                     f"{spec.name} to start")
+    except CliError as e:
+        await _remove_failed(pods, spec.name)
+        raise CliError(await _explain(e, spec.image)) from None
+
+
+def _started(pod: Obj) -> bool:
+    st = pod.get("status") or {}
+    if st.get("phase") in ("Running", "Succeeded", "Failed"):
+        return True
+    for cs in st.get("containerStatuses") or []:
+        waiting = (cs.get("state") or {}).get("waiting") or {}
+        reason = waiting.get("reason", "")
+        if reason in IMAGE_ERRORS or reason in START_ERRORS:
+            raise CliError(f"{reason}: {waiting.get('message', '')}".strip())
+        if "running" in (cs.get("state") or {}) or "terminated" in (cs.get("state") or {}):
+            return True
+    return False
+
+
+async def _explain(e: CliError, image: str) -> str:
+    text = str(e)
+    if any(text.startswith(r) for r in IMAGE_ERRORS):
+        return image_not_found(image)
+    return text
+
+
+def image_not_found(image: str) -> str:
+    """Say an image is missing, with a "did you mean" from the local image store if any."""
+    from dockyard.images.store import ImageNotFoundError, ImageStore
+
+    for data_dir in _image_store_dirs():
+        try:
+            ImageStore(data_dir).resolve(image)
+        except ImageNotFoundError as missing:
+            return f"{missing} (build it with `dockyard build -t {image} DIR` or pull it)"
+        except (OSError, ValueError):
+            continue  # not a readable store: try the next place
+    return (f"image {image} not found on the node: build it with `dockyard build -t {image} "
+            "DIR` or pull it with `dockyard pull`")
+
+
+def _image_store_dirs() -> list[Path]:
+    dirs = []
+    if os.environ.get("KUBECONFIG"):
+        dirs.append(Path(os.environ["KUBECONFIG"].split(os.pathsep)[0]).parent)
+    dirs.append(Path("/var/lib/dockyard"))
+    return [d for d in dirs if (d / "images").is_dir()]
+
+
+async def _remove_failed(pods: ResourceClient, name: str) -> None:
+    """Delete a pod that could not start (Docker leaves no container behind either)."""
+    with contextlib.suppress(NotFoundError):
+        await pods.delete(name, grace_period_seconds=0)
+
+
+async def _attached(api: ApiClient, pods: ResourceClient, spec: RunSpec, timeout: float) -> int:
+    try:
+        await _wait_started(api, pods, spec, timeout)
+        async for chunk in pods.read_log(spec.name, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        pod = await wait_for_object(pods, spec.name, _finished, 30.0,
+                                    f"{spec.name} to report its exit code")
+        return _exit_code(pod)
+    finally:
+        if spec.remove:
+            with contextlib.suppress(NotFoundError):
+                await pods.delete(spec.name, grace_period_seconds=0)
+
+
+def _finished(pod: Obj) -> bool:
+    st = pod.get("status") or {}
+    if st.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any("terminated" in (cs.get("state") or {}) for cs in st.get("containerStatuses")
+               or [])
+
+
+def _exit_code(pod: Obj) -> int:
+    for cs in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (cs.get("state") or {}).get("terminated")
+        if terminated is not None:
+            return int(terminated.get("exitCode", 0))
+    return 0
+
+
+# -- ps -------------------------------------------------------------------------------------
+
+
+def ps(
+    all_containers: bool = typer.Option(False, "--all", "-a", help="Also exited and stopped."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only names."),
+    output: str = DockerOutput,
+    namespace: str = NamespaceOption,
+    all_namespaces: bool = AllNamespacesOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """List containers (pods): running ones, or with -a all."""
+    kube = Kube(kubeconfig, context, namespace, all_namespaces)
+    _run_docker(lambda: _ps(kube, all_containers, quiet, output))
+
+
+async def _ps(kube: Kube, all_containers: bool, quiet: bool, output: str) -> None:
+    api, ns = kube.client()
+    scope = None if kube.all_namespaces else ns
+    async with api:
+        pods = (await api.resource("v1", "pods", scope).list()).items
+        stopped = []
+        if all_containers:
+            stopped = (await api.resource("v1", "configmaps", scope).list(
+                f"{STOPPED_LABEL}=true")).items
+    now = datetime.now(UTC)
+    rows = [ps_row(p, now) for p in pods]
+    rows += [_stopped_row(cm, now) for cm in stopped]
+    if not all_containers:
+        rows = [r for r in rows if r["running"]]
+    if output:
+        print(dump(rows, output))
+    elif quiet:
+        for r in rows:
+            print(r["name"])
+    else:
+        headers = ["NAME", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NODE"]
+        print(aligned(headers, [[r["name"], r["image"], _short(r["command"]), r["created"],
+                                 r["status"], r["ports"], r["node"]] for r in rows]))
+
+
+def ps_row(pod: Obj, now: datetime) -> Obj:
+    """Summarise a pod as a docker ps row (first container's image, command and state)."""
+    meta, spec, st = pod["metadata"], pod.get("spec") or {}, pod.get("status") or {}
+    containers = spec.get("containers") or [{}]
+    first = containers[0]
+    status, running = _docker_status(st, now)
+    ports = [f"0.0.0.0:{p['hostPort']}->{p['containerPort']}/{p.get('protocol', 'TCP').lower()}"
+             for c in containers for p in c.get("ports") or [] if p.get("hostPort")]
+    return {
+        "name": meta["name"], "namespace": meta.get("namespace", ""),
+        "image": first.get("image", "") + (f" (+{len(containers) - 1})"
+                                           if len(containers) > 1 else ""),
+        "command": " ".join(first.get("command") or []) or "",
+        "created": _ago(meta.get("creationTimestamp"), now), "status": status,
+        "ports": ", ".join(ports), "node": spec.get("nodeName", ""), "running": running,
+    }
+
+
+def _docker_status(st: Obj, now: datetime) -> tuple[str, bool]:
+    phase = st.get("phase", "Pending")
+    for cs in st.get("containerStatuses") or []:
+        state = cs.get("state") or {}
+        if "running" in state:
+            since_text = _ago(state["running"].get("startedAt"), now).replace(" ago", "")
+            return f"Up {since_text}", True
+        if "terminated" in state:
+            t = state["terminated"]
+            return f"Exited ({t.get('exitCode', 0)}) {_ago(t.get('finishedAt'), now)}", \
+                phase not in ("Succeeded", "Failed")
+        if "waiting" in state:
+            return state["waiting"].get("reason", "Waiting"), True
+    if phase in ("Succeeded", "Failed"):
+        return f"Exited ({'0' if phase == 'Succeeded' else '1'})", False
+    return "Created" if phase == "Pending" else phase, True
+
+
+def _stopped_row(cm: Obj, now: datetime) -> Obj:
+    pod = json.loads((cm.get("data") or {}).get("pod.json", "{}") or "{}")
+    empty: Obj = {"name": "", "image": "", "command": "", "ports": "", "node": ""}
+    row = ps_row(pod, now) if pod.get("metadata") else empty
+    stopped_at = _ago(cm["metadata"].get("creationTimestamp"), now)
+    row.update({"status": f"Exited (stopped) {stopped_at}", "running": False, "node": ""})
+    return row
+
+
+def _ago(value: Any, now: datetime) -> str:
+    moment = parse_time(value)
+    if moment is None:
+        return ""
+    return f"{human_duration((now - moment).total_seconds())} ago"
+
+
+def _short(command: str) -> str:
+    text = f'"{command}"' if command else ""
+    return text if len(text) <= 22 else text[:20] + '…"'
+
+
+# -- logs and exec --------------------------------------------------------------------------
+
+
+def logs(
+    name: str = typer.Argument(..., help="Container (pod) name, or deployment/NAME."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
+    tail: int = typer.Option(-1, "--tail", "-n", help="Only the last N lines."),
+    timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show timestamps."),
+    container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Print a container's log (pods/log)."""
+    kube = Kube(kubeconfig, context, namespace)
+    _run_docker(lambda: _logs(kube, name, follow, tail, timestamps, container))
+
+
+async def _logs(kube: Kube, name: str, follow: bool, tail: int, timestamps: bool,
+                container: str) -> None:
+    api, ns = kube.client()
+    async with api:
+        pods = api.resource("v1", "pods", ns)
+        pod = await _find_pod(api, ns, name)
+        tail_lines = tail if tail >= 0 else None
+        if follow:
+            async for chunk in pods.read_log(pod, container or None, follow=True,
+                                             tail_lines=tail_lines, timestamps=timestamps):
+                sys.stdout.buffer.write(chunk)
+                sys.stdout.flush()
+            return
+        text = await pods.read_log(pod, container or None, tail_lines=tail_lines,
+                                   timestamps=timestamps)
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+async def _find_pod(api: ApiClient, ns: str, name: str) -> str:
+    """Return the pod behind a name: the pod itself, or the first pod of deployment/NAME."""
+    kind, sep, rest = name.partition("/")
+    pods = api.resource("v1", "pods", ns)
+    if sep and kind not in ("pod", "pods", "po"):
+        info = resource(kind)
+        owner = await api.resource(info.api_version, info.plural, ns).get(rest)
+        selector = ((owner.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+        text = ",".join(f"{k}={v}" for k, v in selector.items())
+        listed = await pods.list(text or None)
+        if not listed.items:
+            raise CliError(f"no pods found for {name}")
+        return str(sorted(p["metadata"]["name"] for p in listed.items)[0])
+    pod_name = rest if sep else name
+    try:
+        await pods.get(pod_name)
+    except NotFoundError:
+        raise CliError(f"No such container: {pod_name}") from None
+    return pod_name
+
+
+def exec_command(
+    name: str = typer.Argument(..., help="Container (pod) name."),
+    command: list[str] = typer.Argument(..., help="Command and arguments."),
+    interactive: bool = typer.Option(False, "--interactive", "-i", help="Pass stdin."),
+    tty: bool = typer.Option(False, "--tty", "-t", help="Allocate a terminal."),
+    container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Run a command in a running container (pods/exec); exit with its exit code."""
+    kube = Kube(kubeconfig, context, namespace)
+    code = _run_docker(lambda: _exec(kube, name, command, interactive, tty, container))
+    raise typer.Exit(code)
+
+
+async def _exec(kube: Kube, name: str, command: list[str], stdin: bool, tty: bool,
+                container: str) -> int:
+    api, ns = kube.client()
+    async with api:
+        pod = await _find_pod(api, ns, name)
+        return await exec_in_pod(api, ns, pod, container or None, command, stdin, tty)
+
+
+# -- stop / start / restart / rm ------------------------------------------------------------
+
+NamesArg = typer.Argument(..., help="Container (pod) or `run --replicas` names.")
+
+
+def stop(
+    names: list[str] = NamesArg,
+    time_seconds: int = typer.Option(10, "--time", "-t", help="Seconds before killing."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Stop containers: keep their definition, delete the running pod."""
+    kube = Kube(kubeconfig, context, namespace)
+    _run_docker(lambda: _each(kube, names, lambda api, ns, n: _stop(api, ns, n, time_seconds)))
+
+
+async def _each(kube: Kube, names: list[str], action: Any) -> None:
+    api, ns = kube.client()
+    async with api:
+        for name in names:
+            await action(api, ns, name)
+            echo(name)
+
+
+async def _stop(api: ApiClient, ns: str, name: str, grace: int) -> None:
+    deployment = await _deployment_or_none(api, ns, name)
+    if deployment is not None:
+        replicas = int((deployment.get("spec") or {}).get("replicas", 1))
+        if replicas:
+            patch = {"metadata": {"annotations": {REPLICAS_BEFORE_STOP: str(replicas)}}}
+            await api.resource("apps/v1", "deployments", ns).patch(name, patch, "merge")
+            await api.resource("apps/v1", "deployments", ns).patch(
+                name, {"spec": {"replicas": 0}}, "merge", subresource="scale")
+        return
+    pods = api.resource("v1", "pods", ns)
+    try:
+        pod = await pods.get(name)
+    except NotFoundError:
+        if await _stopped_manifest(api, ns, name) is not None:
+            return  # already stopped: docker stop is idempotent
+        raise CliError(f"No such container: {name}") from None
+    await _save_stopped(api, ns, pod)
+    await pods.delete(name, grace_period_seconds=grace)
+    await wait_gone(pods, name, grace + 60.0)
+
+
+async def _deployment_or_none(api: ApiClient, ns: str, name: str) -> Obj | None:
+    try:
+        obj: Obj = await api.resource("apps/v1", "deployments", ns).get(name)
+    except NotFoundError:
+        return None
+    if (obj["metadata"].get("labels") or {}).get(MANAGED_BY) != "dockyard":
+        return None
+    return obj
+
+
+async def _save_stopped(api: ApiClient, ns: str, pod: Obj) -> None:
+    meta = pod["metadata"]
+    keep = {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {k: meta[k] for k in ("name", "namespace", "labels", "annotations")
+                         if k in meta},
+            "spec": {k: v for k, v in (pod.get("spec") or {}).items() if k != "nodeName"}}
+    cm: Obj = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": STOPPED_PREFIX + meta["name"], "namespace": ns,
+                       "labels": {STOPPED_LABEL: "true", MANAGED_BY: "dockyard"}},
+          "data": {"pod.json": json.dumps(keep)}}
+    configmaps = api.resource("v1", "configmaps", ns)
+    try:
+        await configmaps.create(cm, field_manager="dockyard")
+    except AlreadyExistsError:
+        current = await configmaps.get(cm["metadata"]["name"])
+        cm["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        await configmaps.update(cm)
+
+
+async def _stopped_manifest(api: ApiClient, ns: str, name: str) -> Obj | None:
+    try:
+        cm: Obj = await api.resource("v1", "configmaps", ns).get(STOPPED_PREFIX + name)
+    except NotFoundError:
+        return None
+    pod: Obj = json.loads((cm.get("data") or {}).get("pod.json", "{}"))
+    return pod
+
+
+def start(
+    names: list[str] = NamesArg,
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Start stopped containers again."""
+    kube = Kube(kubeconfig, context, namespace)
+    _run_docker(lambda: _each(kube, names, _start))
+
+
+async def _start(api: ApiClient, ns: str, name: str) -> None:
+    deployment = await _deployment_or_none(api, ns, name)
+    if deployment is not None:
+        before = (deployment["metadata"].get("annotations") or {}).get(REPLICAS_BEFORE_STOP)
+        if before and not (deployment.get("spec") or {}).get("replicas"):
+            await api.resource("apps/v1", "deployments", ns).patch(
+                name, {"spec": {"replicas": int(before)}}, "merge", subresource="scale")
+        return
+    pod = await _stopped_manifest(api, ns, name)
+    if pod is None:
+        try:
+            await api.resource("v1", "pods", ns).get(name)
+            return  # running already: docker start is a no-op then
+        except NotFoundError:
+            raise CliError(f"No such container: {name}") from None
+    await api.resource("v1", "pods", ns).create(pod, field_manager="dockyard")
+    with contextlib.suppress(NotFoundError):
+        await api.resource("v1", "configmaps", ns).delete(STOPPED_PREFIX + name)
+
+
+def restart(
+    names: list[str] = NamesArg,
+    time_seconds: int = typer.Option(10, "--time", "-t", help="Seconds before killing."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Restart containers (a Deployment made by `run --replicas` rolls its pods)."""
+    kube = Kube(kubeconfig, context, namespace)
+
+    async def again(api: ApiClient, ns: str, name: str) -> None:
+        deployment = await _deployment_or_none(api, ns, name)
+        if deployment is not None:
+            await api.resource("apps/v1", "deployments", ns).patch(name, restart_patch(),
+                                                                   "strategic")
+            return
+        await _stop(api, ns, name, time_seconds)
+        await _start(api, ns, name)
+
+    _run_docker(lambda: _each(kube, names, again))
+
+
+def rm(
+    names: list[str] = NamesArg,
+    force: bool = typer.Option(False, "--force", "-f", help="Remove running ones too."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Remove containers (running ones only with -f)."""
+    kube = Kube(kubeconfig, context, namespace)
+    _run_docker(lambda: _each(kube, names, lambda api, ns, n: _rm(api, ns, n, force)))
+
+
+async def _rm(api: ApiClient, ns: str, name: str, force: bool) -> None:
+    found = False
+    if await _deployment_or_none(api, ns, name) is not None:
+        if not force:
+            raise CliError(f"cannot remove {name}: it is running (a Deployment) — stop it "
+                           "first or use --force")
+        await api.resource("apps/v1", "deployments", ns).delete(name, "Background")
+        with contextlib.suppress(NotFoundError):
+            await api.resource("v1", "services", ns).delete(name)
+        return
+    pods = api.resource("v1", "pods", ns)
+    try:
+        pod = await pods.get(name)
+        found = True
+        _, running = _docker_status(pod.get("status") or {}, datetime.now(UTC))
+        if running and not force:
+            raise CliError(f"cannot remove container {name}: container is running: stop the "
+                           "container before removing or force remove")
+        await pods.delete(name, grace_period_seconds=0 if force else None)
+    except NotFoundError:
+        pass
+    try:
+        await api.resource("v1", "configmaps", ns).delete(STOPPED_PREFIX + name)
+        found = True
+    except NotFoundError:
+        pass
+    if not found:
+        raise CliError(f"No such container: {name}")
+
+
+# -- stats ----------------------------------------------------------------------------------
+
+
+def stats(
+    names: list[str] = typer.Argument(None, help="Containers (default: all running)."),
+    no_stream: bool = typer.Option(False, "--no-stream", help="Print once and exit."),
+    output: str = DockerOutput,
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Show containers' cpu and memory use (metrics.k8s.io), refreshed every 2 seconds."""
+    kube = Kube(kubeconfig, context, namespace)
+    _run_docker(lambda: _stats(kube, names or [], no_stream or bool(output), output))
+
+
+async def _stats(kube: Kube, names: list[str], once: bool, output: str) -> None:
+    api, ns = kube.client()
+    async with api:
+        while True:
+            rows = await stats_rows(api, ns, names)
+            if output:
+                print(dump(rows, output))
+            else:
+                if not once:
+                    sys.stdout.write("\x1b[2J\x1b[H")
+                print(aligned(["NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %"],
+                              [[r["name"], f"{r['cpuPercent']:.2f}%",
+                                f"{_mib(r['memoryBytes'])} / {_mib(r['memoryLimitBytes'])}",
+                                f"{r['memoryPercent']:.2f}%"] for r in rows]))
+                sys.stdout.flush()
+            if once:
+                return
+            await asyncio.sleep(2)
+
+
+async def stats_rows(api: ApiClient, ns: str, names: list[str]) -> list[Obj]:
+    """Return per-pod cpu % (of one core, as Docker) and memory use against its limit."""
+    metrics = {m["metadata"]["name"]: m for m in await pod_metrics(api, ns)}
+    missing = [n for n in names if n not in metrics]
+    if missing:
+        raise CliError(f"No such container (or no metrics yet): {', '.join(missing)}")
+    pods = {p["metadata"]["name"]: p for p in (await api.resource("v1", "pods", ns).list()).items}
+    nodes = {n["metadata"]["name"]: n for n in (await api.resource("v1", "nodes").list()).items}
+    rows = []
+    for name in names or sorted(metrics):
+        cpu, memory = pod_usage(metrics[name])
+        limit = _memory_limit(pods.get(name), nodes)
+        rows.append({"name": name, "cpuPercent": cpu / 10.0, "memoryBytes": memory,
+                     "memoryLimitBytes": limit,
+                     "memoryPercent": 100.0 * memory / limit if limit else 0.0})
+    return rows
+
+
+def _memory_limit(pod: Obj | None, nodes: dict[str, Obj]) -> int:
+    if pod is None:
+        return 0
+    total = 0
+    for c in (pod.get("spec") or {}).get("containers") or []:
+        limit = ((c.get("resources") or {}).get("limits") or {}).get("memory")
+        if limit is None:
+            total = 0
+            break
+        total += to_int(limit)
+    if total:
+        return total
+    node = nodes.get((pod.get("spec") or {}).get("nodeName", ""))  # no limit: the node's memory
+    memory = ((node or {}).get("status") or {}).get("capacity", {}).get("memory", "0")
+    return to_int(memory)
+
+
+def _mib(count: int) -> str:
+    if count >= 1 << 30:
+        return f"{count / (1 << 30):.2f}GiB"
+    return f"{count / (1 << 20):.2f}MiB"
+

@@ -1,0 +1,144 @@
+"""The client side of pods/exec: a WebSocket session speaking `v5.channel.k8s.io`.
+
+Frames are binary, the first byte the channel: 0 stdin, 1 stdout, 2 stderr, 3 status (a
+``metav1.Status``), 4 resize; ``\\xff\\x00`` closes stdin (v5). The session ends with the status
+frame: Success → exit 0, NonZeroExitCode → the code in ``details.causes`` (ExitCode), any other
+failure (container not running, exec could not start) → 126, Docker's "cannot invoke" code.
+
+With ``tty`` and a terminal on stdin, the terminal is put in raw mode for the session (and
+restored on every exit path), so keys like Ctrl-C reach the container's shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import stat
+import sys
+import termios
+import tty as ttymod
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+
+from dockyard.cli.kubeargs import CliError
+from dockyard.client import ApiClient
+from dockyard.client.api import resource_path
+
+STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
+PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
+CANNOT_INVOKE = 126
+
+
+async def exec_in_pod(api: ApiClient, namespace: str, pod: str, container: str | None,
+                      command: list[str], stdin: bool, tty: bool) -> int:
+    """Run a command in a pod's container, relaying stdio; return its exit code."""
+    params: list[tuple[str, str]] = [("command", c) for c in command]
+    params += [("stdout", "true"), ("stderr", "false" if tty else "true")]
+    if container:
+        params.append(("container", container))
+    if stdin:
+        params.append(("stdin", "true"))
+    if tty:
+        params.append(("tty", "true"))
+    url = api.config.server + resource_path("v1", "pods", namespace, pod, "exec")
+    try:
+        ws = await api.session().ws_connect(url, params=params, protocols=PROTOCOLS,
+                                            max_msg_size=0)
+    except aiohttp.WSServerHandshakeError as e:
+        raise CliError(f"exec into {pod} refused by the server: {e.status} {e.message}") from None
+    async with ws:
+        with _raw_terminal(tty and stdin):
+            return await _session(ws, stdin)
+
+
+async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> int:
+    feeder = asyncio.create_task(_feed_stdin(ws)) if stdin else None
+    status: dict[str, Any] = {}
+    try:
+        async for msg in ws:
+            if msg.type != aiohttp.WSMsgType.BINARY or not msg.data:
+                continue
+            channel, data = msg.data[0], msg.data[1:]
+            if channel == STDOUT:
+                _write(sys.stdout.buffer, data)
+            elif channel == STDERR:
+                _write(sys.stderr.buffer, data)
+            elif channel == STATUS:
+                status = json.loads(data or b"{}")
+    finally:
+        if feeder is not None:
+            feeder.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await feeder
+    return exit_code(status)
+
+
+def _write(stream: Any, data: bytes) -> None:
+    stream.write(data)
+    stream.flush()
+
+
+def exit_code(status: dict[str, Any]) -> int:
+    """Return the exit code a pods/exec status frame stands for."""
+    if not status:
+        raise CliError("the exec session ended without a status (connection lost?)")
+    if status.get("status") == "Success":
+        return 0
+    if status.get("reason") == "NonZeroExitCode":
+        for cause in (status.get("details") or {}).get("causes") or []:
+            if cause.get("reason") == "ExitCode" and str(cause.get("message", "")).isdigit():
+                return int(cause["message"])
+    print(f"error: {status.get('message') or status}", file=sys.stderr, flush=True)
+    return CANNOT_INVOKE
+
+
+async def _feed_stdin(ws: aiohttp.ClientWebSocketResponse) -> None:
+    fd = sys.stdin.fileno()
+    async for data in _stdin_chunks(fd):
+        await ws.send_bytes(bytes([STDIN]) + data)
+    # v5 closes stdin with a CLOSE frame; v4 has none, so the remote stdin stays open.
+    if ws.protocol == "v5.channel.k8s.io":
+        await ws.send_bytes(bytes([CLOSE, STDIN]))
+
+
+async def _stdin_chunks(fd: int) -> AsyncIterator[bytes]:
+    """Yield what arrives on stdin without a blocking thread (a thread would outlive exit)."""
+    if stat.S_ISREG(os.fstat(fd).st_mode):  # epoll refuses regular files: they never block
+        data = os.read(fd, 1 << 20)
+        while data:
+            yield data
+            data = os.read(fd, 1 << 20)
+        return
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def readable() -> None:
+        chunk = os.read(fd, 65536)
+        queue.put_nowait(chunk)
+        if not chunk:
+            loop.remove_reader(fd)
+
+    loop.add_reader(fd, readable)
+    try:
+        while chunk := await queue.get():
+            yield chunk
+    finally:
+        loop.remove_reader(fd)
+
+
+@contextlib.contextmanager
+def _raw_terminal(wanted: bool) -> Iterator[None]:
+    if not wanted or not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        ttymod.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
