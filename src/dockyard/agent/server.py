@@ -7,6 +7,8 @@ Routes (the kubelet's, simplified):
   the `v5.channel.k8s.io` (or v4) subprotocol: frames start with a channel byte, 0 stdin,
   1 stdout, 2 stderr, 3 status (metav1.Status JSON, NonZeroExitCode with the exit code),
   4 resize; v5's 255 closes a channel (`\\xff\\x00`: stdin EOF);
+- GET /portForward/{namespace}/{pod}?port=N → WebSocket of raw bytes to 127.0.0.1:N in the
+  pod's network namespace; an empty binary message ends a direction, a text message is an error;
 - GET /stats/summary → JSON usage (agent/stats.py);  GET /healthz.
 
 Security: TLS with the agent's self-signed certificate (published in its Node, pinned by the
@@ -53,6 +55,7 @@ class AgentServer:
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_get("/stats/summary", self._stats)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
 
@@ -126,6 +129,25 @@ class AgentServer:
         await response.write_eof()
         return response
 
+    async def _port_forward(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        namespace, name = request.match_info["namespace"], request.match_info["pod"]
+        try:
+            port = int(request.query.get("port", ""))
+            pod = self.agent.pod_by_name(namespace, name)
+            sandbox = self.agent.sandbox_of(pod["metadata"]["uid"]) if pod else None
+            if sandbox is None:
+                raise LookupError(f'pod "{name}" has no sandbox on this node')
+            reader, writer = await self.agent.runtime.port_forward(sandbox.id, port)
+        except Exception as e:
+            await ws.send_str(f"{type(e).__name__}: {e}")
+            await ws.close()
+            return ws
+        await _forward(ws, reader, writer)
+        await ws.close()
+        return ws
+
     async def _exec(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0)
         await ws.prepare(request)
@@ -150,6 +172,32 @@ class AgentServer:
         await _send_status(ws, _exit_status(command, code))
         await ws.close()
         return ws
+
+
+async def _forward(ws: web.WebSocketResponse, reader: asyncio.StreamReader,
+                   writer: asyncio.StreamWriter) -> None:  # fmt: skip
+    """Copy bytes between a port-forward WebSocket and the pod's port until both ends finish."""
+    async def down() -> None:
+        while data := await reader.read(64 * 1024):
+            await ws.send_bytes(data)
+        await ws.send_bytes(b"")
+
+    downward = asyncio.create_task(down())
+    try:
+        async for msg in ws:
+            if msg.type != WSMsgType.BINARY:
+                break
+            if not msg.data:
+                if writer.can_write_eof():
+                    writer.write_eof()
+                await downward
+                break
+            writer.write(msg.data)
+            await writer.drain()
+    finally:
+        downward.cancel()
+        await asyncio.gather(downward, return_exceptions=True)
+        writer.close()
 
 
 async def _pump(ws: web.WebSocketResponse, process: ExecProcess, stdin: bool, tty: bool) -> None:

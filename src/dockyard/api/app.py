@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api import discovery, metrics_api, node_proxy, status
+from dockyard.api import discovery, metrics_api, node_proxy, port_forward, status
 from dockyard.api.decoding import MAX_BODY_BYTES
 from dockyard.api.handlers import ResourceHandlers
 from dockyard.api.metrics import ApiMetrics
@@ -32,7 +32,7 @@ from dockyard.objects.validation import dns1123_subdomain
 from dockyard.store.base import Store
 
 OPEN_PATHS = {"/healthz", "/livez", "/readyz", "/version"}
-SERVED_SUBRESOURCES = {"status", "scale", "binding", "eviction", "log", "exec"}
+SERVED_SUBRESOURCES = {"status", "scale", "binding", "eviction", "log", "exec", "portforward"}
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,6 +63,7 @@ def build_app(config: ApiConfig) -> web.Application:
     resources = ResourceHandlers(storage, available)
     app["resources"] = resources
     node_proxy.register(app, resources, config.data_dir / "pki")
+    port_forward.register(resources)
     _add_routes(app, resources)
     add_registry_routes(app, ImageStore(config.data_dir), _registry_authorizer(config.tokens))
     app.on_startup.append(_on_startup)
