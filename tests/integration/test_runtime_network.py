@@ -8,6 +8,7 @@ import socket
 import subprocess
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -154,3 +155,28 @@ async def test_concurrent_sandboxes_on_a_fresh_network(runtime: Runtime) -> None
     assert len({s.ip for s in made}) == 8
     await asyncio.gather(*(runtime.remove_sandbox(s.id) for s in made))
     assert runtime.list_sandboxes() == []
+
+
+async def test_sandbox_of_an_older_runtime_with_pod_masquerade_is_torn_down(
+    runtime: Runtime,
+) -> None:
+    import dataclasses
+
+    network = runtime.network
+    modern = network.conflist
+
+    def legacy() -> dict[str, Any]:
+        conf = modern()
+        conf["plugins"][0]["ipMasq"] = True  # how dockyard attached pods before
+        return conf
+
+    network.conflist = legacy  # type: ignore[method-assign]
+    sb = await runtime.create_sandbox(SandboxConfig(pod_uid="u", name="old"))
+    network.conflist = modern  # type: ignore[method-assign]
+    rec = runtime._sandbox_record(sb.id)
+    runtime._save_sandbox(dataclasses.replace(rec, network_version=1))
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert f'id: \\"{sb.id}\\"' in nat  # the bridge plugin's per-pod chain
+    await runtime.remove_sandbox(sb.id)
+    nat = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+    assert sb.id not in nat

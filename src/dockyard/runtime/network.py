@@ -224,12 +224,21 @@ class CniNetwork:
         self._check_localnet()
         return result
 
-    async def delete(self, sandbox_id: str, netns: Path, ports: Sequence[PortMapping],
-                     prev: dict[str, Any] | None) -> None:  # fmt: skip
-        """Detach a sandbox: the list's DELs in reverse; every plugin runs even if one fails."""
+    async def delete(
+        self, sandbox_id: str, netns: Path, ports: Sequence[PortMapping],
+        prev: dict[str, Any] | None, pod_masquerade: bool = False,
+    ) -> None:  # fmt: skip
+        """Detach a sandbox: the list's DELs in reverse; every plugin runs even if one fails.
+
+        pod_masquerade: the sandbox was attached with the bridge plugin's ipMasq (an older
+        dockyard), so the DEL must remove that per-pod chain too.
+        """
         env = self._env("DEL", sandbox_id, netns if netns.exists() else Path(""), "eth0")
         errors = []
-        for plugin in reversed(self._plugins(ports)):
+        plugins = self._plugins(ports)
+        if pod_masquerade:
+            plugins = [{**p, "ipMasq": True} if p["type"] == "bridge" else p for p in plugins]
+        for plugin in reversed(plugins):
             try:
                 await self._invoke(self._plugin_conf(plugin, prev, ports), env)
             except NetworkError as e:

@@ -141,6 +141,9 @@ class SandboxRecord:
     cni_result: dict[str, Any]
     cgroup_path: str
     created_at: float
+    # 1: the bridge plugin masqueraded per pod (ipMasq), so its DEL must undo that;
+    # 2: one masquerade chain per runtime. Records written before the field are 1.
+    network_version: int = 1
 
     def sandbox_config(self) -> SandboxConfig:
         """Return the request this sandbox was made from."""

@@ -195,7 +195,7 @@ class Runtime:
             rec = SandboxRecord(
                 id=sandbox_id, config=to_json(config), netns_path=str(ns.net),
                 uts_path=str(ns.uts), ipc_path=str(ns.ipc), ip=ip, cni_result=result,
-                cgroup_path=cgroup_path, created_at=time.time(),
+                cgroup_path=cgroup_path, created_at=time.time(), network_version=2,
             )  # fmt: skip
             self._save_sandbox(rec)
         except BaseException:
@@ -227,7 +227,8 @@ class Runtime:
             self._network_users += 1
             try:
                 await self.network.delete(sandbox_id, Path(rec.netns_path),
-                                          config.port_mappings, rec.cni_result or None)  # fmt: skip
+                                          config.port_mappings, rec.cni_result or None,
+                                          pod_masquerade=rec.network_version < 2)  # fmt: skip
             finally:
                 self._network_users -= 1
             cgroups.remove_cgroup(rec.cgroup_path)
