@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/bench_runtime.py [--runs 50] [--pods 110] [--no-podman] [--no-pods]
 
-Part 1, one busybox container started and stopped `--runs` times, side by side:
+Part 1, one busybox container started and stopped `--runs` times, side by side and
+interleaved run by run (so the three see the same machine load):
 - dockyard: Runtime.create_container + start_container (conmon, runc create/start, overlayfs
   mount, spec) until the process runs; stop = stop_container(grace 0) + remove_container.
 - runc (the floor): `runc run -d` of a bundle with the same spec and an overlay rootfs of the
