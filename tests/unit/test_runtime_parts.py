@@ -10,7 +10,13 @@ import pytest
 from dockyard.runtime.cgroups import MAX_PIDS_LIMIT, clamp_pids_limit
 from dockyard.runtime.monitor import MonitorPaths, conmon_argv
 from dockyard.runtime.network import CniNetwork, NetworkError, PortMapping, validate_port_mappings
-from dockyard.runtime.records import SandboxConfig, SandboxRecord, to_json
+from dockyard.runtime.records import (
+    ContainerRecord,
+    RecordCache,
+    SandboxConfig,
+    SandboxRecord,
+    to_json,
+)
 from dockyard.runtime.rootfs import RootfsError, overlay_options
 from dockyard.runtime.runc import clean_message
 
@@ -90,3 +96,24 @@ def test_sandbox_record_round_trips() -> None:
                         ipc_path="/i", ip="10.0.0.2", cni_result={}, cgroup_path="/c",
                         created_at=1.0)  # fmt: skip
     assert rec.sandbox_config() == config
+
+
+def test_record_cache_sees_other_writers(tmp_path: Path) -> None:
+    mine = RecordCache(tmp_path, ContainerRecord)
+    theirs = RecordCache(tmp_path, ContainerRecord)
+
+    def record(cid: str, created: float, pid: int = 0) -> ContainerRecord:
+        return ContainerRecord(id=cid, sandbox_id="s", name="c", attempt=0, image="",
+                               labels={}, annotations={}, container_dir="/d", log_path="/l",
+                               cgroup_path="/c", created_at=created, pid=pid)  # fmt: skip
+
+    mine.put("a", record("a", 2.0))
+    theirs.put("b", record("b", 1.0))
+    assert [r.id for r in mine.all()] == ["b", "a"]  # oldest first, b written by the other
+    theirs.put("a", record("a", 2.0, pid=42))  # an update: a new file renamed over
+    assert (got := mine.get("a")) is not None and got.pid == 42
+    theirs.remove("b")
+    assert mine.get("b") is None and [r.id for r in mine.all()] == ["a"]
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ValueError, match="unreadable"):
+        mine.all()

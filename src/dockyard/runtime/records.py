@@ -10,7 +10,7 @@ Invariants:
   (/run/dockyard) and the containers it describes do not survive a power loss either; an fsync
   per write cost ~6 ms of each container start here.
 - A record exists for every sandbox/container the runtime made and did not remove; a record
-  whose files cannot be parsed is reported by `load_all`, not silently dropped.
+  whose file cannot be parsed is reported (ValueError), never silently dropped.
 """
 
 from __future__ import annotations
@@ -208,61 +208,71 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_all(directory: Path) -> list[dict[str, Any]]:
-    """Return every record in `directory`, oldest first; unreadable ones raise ValueError."""
-    if not directory.is_dir():
-        return []
-    out = []
-    for path in sorted(directory.glob("*.json")):
-        try:
-            out.append(read_json(path))
-        except (OSError, ValueError) as e:
-            raise ValueError(f"runtime state {path} is unreadable: {e}") from e
-    return sorted(out, key=lambda r: r.get("created_at", 0))
-
-
 R = TypeVar("R", SandboxRecord, ContainerRecord)
 
 
 class RecordCache(Generic[R]):
-    """The records of one state dir, kept in memory and reloaded when the dir changes.
+    """The records of one state dir, kept in memory and re-read when their files change.
 
-    Every write goes to disk first (atomically), then to memory. The dir's mtime tells when
-    another process (a CLI, an earlier runtime) changed it, so reads stay cheap for the many
-    status calls of a node agent without going stale.
+    Every write goes to disk first (atomically: a new inode renamed over the old), then to
+    memory. Each read scans the dir (one getdents and a stat per file, no parsing) and
+    re-parses only files whose (inode, mtime, size) changed, so the many status calls of a
+    node agent stay cheap and still see what another process (a CLI, an earlier runtime)
+    wrote.
     """
 
     def __init__(self, directory: Path, kind: type[R]) -> None:
         self.directory = directory
         self.kind: type[R] = kind
-        self._records: dict[str, R] = {}
-        self._mtime = -1
+        self._records: dict[str, tuple[tuple[int, int, int], R]] = {}
 
-    def _fresh(self) -> dict[str, R]:
-        mtime = os.stat(self.directory).st_mtime_ns
-        if mtime != self._mtime:
-            self._records = {r["id"]: self.kind(**r) for r in load_all(self.directory)}
-            self._mtime = mtime
+    def _fresh(self) -> dict[str, tuple[tuple[int, int, int], R]]:
+        seen = set()
+        with os.scandir(self.directory) as entries:
+            for entry in entries:
+                if not entry.name.endswith(".json") or entry.name.startswith("."):
+                    continue
+                record_id = entry.name[:-5]
+                seen.add(record_id)
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    seen.discard(record_id)
+                    continue
+                key = (st.st_ino, st.st_mtime_ns, st.st_size)
+                cached = self._records.get(record_id)
+                if cached is None or cached[0] != key:
+                    self._load(record_id, key)
+        for gone in set(self._records) - seen:
+            del self._records[gone]
         return self._records
+
+    def _load(self, record_id: str, key: tuple[int, int, int]) -> None:
+        path = self.directory / f"{record_id}.json"
+        try:
+            self._records[record_id] = (key, self.kind(**read_json(path)))
+        except FileNotFoundError:
+            self._records.pop(record_id, None)
+        except (OSError, ValueError, TypeError) as e:
+            raise ValueError(f"runtime state {path} is unreadable: {e}") from e
 
     def get(self, record_id: str) -> R | None:
         """Return the record with this id, or None."""
-        return self._fresh().get(record_id)
+        found = self._fresh().get(record_id)
+        return found[1] if found else None
 
     def all(self) -> list[R]:
         """Return every record, oldest first."""
-        return sorted(self._fresh().values(), key=lambda r: r.created_at)
+        return sorted((r for _, r in self._fresh().values()), key=lambda r: r.created_at)
 
     def put(self, record_id: str, record: R) -> None:
         """Write a record to disk and memory."""
-        records = self._fresh()
-        write_atomic(self.directory / f"{record_id}.json", record)
-        records[record_id] = record
-        self._mtime = os.stat(self.directory).st_mtime_ns
+        path = self.directory / f"{record_id}.json"
+        write_atomic(path, record)
+        st = os.stat(path)
+        self._records[record_id] = ((st.st_ino, st.st_mtime_ns, st.st_size), record)
 
     def remove(self, record_id: str) -> None:
         """Delete a record from disk and memory (a missing one is fine)."""
-        records = self._fresh()
         (self.directory / f"{record_id}.json").unlink(missing_ok=True)
-        records.pop(record_id, None)
-        self._mtime = os.stat(self.directory).st_mtime_ns
+        self._records.pop(record_id, None)
