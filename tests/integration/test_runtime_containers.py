@@ -104,8 +104,10 @@ async def test_exec_with_tty(runtime: Runtime, busybox: BusyboxImage) -> None:
     await runtime.start_container(cid)
     proc = await runtime.exec(cid, ["sh", "-c", "tty; exit 3"], tty=True)
     assert proc.pty_master is not None
-    out = await asyncio.to_thread(_read_all, proc.pty_master)
     assert await proc.wait() == 3
+    out = await asyncio.to_thread(_read_all, proc.pty_master)  # still readable after the exit
+    proc.close()
+    assert proc.pty_master is None
     assert b"/dev/pts/" in out
 
 

@@ -56,11 +56,15 @@ class ExecProcess:
         return self._pty
 
     async def wait(self) -> int:
-        """Wait for the command to end; return its exit code (128+N if killed by signal N)."""
+        """Wait for the command to end; return its exit code (128+N if killed by signal N).
+
+        A TTY's master stays open: output the reader has not taken yet is still in it (reads
+        end with EIO once drained). `close()` releases it.
+        """
         try:
             return await self._proc.wait()
         finally:
-            self._cleanup()
+            self._remove_files()
 
     def send_signal(self, signum: int) -> None:
         """Send a signal to the runc client of this exec."""
@@ -72,14 +76,21 @@ class ExecProcess:
         with contextlib.suppress(ProcessLookupError):
             self._proc.kill()
         await self.wait()
+        self.close()
 
-    def _cleanup(self) -> None:
-        for path in self._files:
-            path.unlink(missing_ok=True)
+    def close(self) -> None:
+        """Release the TTY's master (idempotent); call once its output is read."""
         if self._pty is not None:
             with contextlib.suppress(OSError):
                 os.close(self._pty)
             self._pty = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def _remove_files(self) -> None:
+        for path in self._files:
+            path.unlink(missing_ok=True)
 
 
 def kill_exec_pid(pid_file: Path) -> None:
