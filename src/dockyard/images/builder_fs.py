@@ -167,14 +167,21 @@ def _copy_entry(source: Path, st: os.stat_result, target: Path, owner: Ownership
         fd = os.open(target, flags, 0o600)
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out, COPY_CHUNK)
-        _apply_meta(target, st, owner, is_link=False)
+            out.flush()
+            # By descriptor: one path lookup per file, and no link can be swapped in.
+            os.fchown(fd, *_owner_ids(st, owner))
+            os.fchmod(fd, owner.chmod if owner.chmod is not None else stat.S_IMODE(st.st_mode))
     # fifos, sockets and devices in a context are skipped, as Docker does
 
 
-def _apply_meta(target: Path, st: os.stat_result, owner: Ownership, is_link: bool) -> None:
+def _owner_ids(st: os.stat_result, owner: Ownership) -> tuple[int, int]:
     uid = st.st_uid if owner.uid is None else owner.uid
     gid = st.st_gid if owner.gid is None else owner.gid
-    os.chown(target, uid, gid, follow_symlinks=False)
+    return uid, gid
+
+
+def _apply_meta(target: Path, st: os.stat_result, owner: Ownership, is_link: bool) -> None:
+    os.chown(target, *_owner_ids(st, owner), follow_symlinks=False)
     if not is_link:
         os.chmod(target, owner.chmod if owner.chmod is not None else stat.S_IMODE(st.st_mode))
 
