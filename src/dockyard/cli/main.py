@@ -7,6 +7,7 @@ import typer
 from dockyard.cli import build_commands, kube_verbs, server_commands
 from dockyard.cli.agent_command import agent
 from dockyard.cli.image_commands import image_app
+from dockyard.cli.node_commands import node_app
 from dockyard.cli.simulate_command import simulate
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ def root() -> None:
 app.command()(server_commands.server)
 app.command()(server_commands.kubeconfig)
 app.add_typer(server_commands.token_app, name="token")
+app.add_typer(node_app, name="node")
 app.add_typer(image_app, name="image")
 app.command()(simulate)
 for _verb in (build_commands.build, build_commands.pull, build_commands.push, build_commands.login,
