@@ -108,3 +108,23 @@ def test_bucketed_results_stay_feasible() -> None:
         cover = min_cost_cover(weights, [(1,)] * n, cap, max_steps=16)
         if cover is not None:
             assert all(sum(weights[k][r] for k in cover.chosen) >= cap[r] for r in range(2))
+
+
+def test_one_resource_fast_path_matches_the_general_dp() -> None:
+    rng = random.Random(21)
+    for _ in range(1000):
+        n = rng.randint(0, 12)
+        weights = [[rng.randint(0, 12) * 250] for _ in range(n)]
+        costs = [(rng.randint(0, 50), rng.choice([1, 2, 4])) for _ in range(n)]
+        need = [rng.randint(0, 40) * 250]
+        fast = min_cost_cover(weights, costs, need)
+        slow = min_cost_cover(weights, costs, need, fast=False)
+        assert (fast is None) == (slow is None)
+        if fast is not None and slow is not None:
+            assert fast.total == slow.total
+            assert sum(weights[k][0] for k in fast.chosen) >= need[0]
+            assert (
+                tuple(map(sum, zip(*[costs[k] for k in fast.chosen], strict=True)))
+                == (fast.total[1:] if fast.chosen else ())
+                or not fast.chosen
+            )

@@ -11,7 +11,11 @@ than by its greedy reprieve. For each node whose rejection preemption could reso
   lower-priority pods, then give back the highest-priority ones (PDB-violating ones first)
   while the pod still fits.
 The nominated node is the candidate with the least (violations, priority sum, victims, highest
-victim priority), ties to the lowest node index.
+victim priority), ties to the lowest node index. As in kube-scheduler, the search stops once
+max(100, 10% of the nodes) candidates are found, starting from a per-pod offset. Identical
+victims (same requests, priority and budgets) enter the DP in binary bundles, and the DP's grid
+is sized to the number of items, so a node with a hundred pods stays fast; if the grid had to
+be coarsened the result is still a valid victim set and ``Candidate.exact`` says so.
 
 Invariants: the snapshot is left exactly as found (every trial removal is restored); negative
 priorities count as 0 in the priority sum, so removing more pods never lowers the cost; a pod
@@ -23,6 +27,7 @@ violations are counted per PDB (a pod over two exhausted budgets counts twice).
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +38,11 @@ from dockyard.scheduler.framework import CycleState, Diagnosis, Framework
 from dockyard.scheduler.labels import selector_matches
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
-from dockyard.scheduler.solvers.knapsack import min_cost_cover
+from dockyard.scheduler.solvers.knapsack import bundles, min_cost_cover, steps_for
 
 Obj = dict[str, Any]
+MIN_CANDIDATES = 100  # kube-scheduler's minCandidateNodesAbsolute
+CANDIDATE_PERCENT = 10  # kube-scheduler's minCandidateNodesPercentage
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +68,7 @@ class Candidate:
     victims: list[PodInfo]
     violations: int
     exact: bool
+    verified: bool = True  # False: only resources were checked; verify before nominating
 
     def rank(self) -> tuple[int, int, int, int, int]:
         """Return the ordering key: fewer violations, lower priorities, fewer victims."""
@@ -129,33 +137,52 @@ class Preemptor:
         """Return the best candidate node and its victims, or why preemption cannot help."""
         if (pi.pod.get("spec") or {}).get("preemptionPolicy") == "Never":
             return PreemptionResult(None, message="pod has preemptionPolicy Never")
+        nodes = diagnosis.resolvable_nodes()
+        # like kube-scheduler: stop after max(100, 10% of nodes) candidates, starting at an
+        # offset that differs per pod so that pods do not all crowd the same nodes
+        limit = max(MIN_CANDIDATES, self.snap.n * CANDIDATE_PERCENT // 100)
+        offset = zlib.crc32(pi.key.encode()) % len(nodes) if nodes else 0
+        others_ok = self._other_filters(pi)
         candidates = []
-        for i in diagnosis.resolvable_nodes():
-            cand = self.candidate(pi, i)
+        for i in nodes[offset:] + nodes[:offset]:
+            cand = self.candidate(pi, i, bool(others_ok[i]))
             if cand is not None:
                 candidates.append(cand)
-        if not candidates:
-            msg = reasons.fit_error_message(
-                self.snap.n, [reasons.PREEMPTION_NOT_HELPFUL] * self.snap.n
-            )
-            return PreemptionResult(None, message=msg)
-        best = min(candidates, key=Candidate.rank)
-        return PreemptionResult(best.node, best.victims, best.violations, "", candidates)
+                if len(candidates) >= limit:
+                    break
+        for best in sorted(candidates, key=Candidate.rank):
+            if best.verified or self._fits_without(pi, best.index, best.victims):
+                return PreemptionResult(best.node, best.victims, best.violations, "", candidates)
+        msg = reasons.fit_error_message(self.snap.n, [reasons.PREEMPTION_NOT_HELPFUL] * self.snap.n)
+        return PreemptionResult(None, message=msg)
 
-    def candidate(self, pi: PodInfo, i: int) -> Candidate | None:
-        """Return the optimal victims on node i, or None if evicting cannot make the pod fit."""
+    def candidate(self, pi: PodInfo, i: int, others_ok: bool | None = None) -> Candidate | None:
+        """Return the optimal victims on node i, or None if evicting cannot make the pod fit.
+
+        ``others_ok`` says whether every filter but NodeResourcesFit already passes on node i
+        (computed here when not given); then only resources are short and the DP decides,
+        and the caller verifies the chosen candidate with every filter.
+        """
         snap = self.snap
         lower = [snap.pods[k] for k in snap.node_pods[i] if snap.pods[k].priority < pi.priority]
         if not lower:
             return None
         lower.sort(key=lambda v: (-v.priority, v.key))
-        with _Removed(snap, lower):
-            if not self._fits(pi, i):
-                return None
-        if self._only_resources_short(pi, i):
+        cols, vals = snap.request_vector(pi)
+        freeable = np.zeros(len(cols), np.int64)
+        for victim in lower:
+            vc, vv = snap.request_vector(victim)
+            freeable += [int(vv[vc == c].sum()) for c in cols]
+        if (snap.free[i, cols] + freeable < vals).any():
+            return None  # even evicting every lower-priority pod frees too little
+        if others_ok is None:
+            others_ok = bool(self._other_filters(pi)[i])
+        if others_ok:
             cand = self._by_dp(pi, i, lower)
             if cand is not None:
                 return cand
+        if not self._fits_without(pi, i, lower):
+            return None
         return self._by_reprieve(pi, i, lower)
 
     def _fits(self, pi: PodInfo, i: int) -> bool:
@@ -164,42 +191,59 @@ class Preemptor:
             return False
         return bool(self.framework.run_filters(state, pi, self.snap)[i])
 
-    def _only_resources_short(self, pi: PodInfo, i: int) -> bool:
-        """Return whether every filter but NodeResourcesFit passes on node i now."""
+    def _fits_without(self, pi: PodInfo, i: int, victims: list[PodInfo]) -> bool:
+        """Return whether the pod passes every filter on node i once the victims are gone."""
+        with _Removed(self.snap, victims):
+            return self._fits(pi, i)
+
+    def _other_filters(self, pi: PodInfo) -> np.ndarray:
+        """Return the nodes where every filter but NodeResourcesFit passes now."""
         state = CycleState()
-        self.framework.run_pre_filter(state, pi, self.snap)
+        mask = np.ones(self.snap.n, bool)
+        if not self.framework.run_pre_filter(state, pi, self.snap).ok:
+            return ~mask
         for plugin in self.framework.filters:
             if plugin.name in state.skipped or plugin.name == "NodeResourcesFit":
                 continue
-            mask = plugin.filter(state, pi, self.snap)
-            if mask is not None and not mask[i]:
-                return False
-        return True
+            passed = plugin.filter(state, pi, self.snap)
+            if passed is not None:
+                mask &= passed
+        return mask
 
     def _by_dp(self, pi: PodInfo, i: int, lower: list[PodInfo]) -> Candidate | None:
         snap = self.snap
         cols, vals = snap.request_vector(pi)
         need = np.maximum(vals - snap.free[i, cols], 0)
-        weights = np.zeros((len(lower), len(cols)), np.int64)
+        groups_of = [tuple(g for g, b in enumerate(self.budgets) if b.covers(v)) for v in lower]
+        kinds: dict[tuple[Any, ...], list[int]] = {}
         for k, victim in enumerate(lower):
             vc, vv = snap.request_vector(victim)
             where = {int(c): int(v) for c, v in zip(vc, vv, strict=True)}
-            weights[k] = [where.get(int(c), 0) for c in cols]
-        groups = [[g for g, b in enumerate(self.budgets) if b.covers(v)] for v in lower]
+            row = tuple(where.get(int(c), 0) for c in cols)
+            kinds.setdefault((row, max(victim.priority, 0), groups_of[k]), []).append(k)
+        weights, costs, groups, units, members = [], [], [], [], []
+        for (row, prio, grp), ks in kinds.items():
+            taken = 0
+            for size in bundles(len(ks)):
+                weights.append([x * size for x in row])
+                costs.append((prio * size, size))
+                groups.append(list(grp))
+                units.append(size)
+                members.append(ks[taken : taken + size])
+                taken += size
         result = min_cost_cover(
-            weights,
-            [(max(v.priority, 0), 1) for v in lower],
+            np.array(weights, np.int64).reshape(len(weights), len(cols)),
+            costs,
             need,
             groups,
             [b.allowed for b in self.budgets],
+            steps_for(len(weights), int((need > 0).sum())),
+            units,
         )
         if result is None:
             return None
-        victims = [lower[k] for k in result.chosen]
-        with _Removed(snap, victims):
-            if not self._fits(pi, i):
-                return None  # another filter (e.g. spread) changed with the removal
-        return Candidate(snap.nodes[i].name, i, victims, result.total[0], result.exact)
+        victims = [lower[k] for j in result.chosen for k in members[j]]
+        return Candidate(snap.nodes[i].name, i, victims, result.total[0], result.exact, False)
 
     def _by_reprieve(self, pi: PodInfo, i: int, lower: list[PodInfo]) -> Candidate:
         """Return kube-scheduler's victims: remove all, give back what still lets the pod fit."""
@@ -214,7 +258,7 @@ class Preemptor:
                     removed.remove_one(pod)
                     victims.append(pod)
         violations = victim_cost(victims, self.budgets)[0]
-        return Candidate(snap.nodes[i].name, i, victims, violations, False)
+        return Candidate(snap.nodes[i].name, i, victims, violations, False, True)
 
 
 class _Removed:
