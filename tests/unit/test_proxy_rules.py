@@ -70,6 +70,21 @@ def test_traffic_policy_local_uses_this_nodes_endpoints() -> None:
 
 def test_restore_text_deletes_stale_chains() -> None:
     ruleset = render([], CHAINS, "n1", "10.88.0.0/16")
-    text = ruleset.restore_text({"DY-T1-SVC-OLD"}, set())
+    text = ruleset.restore_text(None, {"nat": {"DY-T1-SVC-OLD"}, "filter": set()})
     assert ":DY-T1-SVC-OLD - [0:0]" in text and "-X DY-T1-SVC-OLD" in text
     assert text.index("*filter") < text.index("*nat") and text.count("COMMIT") == 2
+
+
+def test_partial_sync_rewrites_only_changed_chains() -> None:
+    three = [endpoints([("10.88.0.2", "n1"), ("10.88.0.3", "n1"), ("10.88.0.4", "n1")])]
+    other = service("db", clusterIP="10.96.0.20")
+    before = render(service_ports([service(), other], three), CHAINS, "n1", "10.88.0.0/16")
+    two = [endpoints([("10.88.0.2", "n1"), ("10.88.0.3", "n1")])]
+    after = render(service_ports([service(), other], two), CHAINS, "n1", "10.88.0.0/16")
+    text = after.restore_text(before)
+    declared = [line for line in text.splitlines() if line.startswith(":")]
+    # Only web's SVC chain changes (2 endpoints now) and the gone endpoint's SEP chain is
+    # deleted; db (no endpoints) and the top-level chains are left alone.
+    assert len(declared) == 2 and "-X DY-T1-SEP-" in text
+    assert "10.88.0.4" not in text and "--probability 0.5000000000" in text
+    assert after.restore_text(after).count(":") == 0

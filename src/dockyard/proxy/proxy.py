@@ -15,7 +15,8 @@ Invariants:
   bridge name), so two proxies on one machine never touch each other's rules.
 - ``stop()`` removes the jump rules and every chain of ours, and restores route_localnet:
   nothing of the proxy is left in the kernel afterwards.
-- A failed sync is retried (after 1 s), never given up.
+- A failed sync is retried (after 1 s), never given up; after a failure the next sync
+  rewrites every chain (the kernel's state is then unknown), otherwise only changed chains.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 from dockyard.client import ApiClient, Informer
 from dockyard.proxy import iptables
-from dockyard.proxy.rules import Chains, render, service_ports
+from dockyard.proxy.rules import Chains, RuleSet, render, service_ports
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ class ServiceProxy:
         self.localnet = iptables.RouteLocalnet(options.bridge)
         self.stats = SyncStats()
         self._dirty = asyncio.Event()
-        self._written: dict[str, set[str]] = {"nat": set(), "filter": set()}
+        self._last: RuleSet | None = None  # what the kernel holds; None: unknown, write all
         self._task: asyncio.Task[None] | None = None
         for informer in (self.services, self.endpoints):
             informer.add_handler(self._changed, self._changed, self._changed)
@@ -105,11 +106,11 @@ class ServiceProxy:
         started = time.perf_counter()
         ports = service_ports(self.services.list(), self.endpoints.list())
         ruleset = render(ports, self.chains, self.options.node_name, self.options.pod_cidr)
-        stale_nat = self._written["nat"] - ruleset.nat_chains
-        stale_filter = self._written["filter"] - ruleset.filter_chains
-        await iptables.restore(ruleset.restore_text(stale_nat, stale_filter))
+        existing = None if self._last else await iptables.our_chains(self.chains.prefix)
+        previous, self._last = self._last, None  # a failed write leaves the kernel unknown
+        await iptables.restore(ruleset.restore_text(previous, existing))
+        self._last = ruleset
         first = not self.stats.syncs
-        self._written = {"nat": ruleset.nat_chains, "filter": ruleset.filter_chains}
         if first:
             await iptables.ensure_jumps(self.chains.prefix, self.options.instance_tag)
         self.localnet.ensure()

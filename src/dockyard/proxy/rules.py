@@ -151,15 +151,35 @@ class RuleSet:
     nat_chains: set[str]
     filter_chains: set[str]
 
-    def restore_text(self, stale_nat: set[str] | None = None,
-                     stale_filter: set[str] | None = None) -> str:
-        """Return iptables-restore input that writes these rules and deletes stale chains."""
-        stale_nat, stale_filter = stale_nat or set(), stale_filter or set()
-        out = ["*filter", *(f":{c} - [0:0]" for c in sorted(self.filter_chains | stale_filter)),
-               *self.filter, *(f"-X {c}" for c in sorted(stale_filter)), "COMMIT",
-               "*nat", *(f":{c} - [0:0]" for c in sorted(self.nat_chains | stale_nat)),
-               *self.nat, *(f"-X {c}" for c in sorted(stale_nat)), "COMMIT", ""]
-        return "\n".join(out)
+    def by_chain(self, table: str) -> dict[str, list[str]]:
+        """Return a table's rules grouped by chain (every chain of ours, empty ones too)."""
+        rules, chains = (self.nat, self.nat_chains) if table == "nat" else (
+            self.filter, self.filter_chains)
+        grouped: dict[str, list[str]] = {c: [] for c in chains}
+        for rule in rules:
+            grouped.setdefault(rule.split(" ", 2)[1], []).append(rule)
+        return grouped
+
+    def restore_text(self, previous: RuleSet | None = None,
+                     existing: dict[str, set[str]] | None = None) -> str:
+        """Return iptables-restore input that moves the kernel from previous to these rules.
+
+        Only chains whose rules changed are flushed and rewritten (kube-proxy's partial sync),
+        so one endpoint change at 1,000 services rewrites a few chains, not 5,000. Chains in
+        previous (or, without it, in existing: what the kernel holds) that are gone here are
+        deleted; they can only be referenced from chains that changed, which are rewritten first.
+        """
+        out: list[str] = []
+        for table in ("filter", "nat"):
+            now = self.by_chain(table)
+            before = previous.by_chain(table) if previous is not None else {}
+            old = set(before) if previous is not None else set((existing or {}).get(table, ()))
+            changed = [c for c in sorted(now) if previous is None or before.get(c) != now[c]]
+            stale = sorted(old - set(now))
+            out += [f"*{table}", *(f":{c} - [0:0]" for c in changed + stale)]
+            out += [rule for c in changed for rule in now[c]]
+            out += [*(f"-X {c}" for c in stale), "COMMIT"]
+        return "\n".join(out) + "\n"
 
 
 def render(ports: list[ServicePort], chains: Chains, node_name: str, pod_cidr: str) -> RuleSet:
