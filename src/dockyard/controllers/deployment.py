@@ -138,6 +138,13 @@ class DeploymentController(Controller):
         d.setdefault("status", {})
         spec = ro.defaulted_spec(d)
         now = ro.utc_now()
+        if selector_of(d).empty():
+            # An empty selector would adopt every ReplicaSet in the namespace: refuse, as
+            # Kubernetes does, and say so once (the Event is aggregated).
+            self.recorder.event(d, "Warning", "SelectingAll",
+                                "This deployment is selecting all pods. A non-empty selector "
+                                "is required.")
+            return
         rss = await self._claim_replica_sets(d)
         if is_deleting(d):
             new_rs, old_rss = await self._get_all(d, spec, rss, now, create=False)

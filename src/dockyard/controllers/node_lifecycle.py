@@ -243,6 +243,10 @@ class NodeLifecycleController(Controller):
         if age > self.grace_period and ready_status(node) != "Unknown":
             node = await self._mark_unknown(node, now)
         ready = ready_status(node)
+        if ready == "Unknown" and age <= self.grace_period and not _has_ready(node):
+            # A node that registered but has not posted its first status yet: give its agent
+            # the grace period before calling it unreachable.
+            ready = "True"
         node = await self._sync_taints(node, wanted_taints(ready, bool(
             (node.get("spec") or {}).get("unschedulable"))), now)
         waits = [self.grace_period - age + 0.5] if age <= self.grace_period else []
@@ -340,6 +344,11 @@ class NodeLifecycleController(Controller):
             pass
         for pod in orphans:
             await self._force_delete(pod, evicted=False)
+
+
+def _has_ready(node: Obj) -> bool:
+    return any(isinstance(c, dict) and c.get("type") == "Ready"
+               for c in (node.get("status") or {}).get("conditions") or [])
 
 
 def _typed_node(node: Obj) -> Obj:

@@ -297,7 +297,14 @@ class ReplicaSetController(Controller):
         if cached is None:
             self.expectations.forget(key)  # deleted: the garbage collector removes its pods
             return
-        rs = clone(cached)
+        rs = {**clone(cached), "apiVersion": "apps/v1", "kind": "ReplicaSet"}
+        if selector_of(rs).empty():
+            # An empty selector would claim every pod in the namespace: refuse (Kubernetes'
+            # validation does not let one in; ours may, so say why nothing happens).
+            self.recorder.event(rs, "Warning", "SelectingAll",
+                                "This ReplicaSet is selecting all pods. A non-empty selector "
+                                "is required.")
+            return
         pods = await self._claim_pods(rs)
         active = [p for p in pods if is_active(p)]
         failure: str | None = None
