@@ -74,8 +74,9 @@ def make_context(root: Path) -> Path:
 
 def build(store: ImageStore, context: Path, events: list[BuildEvent] | None = None,
           **kwargs: object) -> Image:  # fmt: skip
-    options = BuildOptions(context, tags=["built:1"], runc_root=store.data_dir / "runc",
-                           **kwargs)  # type: ignore[arg-type]
+    settings: dict[str, object] = {"tags": ["built:1"], **kwargs}
+    options = BuildOptions(context, runc_root=store.data_dir / "runc",
+                           **settings)  # type: ignore[arg-type]
     sink = events.append if events is not None else None
     return asyncio.run(Builder(store, options, sink).build())
 
@@ -232,3 +233,99 @@ def test_network_none_has_only_loopback(
     image = build(image_store, context, network="none")
     nets = next(p / "nets" for p in image_store.unpacked_layers(image) if (p / "nets").exists())
     assert nets.read_text().split() == ["lo"]
+
+
+def test_deleted_and_replaced_directories_become_whiteouts_and_opaque_dirs(
+    image_store: ImageStore, busybox_image: Image, tmp_path: Path
+) -> None:
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM busybox\n"
+        "RUN mkdir -p /d/sub && echo a > /d/sub/a && echo b > /d/b && ln /d/b /d/b-link\n"
+        "RUN rm -rf /d && mkdir /d && echo new > /d/new && rm /bin/vi\n"
+    )
+    image = build(image_store, context)
+    first = layer_files(image_store, image, 1)
+    assert first["d/b-link"].islnk() and first["d/b-link"].linkname == "d/b"
+    second = layer_files(image_store, image, 2)
+    assert "d/.wh..wh..opq" in second and "d/new" in second and "bin/.wh.vi" in second
+    assert "d/sub/a" not in second
+    # The image's merged view: /d holds only `new`, /bin/vi is gone.
+    top = image_store.unpacked_layers(image)
+    from dockyard.runtime.rootfs import mount_rootfs, remove_rootfs
+
+    view = tmp_path / "view"
+    view.mkdir()
+    rootfs = mount_rootfs(view, top)
+    try:
+        assert sorted(os.listdir(rootfs / "d")) == ["new"]
+        assert not os.path.lexists(rootfs / "bin" / "vi")
+    finally:
+        remove_rootfs(view)
+
+
+def test_onbuild_shell_and_predefined_args(
+    image_store: ImageStore, busybox_image: Image, tmp_path: Path
+) -> None:
+    parent = tmp_path / "parent"
+    parent.mkdir()
+    (parent / "Dockerfile").write_text("FROM busybox\nONBUILD RUN echo triggered > /onbuild\n")
+    build(image_store, parent, tags=["parent:1"])
+    child = tmp_path / "child"
+    child.mkdir()
+    (child / "Dockerfile").write_text(
+        "FROM parent:1\n"
+        'SHELL ["/bin/sh", "-ec"]\n'
+        "ARG TARGETARCH\n"
+        'RUN echo "$HTTP_PROXY $TARGETARCH" > /args\n'
+    )
+    image = build(image_store, child, build_args={"HTTP_PROXY": "http://proxy:3128"})
+    assert "OnBuild" not in image.run_config and image.run_config["Shell"] == ["/bin/sh", "-ec"]
+    layers = image_store.unpacked_layers(image)
+    assert any((p / "onbuild").exists() for p in layers)
+    args = next(p / "args" for p in layers if (p / "args").exists()).read_text().split()
+    assert args[0] == "http://proxy:3128" and args[1] in ("amd64", "arm64")
+    assert not any("proxy" in e for e in image.run_config["Env"])  # ARGs stay out of the image
+
+
+def test_add_of_a_url_needs_a_checksum_and_verifies_it(
+    image_store: ImageStore, busybox_image: Image, tmp_path: Path
+) -> None:
+    import hashlib
+    import http.server
+    import threading
+
+    served = tmp_path / "www"
+    served.mkdir()
+    (served / "tool.sh").write_text("echo tool\n")
+    digest = "sha256:" + hashlib.sha256(b"echo tool\n").hexdigest()
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(served), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/tool.sh"
+    context = tmp_path / "ctx"
+    context.mkdir()
+    try:
+        (context / "Dockerfile").write_text(f"FROM busybox\nADD {url} /opt/\n")
+        with pytest.raises((BuildError, ValueError), match="line 2: ADD: .* needs --checksum"):
+            build(image_store, context)
+        (context / "Dockerfile").write_text(
+            f"FROM busybox\nADD --checksum=sha256:{'0' * 64} {url} /opt/\n")
+        with pytest.raises(BuildError, match="--checksum says"):
+            build(image_store, context)
+        (context / "Dockerfile").write_text(f"FROM busybox\nADD --checksum={digest} {url} /opt/\n")
+        image = build(image_store, context)
+        files = layer_files(image_store, image, 1)
+        assert files["opt/tool.sh"].mode == 0o600
+    finally:
+        server.shutdown()
+        server.server_close()
