@@ -33,6 +33,12 @@ FLAGS: dict[str, frozenset[str]] = {
     "HEALTHCHECK": frozenset({"interval", "timeout", "start-period", "start-interval",
                               "retries"}),
 }
+# BuildKit flags whose effect we do not implement: refused by name rather than ignored.
+UNSUPPORTED_FLAGS: dict[str, frozenset[str]] = {
+    "RUN": frozenset({"mount", "security"}),
+    "COPY": frozenset({"parents", "exclude"}),
+    "ADD": frozenset({"keep-git-dir", "exclude"}),
+}
 KNOWN_DIRECTIVES = frozenset({"syntax", "escape", "check"})
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _HEREDOC = re.compile(r"<<(-?)(['\"]?)([a-zA-Z_][a-zA-Z0-9_]*)\2")
@@ -227,6 +233,10 @@ def _split_flags(keyword: str, rest: str, line: int) -> tuple[dict[str, str], st
                 f"line {line}: {keyword}: unknown flag --{name}"
                 + (f" (allowed: {', '.join('--' + f for f in sorted(allowed))})" if allowed
                    else "")
+            )
+        if name in UNSUPPORTED_FLAGS.get(keyword, ()):
+            raise DockerfileSyntaxError(
+                f"line {line}: {keyword}: --{name} is not supported by dockyard's builder"
             )
         if name in flags and name != "exclude":
             raise DockerfileSyntaxError(f"line {line}: {keyword}: --{name} given twice")
