@@ -205,7 +205,7 @@ class DeploymentController(Controller):
             desired = (meta(rs).get("annotations") or {}).get(ro.DESIRED_REPLICAS)
             if desired is None:
                 continue
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError):  # a hand-edited annotation: not ours to judge
                 if int(desired) != replicas:
                     return True
         return False

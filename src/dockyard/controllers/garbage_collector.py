@@ -248,7 +248,7 @@ class GarbageCollector(Controller):
                 if is_deleting(dep):
                     continue
                 policy = "Foreground" if self._dependents(uid_of(dep)) else "Background"
-                with contextlib.suppress(NotFoundError):
+                with contextlib.suppress(NotFoundError):  # already gone is what we wanted
                     await dep_client.delete(str(meta(dep).get("name")),
                                             propagation_policy=policy,
                                             preconditions={"uid": uid_of(dep)})

@@ -261,7 +261,7 @@ def _amount(resource: str, value: Any) -> float:
         amount = parse_quantity(value)
         return float(amount * 1000 if resource == "cpu" else amount)
     except (QuantityError, ValueError, TypeError):
-        return 0.0
+        return 0.0  # a malformed amount counts as none (validation should have refused it)
 
 
 def pod_request(pod: Obj, resource: str) -> float | None:

@@ -136,6 +136,7 @@ class ControllerManager:
         if self._task is not None:
             task, self._task = self._task, None
             task.cancel()
+            # Stopping: a controller's last error has been logged by its worker already.
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         await self.factory.stop()

@@ -341,7 +341,7 @@ class NodeLifecycleController(Controller):
             await self.api.resource("v1", "nodes").get(node_name)
             return  # the node exists; our cache is behind
         except NotFoundError:
-            pass
+            pass  # confirmed gone: its pods can never be confirmed dead by an agent
         for pod in orphans:
             await self._force_delete(pod, evicted=False)
 
