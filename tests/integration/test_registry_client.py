@@ -300,3 +300,23 @@ async def test_redirect_to_another_host_with_credentials_is_refused(
 def test_busybox_fixture_is_deterministic(image_store: ImageStore, tmp_path: Path) -> None:
     again = bootstrap_busybox(other_store(tmp_path, "again"))
     assert again.manifest_digest == bootstrap_busybox(image_store).manifest_digest
+
+
+async def test_build_pulls_a_missing_base_image_from_its_registry(
+    image_store: ImageStore, busybox_image: Image, docker_registry: RunningRegistry,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    from dockyard.images.builder import Builder, BuildOptions
+
+    base = f"{docker_registry.host}/base/busybox:1"
+    image_store.tag("busybox", base)
+    await RegistryClient().push(image_store, base)
+    builder_store = other_store(tmp_path, "builder")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {base}\nENV FROM_REGISTRY=1\n")
+    options = BuildOptions(context, tags=["child:1"], runc_root=tmp_path / "runc",
+                           pull=RegistryClient().pull)  # fmt: skip
+    image = await Builder(builder_store, options).build()
+    assert image.layers == busybox_image.layers
+    assert builder_store.resolve(base).manifest_digest == busybox_image.manifest_digest

@@ -72,6 +72,7 @@ def build(
             context=context, tags=tag, build_args=_build_args(build_arg), target=target,
             no_cache=no_cache, platform=platform, network=network,
             runc_root=data_dir / "build-runc",
+            pull=_client(None, False, True, None).pull,
         )  # fmt: skip
         if file == "-":
             options.dockerfile_text = sys.stdin.read()

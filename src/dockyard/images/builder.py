@@ -28,7 +28,7 @@ import re
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +102,8 @@ class BuildOptions:
     network: str = "host"
     source_date_epoch: int | None = None
     runc_root: Path = Path("/run/dockyard/build-runc")
+    # Pulls a missing base image that names a registry (host[:port]/...); None: never pull.
+    pull: Callable[[ImageStore, str], Awaitable[Image]] | None = None
 
 
 @dataclass(frozen=True)
@@ -274,17 +276,28 @@ class Builder:
                               list(src.layers), src.key, cmd_inherited=True)  # fmt: skip
         if base == "scratch":
             return StageState(stage.name, {}, [], [], chain_key("scratch"))
-        try:
-            image = await asyncio.to_thread(self.store.resolve, base)
-        except (ImageNotFoundError, ValueError) as e:
-            raise BuildError(
-                f"line {inst.line}: FROM {base}: {e.args[0] if e.args else e}; pull it "
-                "(dockyard pull) or make it (dockyard image bootstrap)"
-            ) from None
+        image = await self._base_image(base, inst)
         await asyncio.to_thread(self.store.unpacked_layers, image)
         history = list(image.config.get("history") or [])
         return StageState(stage.name, image.run_config, history, list(image.layers),
                           chain_key("image", image.manifest_digest))  # fmt: skip
+
+    async def _base_image(self, base: str, inst: Instruction) -> Image:
+        """Return the base image from the store, pulling it first if it names a registry."""
+        try:
+            return await asyncio.to_thread(self.store.resolve, base)
+        except (ImageNotFoundError, ValueError) as e:
+            missing = e.args[0] if e.args else str(e)
+        if _names_registry(base) and self.options.pull is not None:
+            self.on_event(BuildEvent("output", f"pulling {base}"))
+            try:
+                return await self.options.pull(self.store, base)
+            except Exception as e:  # any pull failure: say both what was missing and why
+                missing += f"; pulling it failed: {e}"
+        raise BuildError(
+            f"line {inst.line}: FROM {base}: {missing}; pull it (dockyard pull) or make it "
+            "(dockyard image bootstrap)"
+        )
 
     def _expand_from(self, base: str, inst: Instruction) -> str:
         for match in _VAR_REF.finditer(base):
@@ -534,6 +547,12 @@ class Builder:
         for tag in tags[1:]:
             self.store.tag(image.reference, tag)
         return image
+
+
+def _names_registry(base: str) -> bool:
+    """Return True if `base` starts with a registry host (`host:port/x`, `a.b/x`)."""
+    first, sep, _ = base.partition("/")
+    return bool(sep) and ("." in first or ":" in first or first == "localhost")
 
 
 class _CopyPlan:

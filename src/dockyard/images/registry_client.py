@@ -46,7 +46,7 @@ from dockyard.images import oci
 from dockyard.images.credentials import CredentialStore
 from dockyard.images.digest import CHUNK, digest_hex, sha256_digest
 from dockyard.images.reference import DEFAULT_REGISTRY, Reference, parse_reference
-from dockyard.images.store import Image, ImageStore, ImageStoreError
+from dockyard.images.store import Image, ImageStore
 
 MAX_MANIFEST = 4 << 20
 MAX_REDIRECTS = 5
@@ -557,5 +557,3 @@ def _remember_sources(store: ImageStore, digests: list[str], repository: str) ->
             json.dump(names, f)
         os.rename(tmp, path)
 
-
-__all__ = ["RegistryClient", "RegistryError", "TransferEvent", "ImageStoreError"]
