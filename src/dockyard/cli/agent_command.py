@@ -7,8 +7,12 @@ import logging
 import signal
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
+
+if TYPE_CHECKING:
+    from dockyard.agent.options import AgentOptions
 
 
 def agent(
@@ -27,6 +31,11 @@ def agent(
     allow_host_path: list[Path] = typer.Option([], "--allow-host-path",
                                                help="Host dir pods may mount (repeatable)."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at debug level."),
+    cluster_domain: str = typer.Option("cluster.local", "--cluster-domain",
+                                       help="The DNS domain of Services and pods."),
+    cluster_dns: str = typer.Option("", "--cluster-dns",
+                                    help="Cluster DNS address (default: the bridge gateway)."),
+    no_proxy: bool = typer.Option(False, "--no-proxy", help="Run no service proxy or DNS."),
 ) -> None:
     """Run a node agent that joins the cluster at --server with a join token."""
     from dockyard.agent.agent import run_agent
@@ -43,6 +52,8 @@ def agent(
         run_dir=run_dir, bridge=bridge, pod_cidr=pod_cidr, node_ip=node_ip, port=port,
         reserved_cpu=reserved_cpu, reserved_memory=reserved_memory,
         allowed_host_paths=list(allow_host_path), ca_file=ca_file,
+        cluster_dns="" if no_proxy else cluster_dns or _gateway(pod_cidr),
+        cluster_domain=cluster_domain,
     )  # fmt: skip
 
     async def main() -> None:
@@ -50,7 +61,37 @@ def agent(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(options, server, token, stop, ready=lambda: print(
-            f"dockyard agent {options.node_name} ready", flush=True))
+        if no_proxy:
+            await run_agent(options, server, token, stop, ready=lambda: print(
+                f"dockyard agent {options.node_name} ready", flush=True))
+        else:
+            await _run_with_proxy(options, server, token, stop)
 
     asyncio.run(main())
+
+
+def _gateway(pod_cidr: str) -> str:
+    """Return the pod bridge's gateway address (the first host of the pod CIDR)."""
+    import ipaddress
+
+    return str(next(ipaddress.ip_network(pod_cidr, strict=False).hosts()))
+
+
+async def _run_with_proxy(options: AgentOptions, server: str, token: str,
+                          stop: asyncio.Event) -> None:  # fmt: skip
+    """Run the agent and, beside it, this node's service proxy and cluster DNS."""
+    from dockyard.agent.agent import Agent
+    from dockyard.proxy.node import NodeProxy
+
+    agent = Agent(options, server, token)
+    await agent.start()
+    node = NodeProxy(agent.api, node_name=options.node_name, pod_cidr=options.pod_cidr,
+                     bridge=options.bridge, cluster_domain=options.cluster_domain,
+                     dns_address=options.cluster_dns)
+    try:
+        await node.start()
+        print(f"dockyard agent {options.node_name} ready", flush=True)
+        await stop.wait()
+    finally:
+        await node.stop()
+        await agent.stop()
