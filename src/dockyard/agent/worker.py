@@ -634,5 +634,6 @@ def pod_dns(pod: Obj, cluster_dns: str, domain: str) -> tuple[list[str], list[st
         namespace = (pod.get("metadata") or {}).get("namespace", "default")
         servers = [cluster_dns, *servers]
         searches = [f"{namespace}.svc.{domain}", f"svc.{domain}", domain, *searches]
-        options = ["ndots:5", *[o for o in options if not o.startswith("ndots")]]
+        if not any(o.startswith("ndots") for o in options):
+            options = ["ndots:5", *options]  # a dnsConfig ndots overrides it, as the kubelet
     return servers, searches, options
