@@ -29,6 +29,7 @@ from rich.progress import (
     TextColumn,
     TransferSpeedColumn,
 )
+from rich.status import Status
 from rich.table import Table
 
 from dockyard.cli import image_commands
@@ -79,7 +80,10 @@ def build(
         elif file:
             options.dockerfile = Path(file)
         show = _BuildDisplay(quiet, plain=progress == "plain" or not console.is_terminal)
-        image = asyncio.run(Builder(_store(data_dir), options, show).build())
+        try:
+            image = asyncio.run(Builder(_store(data_dir), options, show).build())
+        finally:
+            show.stop()
         if quiet:
             typer.echo(image.id)
         else:
@@ -114,20 +118,33 @@ class _BuildDisplay:
         self.quiet = quiet
         self.plain = plain
         self.started = time.monotonic()
+        self.status: Status | None = None
 
     def __call__(self, event: BuildEvent) -> None:
         if self.quiet:
             return
         if event.kind == "step":
+            self.stop()
             self._line(f"#{event.step} [{event.step}/{event.total}] {event.text}", "bold blue")
+            if not self.plain:
+                self.status = console.status(f"[{event.step}/{event.total}] {event.text[:60]}")
+                self.status.start()
         elif event.kind == "cached":
+            self.stop()
             self._line(f"#{event.step} CACHED", "dim")
         elif event.kind == "done":
+            self.stop()
             self._line(f"#{event.step} DONE {event.seconds:.1f}s", "green")
         elif event.kind == "output":
             self._line(f"  {event.text}", "dim")
         elif event.kind == "warning":
             self._line(f"WARNING: {event.text}", "yellow")
+
+    def stop(self) -> None:
+        """Stop the spinner of the running step, if any."""
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
 
     def _line(self, text: str, style: str) -> None:
         if self.plain:
@@ -136,6 +153,7 @@ class _BuildDisplay:
             console.print(text, style=style, highlight=False, markup=False)
 
     def finish(self, image_id: str, tags: list[str]) -> None:
+        self.stop()
         elapsed = time.monotonic() - self.started
         self._line(f"writing image {image_id} done ({elapsed:.1f}s)", "green")
         for name in tags:
