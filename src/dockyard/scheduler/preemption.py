@@ -169,16 +169,14 @@ class Preemptor:
             return None
         lower.sort(key=lambda v: (-v.priority, v.key))
         cols, vals = snap.request_vector(pi)
-        freeable = np.zeros(len(cols), np.int64)
-        for victim in lower:
-            vc, vv = snap.request_vector(victim)
-            freeable += [int(vv[vc == c].sum()) for c in cols]
+        rows = _request_rows(snap, lower, cols.tolist())
+        freeable = np.array([sum(col) for col in zip(*rows, strict=True)], np.int64)
         if (snap.free[i, cols] + freeable < vals).any():
             return None  # even evicting every lower-priority pod frees too little
         if others_ok is None:
             others_ok = bool(self._other_filters(pi)[i])
         if others_ok:
-            cand = self._by_dp(pi, i, lower)
+            cand = self._by_dp(pi, i, lower, rows)
             if cand is not None:
                 return cand
         if not self._fits_without(pi, i, lower):
@@ -210,17 +208,16 @@ class Preemptor:
                 mask &= passed
         return mask
 
-    def _by_dp(self, pi: PodInfo, i: int, lower: list[PodInfo]) -> Candidate | None:
+    def _by_dp(
+        self, pi: PodInfo, i: int, lower: list[PodInfo], rows: list[tuple[int, ...]]
+    ) -> Candidate | None:
         snap = self.snap
         cols, vals = snap.request_vector(pi)
         need = np.maximum(vals - snap.free[i, cols], 0)
         groups_of = [tuple(g for g, b in enumerate(self.budgets) if b.covers(v)) for v in lower]
         kinds: dict[tuple[Any, ...], list[int]] = {}
         for k, victim in enumerate(lower):
-            vc, vv = snap.request_vector(victim)
-            where = {int(c): int(v) for c, v in zip(vc, vv, strict=True)}
-            row = tuple(where.get(int(c), 0) for c in cols)
-            kinds.setdefault((row, max(victim.priority, 0), groups_of[k]), []).append(k)
+            kinds.setdefault((rows[k], max(victim.priority, 0), groups_of[k]), []).append(k)
         weights, costs, groups, units, members = [], [], [], [], []
         for (row, prio, grp), ks in kinds.items():
             taken = 0
@@ -259,6 +256,16 @@ class Preemptor:
                     victims.append(pod)
         violations = victim_cost(victims, self.budgets)[0]
         return Candidate(snap.nodes[i].name, i, victims, violations, False, True)
+
+
+def _request_rows(snap: Snapshot, pods: list[PodInfo], cols: list[int]) -> list[tuple[int, ...]]:
+    """Return each pod's requests in the given columns."""
+    rows = []
+    for pod in pods:
+        vc, vv = snap.request_vector(pod)
+        where = dict(zip(vc.tolist(), vv.tolist(), strict=True))
+        rows.append(tuple(where.get(c, 0) for c in cols))
+    return rows
 
 
 class _Removed:
