@@ -303,3 +303,18 @@ async def test_seccomp_refuses_namespaces_and_keyrings_unless_privileged(
     )
     await runtime.start_container(priv)
     assert (await runtime.exec_sync(priv, ["unshare", "-n", "true"], 10)).exit_code == 0
+
+
+async def test_runc_agrees_the_started_container_runs(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    from dockyard.runtime.runc import RuncError
+
+    sid = await sandbox(runtime)
+    cid = await runtime.create_container(sid, busybox.container("c", command=["sleep", "60"]))
+    assert (await runtime.runc.state(cid) or {}).get("status") == "created"
+    await runtime.start_container(cid)  # through the exec fifo, as `runc start` does
+    assert (await runtime.runc.state(cid) or {}).get("status") == "running"
+    assert not (runtime.run_dir / "runc" / cid / "exec.fifo").exists()
+    with pytest.raises(RuncError, match="does not exist"):
+        await runtime.runc.start("0" * 64)  # no fifo: falls back to `runc start`, its message
