@@ -17,6 +17,7 @@ from tests.e2e.test_controllers_support import (
     KUBECTL,
     Cluster,
     FakeKubelet,
+    FakeNodeHeartbeat,
     eventually,
 )
 from tests.servers import RunningServer, start_server
@@ -31,8 +32,10 @@ class _NoManager:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """`dockyard server --no-agent` with its own scheduler and controllers."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=True)
+    """`dockyard server --no-agent` with its own scheduler and controllers (short node grace)."""
+    running = start_server(tmp_path_factory.mktemp("server") / "data",
+                           "--node-monitor-grace-period", "2",
+                           "--default-unreachable-toleration-seconds", "1", controllers=True)
     try:
         yield running
     finally:
@@ -82,3 +85,26 @@ async def test_server_controllers_roll_out_scale_and_undo(cluster: Cluster) -> N
         return len(pods) == 5
 
     await eventually(five_pods, what="5 pods")
+
+
+async def test_server_flags_reach_node_lifecycle(cluster: Cluster) -> None:
+    c = cluster
+    heart = FakeNodeHeartbeat(c.api, f"n-{c.namespace}")
+    await heart.register()
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+               "spec": {"nodeName": heart.name,
+                        "containers": [{"name": "c", "image": "nginx:1.25"}]}}
+        await c.rc("v1", "pods").create(pod)  # gets the api server's 300 s tolerations
+        await heart.stop()
+
+        async def evicted() -> bool:
+            return not await c.pods()
+
+        # grace 2 s + cluster default toleration 1 s (not the pod's 300 s default)
+        await eventually(evicted, timeout=20, what="pod evicted after the cluster default")
+        node = await c.api.resource("v1", "nodes").get(heart.name)
+        ready = next(x for x in node["status"]["conditions"] if x["type"] == "Ready")
+        assert ready["status"] == "Unknown"
+    finally:
+        await heart.remove()

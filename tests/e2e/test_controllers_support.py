@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import subprocess
 import time
 import uuid
@@ -114,6 +115,66 @@ class FakeKubelet:
                 "conditions": ready, "containerStatuses": containers, "podIP": "10.0.0.1"}
 
 
+class FakeNodeHeartbeat:
+    """Test double of a node agent's heartbeat: a Node, its Lease renewed, Ready=True."""
+
+    def __init__(self, api: ApiClient, name: str) -> None:
+        self.api = api
+        self.name = name
+        self._task: asyncio.Task[None] | None = None
+
+    async def register(self) -> None:
+        stamp = now_stamp()
+        await self.api.resource("v1", "nodes").create({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": self.name},
+            "status": {"conditions": [{"type": "Ready", "status": "True",
+                                       "reason": "KubeletReady", "lastHeartbeatTime": stamp,
+                                       "lastTransitionTime": stamp}]}})
+        await self.api.resource("coordination.k8s.io/v1", "leases", "kube-node-lease").create({
+            "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+            "metadata": {"name": self.name},
+            "spec": {"holderIdentity": self.name, "leaseDurationSeconds": 40,
+                     "renewTime": _micro_now()}})
+        self.start()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._renew())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def post_ready(self) -> None:
+        nodes = self.api.resource("v1", "nodes")
+        node = await nodes.get(self.name)
+        stamp = now_stamp()
+        node["status"]["conditions"] = [{"type": "Ready", "status": "True",
+                                         "reason": "KubeletReady", "lastHeartbeatTime": stamp,
+                                         "lastTransitionTime": stamp}]
+        await nodes.update_status(node)
+
+    async def _renew(self) -> None:
+        leases = self.api.resource("coordination.k8s.io/v1", "leases", "kube-node-lease")
+        while True:
+            with contextlib.suppress(Exception):
+                await leases.patch(self.name, {"spec": {"renewTime": _micro_now()}}, "merge")
+            await asyncio.sleep(0.3)
+
+    async def remove(self) -> None:
+        await self.stop()
+        for rc in (self.api.resource("v1", "nodes"),
+                   self.api.resource("coordination.k8s.io/v1", "leases", "kube-node-lease")):
+            with contextlib.suppress(NotFoundError):
+                await rc.delete(self.name)
+
+
+def _micro_now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
 @dataclass
 class Cluster:
     """One test's view: the api client, its own namespace, the controllers and the kubelet."""
@@ -172,7 +233,7 @@ async def stop_cluster(cluster: Cluster) -> None:
     await cluster.api.close()
 
 
-async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 30.0,
+async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0,
                      interval: float = 0.1, what: str = "condition") -> T:
     """Poll ``probe`` until it returns something truthy; fail with the last value."""
     deadline = time.monotonic() + timeout

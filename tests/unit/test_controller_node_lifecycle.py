@@ -113,7 +113,7 @@ def test_classify_owner_references() -> None:
 
 
 def test_owner_reference_and_finalizer_edits_copy() -> None:
-    obj = {"metadata": {"ownerReferences": [{"uid": "a", "blockOwnerDeletion": True},
+    obj: Obj = {"metadata": {"ownerReferences": [{"uid": "a", "blockOwnerDeletion": True},
                                             {"uid": "b"}],
                         "finalizers": ["orphan", "x"]}}
     assert without_owner(obj, {"a"})["metadata"]["ownerReferences"] == [{"uid": "b"}]

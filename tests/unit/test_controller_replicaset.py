@@ -143,10 +143,10 @@ def test_status_reports_create_failure() -> None:
 
 
 def test_pod_from_template_sets_owner_labels_and_generate_name() -> None:
-    rs = {"metadata": {"name": "web-abc", "namespace": "ns", "uid": "u-1"},
-          "spec": {"template": {"metadata": {"labels": {"app": "web"},
-                                             "annotations": {"a": "b"}},
-                                "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
+    rs: Obj = {"metadata": {"name": "web-abc", "namespace": "ns", "uid": "u-1"},
+               "spec": {"template": {"metadata": {"labels": {"app": "web"},
+                                                  "annotations": {"a": "b"}},
+                                     "spec": {"containers": [{"name": "c", "image": "i"}]}}}}
     pod = pod_from_template(rs)
     assert pod["metadata"]["generateName"] == "web-abc-"
     assert pod["metadata"]["labels"] == {"app": "web"}

@@ -23,7 +23,7 @@ def template(image: str = "nginx:1.25") -> Obj:
 
 def spec(replicas: int, surge: Any = "25%", unavailable: Any = "25%",
          strategy: str = "RollingUpdate") -> Obj:
-    d = {"spec": {"replicas": replicas, "template": template(),
+    d: Obj = {"spec": {"replicas": replicas, "template": template(),
                   "strategy": {"type": strategy}}}
     if strategy == "RollingUpdate":
         d["spec"]["strategy"]["rollingUpdate"] = {"maxSurge": surge,
@@ -170,7 +170,8 @@ def test_unhealthy_old_pods_go_first() -> None:
 def test_only_active_rs_takes_all_replicas() -> None:
     new, old = rs("new", 0), rs("old", 3)
     assert ro.find_active_or_latest(new, [old]) is old
-    assert ro.find_active_or_latest(rs("new", 0), [rs("old", 0)])["metadata"]["name"] == "new"
+    latest = ro.find_active_or_latest(rs("new", 0), [rs("old", 0)])
+    assert latest is not None and latest["metadata"]["name"] == "new"
     assert ro.find_active_or_latest(rs("new", 2), [rs("old", 3)]) is None
 
 
