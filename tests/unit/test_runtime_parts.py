@@ -117,3 +117,13 @@ def test_record_cache_sees_other_writers(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(ValueError, match="unreadable"):
         mine.all()
+
+
+def test_parse_signal() -> None:
+    from dockyard.runtime.runtime import RequestError, parse_signal
+
+    assert parse_signal("SIGTERM") == parse_signal("term") == parse_signal("15") == 15
+    assert parse_signal("SIGKILL") == 9 and parse_signal("QUIT") == 3
+    for bad in ("SIGNOPE", "0", "999", ""):
+        with pytest.raises(RequestError, match="not a signal"):
+            parse_signal(bad)

@@ -26,10 +26,12 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import os
 import re
 import resource
 import secrets
 import shutil
+import signal as signal_module
 import time
 from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
@@ -77,6 +79,7 @@ from dockyard.runtime.spec import (
     resolve_user,
 )
 
+SIGKILL = int(signal_module.SIGKILL)
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 HOSTNAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")  # a DNS subdomain of <= 63
 EXIT_WAIT_SECONDS = 10.0
@@ -404,25 +407,32 @@ class Runtime:
     async def stop_container(self, container_id: str, grace_seconds: float,
                              signal: str = "SIGTERM") -> ContainerStatus:  # fmt: skip
         """Send `signal`, wait up to grace_seconds, then SIGKILL; return the final status."""
+        signum = parse_signal(signal)
         async with self._lock(container_id):
             rec = self._container_record(container_id)
             paths = self._monitor_paths(rec)
             alive = rec.pid > 0 and _alive(rec.pid, rec.pid_start)
             if monitor.exit_code(paths, rec.id) is None and alive:
                 if rec.started_at is None:
-                    await self._kill(rec.id, "SIGKILL")
+                    await self._kill(rec, SIGKILL)
                 elif grace_seconds > 0:
-                    await self._kill(rec.id, signal)
+                    await self._kill(rec, signum)
                     await self._wait_exit(paths, rec.id, grace_seconds)
                 if monitor.exit_code(paths, rec.id) is None:
-                    await self._kill(rec.id, "SIGKILL")
+                    await self._kill(rec, SIGKILL)
                     if not await self._wait_exit(paths, rec.id, EXIT_WAIT_SECONDS):
                         raise RuncError(f"container {rec.id} did not exit after SIGKILL")
             return await self._status(rec)
 
-    async def _kill(self, container_id: str, signal: str) -> None:
+    async def _kill(self, rec: ContainerRecord, signum: int) -> None:
+        # `runc kill` (without --all) signals the container's init; we know that pid and
+        # have checked it is the same process (start time), so we spare a runc process.
+        if _alive(rec.pid, rec.pid_start):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(rec.pid, signum)
+            return
         try:
-            await self.runc.kill(container_id, signal)
+            await self.runc.kill(rec.id, str(signum))
         except RuncError as e:
             if "not running" not in str(e) and "does not exist" not in str(e):
                 raise
@@ -576,6 +586,17 @@ class Runtime:
 
 
 ETC_FILES = ("hosts", "hostname", "resolv.conf")
+
+
+def parse_signal(name: str) -> int:
+    """Return the number of a signal given as "SIGTERM", "TERM" or "15"."""
+    text = name.strip().upper()
+    if text.isdigit() and 0 < int(text) < signal_module.NSIG:
+        return int(text)
+    try:
+        return int(signal_module.Signals[text if text.startswith("SIG") else f"SIG{text}"])
+    except KeyError:
+        raise RequestError(f"stop: {name!r} is not a signal") from None
 
 
 def _safe_id(value: str) -> str:
