@@ -420,7 +420,8 @@ class Runtime:
                     await self._wait_exit(paths, rec.id, grace_seconds)
                 if monitor.exit_code(paths, rec.id) is None:
                     await self._kill(rec, SIGKILL)
-                    if not await self._wait_exit(paths, rec.id, EXIT_WAIT_SECONDS):
+                    await self._wait_exit(paths, rec.id, EXIT_WAIT_SECONDS)
+                    if _alive(rec.pid, rec.pid_start):
                         raise RuncError(f"container {rec.id} did not exit after SIGKILL")
             return await self._status(rec)
 
@@ -438,13 +439,17 @@ class Runtime:
                 raise
 
     async def _wait_exit(self, paths: MonitorPaths, container_id: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        delay = 0.005
+        rec = self._container_record(container_id)
+        if _alive(rec.pid, rec.pid_start):
+            await _wait_pid(rec.pid, timeout)
+            if _alive(rec.pid, rec.pid_start):
+                return False
+        # conmon writes the exit file right after it reaps the process (unless it is gone).
+        deadline = time.monotonic() + 1.0
         while monitor.exit_code(paths, container_id) is None:
             if time.monotonic() >= deadline:
                 return False
-            await asyncio.sleep(delay)
-            delay = min(0.1, delay * 2)
+            await asyncio.sleep(0.002)
         return True
 
     async def remove_container(self, container_id: str) -> None:
@@ -710,11 +715,31 @@ def _alive(pid: int, start_time: int = 0) -> bool:
 
 
 async def _wait_gone(pid: int | None, timeout: float) -> None:
-    if not pid:
+    if pid and _alive(pid):
+        await _wait_pid(pid, timeout)
+
+
+async def _wait_pid(pid: int, timeout: float) -> None:
+    """Return when process `pid` (any, not only our child) has ended, or after timeout."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
         return
-    deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+
+    def readable() -> None:
+        if not ended.done():
+            ended.set_result(None)
+
+    loop.add_reader(fd, readable)
+    try:
+        await asyncio.wait_for(ended, timeout)
+    except TimeoutError:
+        pass
+    finally:
+        loop.remove_reader(fd)
+        os.close(fd)
 
 
 def _previous_log(path: Path, attempt: int) -> Path:
