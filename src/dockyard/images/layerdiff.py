@@ -10,7 +10,8 @@ Invariants (reproducibility: same tree -> same bytes -> same digests):
   user and group names are empty (numeric ids are kept); PAX format; hard links inside the
   layer stay hard links to the first name met;
 - gzip with mtime 0, no file name in its header and a fixed level;
-- `trusted.*` xattrs are never written (they would forge overlay metadata in the layer).
+- `trusted.*` xattrs are never written (they would forge overlay metadata in the layer);
+  of the others only `security.capability` (file capabilities) is kept.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO, cast
 
 OPAQUE_XATTR = "trusted.overlay.opaque"
+CAPABILITY_XATTR = "security.capability"
 GZIP_LEVEL = 6
 
 
@@ -119,6 +121,11 @@ class _TreeWriter:
             self.links[key] = member
             info = self._info(member, st, tarfile.REGTYPE)
             info.size = st.st_size
+            capability = _xattr(path, CAPABILITY_XATTR)
+            if capability is not None:
+                # File capabilities (ping's cap_net_raw) travel as a PAX xattr, as Docker's do.
+                info.pax_headers = {f"SCHILY.xattr.{CAPABILITY_XATTR}":
+                                    capability.decode("utf-8", "surrogateescape")}
             with open(path, "rb") as f:
                 self._add(info, f)
         elif stat.S_ISLNK(st.st_mode):
