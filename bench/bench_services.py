@@ -9,7 +9,9 @@
 2. Time from a pod turning ready (its readiness probe starts passing) to its Endpoints listing
    it and to the first connection through the ClusterIP reaching it.
 3. Rule sync time at N services (3 endpoints each): rendering and one iptables-restore into
-   chains of a throwaway proxy tag, then removing them again.
+   chains of a throwaway proxy tag, a partial sync after one endpoint change, removal.
+4. Service create time with ClusterIP and NodePort allocation, up to N services (api storage
+   over SQLite in a temp dir, no server).
 
 Needs root (runc, iptables). Everything it makes is removed at the end.
 """
@@ -23,6 +25,7 @@ import random
 import secrets
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -30,12 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.e2e.test_agent_support import AgentServer, wait_until  # noqa: E402
 
+from dockyard.api import service_ips  # noqa: E402
+from dockyard.api.storage import ResourceStorage  # noqa: E402
 from dockyard.client import ApiClient  # noqa: E402
 from dockyard.images.bootstrap import bootstrap_busybox  # noqa: E402
 from dockyard.images.store import ImageStore  # noqa: E402
+from dockyard.objects.resources import lookup  # noqa: E402
 from dockyard.proxy import iptables  # noqa: E402
 from dockyard.proxy.rules import Chains, render, service_ports  # noqa: E402
+from dockyard.store.sqlite import SQLiteStore  # noqa: E402
 
+SERVICES = lookup("", "v1", "services")
+NAMESPACES = lookup("", "v1", "namespaces")
 WEB = """
 apiVersion: apps/v1
 kind: Deployment
@@ -214,6 +223,30 @@ async def sync_figures(count: int) -> None:
         print(f"  removing every chain {time.perf_counter() - removed:.3f}s")
 
 
+async def allocation_figures(count: int) -> None:
+    """Create `count` NodePort services through the api storage over SQLite; time each create."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = await SQLiteStore.open(Path(tmp) / "state.db")
+        try:
+            storage = ResourceStorage(store)
+            await storage.create(NAMESPACES, None, {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": "default"}})
+            service_ips.configure(storage, "10.96.0.0/16")
+            times = []
+            for i in range(count):
+                started = time.perf_counter()
+                await storage.create(SERVICES, "default", {
+                    "apiVersion": "v1", "kind": "Service", "metadata": {"name": f"s{i}"},
+                    "spec": {"type": "NodePort", "ports": [{"port": 80}]}})
+                times.append(time.perf_counter() - started)
+        finally:
+            await store.close()
+    last = times[-100:]
+    print(f"service create with ClusterIP + NodePort allocation, {count} services: "
+          f"first 100 median {statistics.median(times[:100]) * 1000:.1f} ms, last 100 median "
+          f"{statistics.median(last) * 1000:.1f} ms")
+
+
 def main() -> None:
     """Parse flags and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -226,6 +259,7 @@ def main() -> None:
     if not args.skip_server:
         asyncio.run(server_figures(args))
     asyncio.run(sync_figures(args.services))
+    asyncio.run(allocation_figures(args.services))
 
 
 if __name__ == "__main__":

@@ -93,6 +93,7 @@ async def test_deleted_service_releases_its_address(
     again = await create(storage, service("again", type="NodePort"))
     assert again["spec"]["clusterIP"] != gone["spec"]["clusterIP"]
     monkeypatch.setattr(service_ips, "CLAIM_GRACE_SECONDS", 0.0)
+    monkeypatch.setattr(service_ips, "SWEEP_SECONDS", 0.0)
     reused = await create(storage, service("reused", type="NodePort"))
     assert reused["spec"]["clusterIP"] == gone["spec"]["clusterIP"]
     assert reused["spec"]["ports"][0]["nodePort"] == gone["spec"]["ports"][0]["nodePort"]
@@ -113,3 +114,11 @@ async def test_update_keeps_allocation(storage: ResourceStorage) -> None:
     updated = await storage.update(SERVICES, "default", "u", drop)
     assert updated["spec"]["clusterIP"] == made["spec"]["clusterIP"]
     assert updated["spec"]["ports"][0]["nodePort"] == made["spec"]["ports"][0]["nodePort"]
+
+
+def test_lowest_free_ip_agrees_with_the_objects_helper() -> None:
+    from dockyard.objects.service import next_free_ip
+
+    for taken in (set(), {"10.1.0.2", "10.1.0.3"}, {f"10.1.0.{i}" for i in range(2, 255)}):
+        assert service_ips.lowest_free_ip("10.1.0.0/24", taken) == next_free_ip(
+            "10.1.0.0/24", taken)

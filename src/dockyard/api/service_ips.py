@@ -8,9 +8,11 @@ over etcd.
 
 A claim is released lazily, the way Kubernetes' repair loop does it: a claim older than
 ``CLAIM_GRACE_SECONDS`` whose service no longer exists (deleted directly, or with its
-namespace) or no longer holds that address is stale, and the next allocation that needs it
-takes it over with a compare-and-swap. Young claims are always honoured, because their create
-may still be in flight. Updates keep what was allocated (``objects.service.carry_over``).
+namespace) or no longer holds that address is stale. Allocation sweeps stale claims away (at
+most every ``SWEEP_SECONDS``, with one list of the services), and a create that asks for a
+stale address takes it over with a compare-and-swap. Young claims are always honoured, because
+their create may still be in flight. Updates keep what was allocated
+(``objects.service.carry_over``).
 
 ``configure(storage, cidr, node_ports)`` sets the ranges of one api server; without it the
 Kubernetes defaults (10.96.0.0/16, 30000-32767) apply.
@@ -23,6 +25,7 @@ share an address or a node port.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import time
 import weakref
 from dataclasses import dataclass
@@ -41,6 +44,7 @@ if TYPE_CHECKING:
 
 DEFAULT_SERVICE_CIDR = "10.96.0.0/16"
 CLAIM_GRACE_SECONDS = 60.0
+SWEEP_SECONDS = 10.0  # at most one sweep of stale claims per this many seconds
 IP_PREFIX = "/dockyard/allocations/serviceips/"
 PORT_PREFIX = "/dockyard/allocations/nodeports/"
 _SERVICES = lookup("", "v1", "services")
@@ -56,6 +60,7 @@ class ServiceRanges:
 
 
 _RANGES: weakref.WeakKeyDictionary[Any, ServiceRanges] = weakref.WeakKeyDictionary()
+_SWEPT: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
 
 def configure(storage: ResourceStorage, cidr: str, node_ports: tuple[int, int] | None = None
@@ -126,7 +131,7 @@ async def _claim_asked_port(storage: ResourceStorage, ranges: ServiceRanges, por
 async def _allocate_ip(storage: ResourceStorage, ranges: ServiceRanges, owner: str) -> str:
     taken = await _live_claims(storage, IP_PREFIX)
     for _ in range(64):
-        ip = svc.next_free_ip(ranges.cidr, taken)
+        ip = lowest_free_ip(ranges.cidr, taken)
         if ip is None:
             break
         if await _claim(storage, IP_PREFIX + ip, owner):
@@ -134,6 +139,18 @@ async def _allocate_ip(storage: ResourceStorage, ranges: ServiceRanges, owner: s
         taken.add(ip)  # lost a race for it: try the next one
     raise status.StatusError(500, "InternalError",
                              f"failed to allocate a clusterIP: range {ranges.cidr} is full")
+
+
+def lowest_free_ip(cidr: str, taken: set[str]) -> str | None:
+    """Return the lowest free host address of cidr after its first host (integer arithmetic:
+    objects.service.next_free_ip's answer without building an address object per host)."""
+    network = ipaddress.ip_network(cidr, strict=False)
+    base, size = int(network.network_address), network.num_addresses
+    family = socket.AF_INET if network.version == 4 else socket.AF_INET6
+    used = {int.from_bytes(socket.inet_pton(family, ip), "big") - base for ip in taken}
+    # offset 0 is the network, 1 is kept for the kubernetes service, the last is broadcast
+    offset = next((o for o in range(2, size - 1) if o not in used), None)
+    return None if offset is None else str(ipaddress.ip_address(base + offset))
 
 
 async def _allocate_port(storage: ResourceStorage, ranges: ServiceRanges, owner: str) -> int:
@@ -150,13 +167,43 @@ async def _allocate_port(storage: ResourceStorage, ranges: ServiceRanges, owner:
 
 
 async def _live_claims(storage: ResourceStorage, prefix: str) -> set[str]:
-    """Return the addresses (or ports) under prefix whose claims are not stale."""
+    """Return the addresses (or ports) claimed under prefix, stale claims swept first."""
+    if time.monotonic() - _SWEPT.get(storage, -SWEEP_SECONDS) >= SWEEP_SECONDS:
+        _SWEPT[storage] = time.monotonic()
+        await sweep(storage)
     kvs, _rev, _more = await storage.store.list(prefix)
-    live = set()
-    for kv in kvs:
-        if not await _is_stale(storage, kv.key, orjson.loads(kv.value)):
-            live.add(kv.key.removeprefix(prefix))
-    return live
+    return {kv.key.removeprefix(prefix) for kv in kvs}
+
+
+async def sweep(storage: ResourceStorage) -> int:
+    """Delete the claims whose service is gone or holds other values; return how many.
+
+    One list of the services (not one read per claim), so a create at 1,000 services stays
+    cheap; a claim rewritten meanwhile fails the compare-and-swap and is kept.
+    """
+    if _SERVICES is None:
+        return 0
+    held: set[str] = set()
+    for service in (await storage.list(_SERVICES, None)).items:
+        spec = service.get("spec") or {}
+        held.update(IP_PREFIX + ip for ip in spec.get("clusterIPs") or [spec.get("clusterIP")]
+                    if ip)
+        held.update(f"{PORT_PREFIX}{p['nodePort']}" for p in spec.get("ports") or []
+                    if isinstance(p, dict) and p.get("nodePort"))
+    removed = 0
+    for prefix in (IP_PREFIX, PORT_PREFIX):
+        kvs, _rev, _more = await storage.store.list(prefix)
+        for kv in kvs:
+            claim = orjson.loads(kv.value)
+            young = time.time() - float(claim.get("at") or 0) < CLAIM_GRACE_SECONDS
+            if kv.key in held or young:
+                continue
+            try:
+                await storage.store.delete(kv.key, kv.mod_revision)
+                removed += 1
+            except (ConflictError, NotFoundError):
+                pass  # re-claimed or removed meanwhile: leave it to its new owner
+    return removed
 
 
 async def _claim(storage: ResourceStorage, key: str, owner: str) -> bool:
