@@ -10,7 +10,7 @@ PORT=${DEMO_PORT:-16443}
 HOST_PORT=${DEMO_HOST_PORT:-8080}
 BRIDGE=dydemo0
 POD_CIDR=10.89.0.0/16
-DY="$PWD/.venv/bin/dockyard"
+DY=dockyard  # .venv/bin is first on PATH below, so the printed commands read as typed
 export KUBECONFIG="$DATA_DIR/kubeconfig"
 export PATH="$PWD/.venv/bin:$PATH"
 
@@ -61,19 +61,19 @@ run_container() {
 deploy() {
   bold "4. Deploy it with replicas, scale it"
   show "$DY" apply -f examples/nginx/deployment.yaml
-  show "$DY" rollout status deployment/my-nginx --timeout 180s
+  show "$DY" rollout status deployment/my-nginx --timeout 180
   show "$DY" scale deployment/my-nginx --replicas=5
-  show "$DY" rollout status deployment/my-nginx --timeout 180s
+  show "$DY" rollout status deployment/my-nginx --timeout 180
   show "$DY" get pods -o wide
 }
 
 roll() {
   bold "5. Roll out a new version, then roll it back"
   show "$DY" set image deployment/my-nginx nginx=my-nginx:v2
-  show "$DY" rollout status deployment/my-nginx --timeout 180s
+  show "$DY" rollout status deployment/my-nginx --timeout 180
   show "$DY" rollout history deployment/my-nginx
   show "$DY" rollout undo deployment/my-nginx
-  show "$DY" rollout status deployment/my-nginx --timeout 180s
+  show "$DY" rollout status deployment/my-nginx --timeout 180
 }
 
 heal() {
