@@ -197,6 +197,7 @@ def test_failing_run_shows_output_and_exit_code_and_leaves_nothing(
         ("ARG BASE\nFROM $BASE\n", "line 2: FROM $BASE: build-arg BASE is not set"),
         ("FROM busybox\nRUNX true\n", "line 2: unknown instruction: RUNX"),
         ("FROM nosuchimage\n", "FROM nosuchimage: image nosuchimage not found"),
+        ("FROM busybox\nCOPY data/*.txt /one\n", "2 sources match: the destination /one must"),
     ],
 )
 def test_bad_input_is_refused_by_name(
@@ -205,6 +206,9 @@ def test_bad_input_is_refused_by_name(
     context = tmp_path / "ctx"
     context.mkdir()
     os.symlink("/etc", context / "link")
+    (context / "data").mkdir()
+    for name in ("a.txt", "b.txt"):
+        (context / "data" / name).write_text(name)
     (context / "Dockerfile").write_text(dockerfile)
     with pytest.raises((BuildError, ValueError)) as info:
         build(image_store, context)

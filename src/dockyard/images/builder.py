@@ -503,9 +503,11 @@ class Builder:
     def _do_copy(self, rootfs: Path, inst: Instruction, plan: _CopyPlan,
                  source_root: Path | None, dest: str, dest_is_dir: bool) -> None:  # fmt: skip
         owner = self._ownership(rootfs, inst, keep=source_root is not None)
-        if not dest_is_dir and len(plan.items) == 1:
-            existing = resolve_in_rootfs(rootfs, dest)
-            dest_is_dir = existing.is_dir()
+        if not dest_is_dir and len(plan.items) > 1:
+            raise BuildFsError(f"{len(plan.items)} sources match: the destination {dest} must "
+                               "be a directory ending with /")  # fmt: skip
+        if not dest_is_dir:
+            dest_is_dir = resolve_in_rootfs(rootfs, dest).is_dir()
         for item in plan.items:
             plan.copy_item(item, rootfs, source_root, dest, dest_is_dir, owner)
 

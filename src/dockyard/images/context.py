@@ -29,6 +29,7 @@ from pathlib import Path
 
 GLOB_CHARS = re.compile(r"[*?\[]")
 HASH_CHUNK = 1 << 20
+MAX_HASH_CACHE = 500_000
 
 
 class ContextError(ValueError):
@@ -268,6 +269,10 @@ class BuildContext:
     def _save_hashes(self) -> None:
         if self._hash_cache_path is None or not self._hashes_dirty:
             return
+        if len(self._hashes) > MAX_HASH_CACHE:
+            # Keep the newest half (dicts keep insertion order; fresh hashes are appended).
+            keep = list(self._hashes.items())[-MAX_HASH_CACHE // 2 :]
+            self._hashes = dict(keep)
         tmp = self._hash_cache_path.with_name(self._hash_cache_path.name + f".{os.getpid()}")
         tmp.write_text(json.dumps(self._hashes))
         os.replace(tmp, self._hash_cache_path)
