@@ -122,3 +122,17 @@ def test_lowest_free_ip_agrees_with_the_objects_helper() -> None:
     for taken in (set(), {"10.1.0.2", "10.1.0.3"}, {f"10.1.0.{i}" for i in range(2, 255)}):
         assert service_ips.lowest_free_ip("10.1.0.0/24", taken) == next_free_ip(
             "10.1.0.0/24", taken)
+
+
+async def test_update_hook_allocates_and_drops_node_ports(storage: ResourceStorage) -> None:
+    assert SERVICES is not None
+    made = await create(storage, service("t"))
+    as_node_port = {**made, "spec": {**made["spec"], "type": "NodePort",
+                                     "externalTrafficPolicy": "Cluster",
+                                     "ports": [dict(made["spec"]["ports"][0])]}}
+    await service_ips.admit_service_update(storage, SERVICES, as_node_port, made)
+    assert as_node_port["spec"]["ports"][0]["nodePort"] == 30000
+    back = {**as_node_port, "spec": {**as_node_port["spec"], "type": "ClusterIP",
+                                     "ports": [dict(as_node_port["spec"]["ports"][0])]}}
+    await service_ips.admit_service_update(storage, SERVICES, back, as_node_port)
+    assert "nodePort" not in back["spec"]["ports"][0]

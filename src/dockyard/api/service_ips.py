@@ -98,6 +98,35 @@ async def admit_service(storage: ResourceStorage, info: ResourceInfo, obj: Obj) 
         port["nodePort"] = await _allocate_port(storage, ranges, owner)
 
 
+async def admit_service_update(storage: ResourceStorage, info: ResourceInfo, new: Obj,
+                               old: Obj) -> None:  # fmt: skip
+    """Allocate what an updated Service newly needs; drop nodePorts its type no longer has.
+
+    Kubernetes does both on update (a ClusterIP service patched to NodePort gets node ports;
+    one patched back drops them). To be called with the proposed object before validation,
+    after ``carry_over``; the dropped ports' claims are swept once stale.
+    """
+    if info.kind != "Service" or info.group:
+        return
+    spec = new.get("spec")
+    if not isinstance(spec, dict) or spec.get("type") == "ExternalName":
+        return
+    if spec.get("type") not in ("NodePort", "LoadBalancer"):
+        for port in list_of(spec.get("ports")):
+            if isinstance(port, dict):
+                port.pop("nodePort", None)
+        return
+    ranges, owner = ranges_of(storage), _owner(new)
+    old_ports = {p.get("nodePort") for p in list_of((old.get("spec") or {}).get("ports"))
+                 if isinstance(p, dict)}
+    for port in list_of(spec.get("ports")):
+        asked = port.get("nodePort") if isinstance(port, dict) else None
+        if isinstance(asked, int) and asked and asked not in old_ports:
+            await _claim_asked_port(storage, ranges, asked, owner)
+    for port in svc.ports_needing_node_ports(new):
+        port["nodePort"] = await _allocate_port(storage, ranges, owner)
+
+
 def _owner(obj: Obj) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', 'default')}/{meta.get('name') or meta.get('generateName')}"
