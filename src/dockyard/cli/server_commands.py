@@ -47,7 +47,7 @@ def server(
     cluster_domain: str = typer.Option("cluster.local", "--cluster-domain",
                                        help="The DNS domain of Services and pods."),
     cluster_dns: str = typer.Option("", "--cluster-dns",
-                                    help="Cluster DNS address (default: the bridge gateway)."),
+                                    help="This node's DNS address for pods (default: gateway)."),
     no_proxy: bool = typer.Option(False, "--no-proxy", help="Run no service proxy or DNS."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
