@@ -154,33 +154,49 @@ async def test_api_answers_and_refusals(
     assert status == 404
 
 
-async def test_the_api_server_serves_v2_with_its_tokens(
+async def test_the_api_server_serves_v2_over_tls_with_its_tokens(
     busybox_image: Image, image_store: ImageStore, tmp_path: Path
 ) -> None:
     from dockyard.api.app import ApiConfig, build_app
+    from dockyard.api.tls import ensure_pki, server_ssl_context
     from dockyard.api.tokens import TokenFile
     from dockyard.store.sqlite import SQLiteStore
 
     data_dir = tmp_path / "server-data"
     data_dir.mkdir()
+    pki = ensure_pki(data_dir, ["127.0.0.1"])
+    cert_dir = tmp_path / "certs"  # skopeo's --cert-dir: the CA as a .crt file
+    cert_dir.mkdir()
+    (cert_dir / "ca.crt").write_bytes((pki / "ca.crt").read_bytes())
     tokens = TokenFile(data_dir)
     admin, node = tokens.create("admin"), tokens.create("node", "n1")
     store = await SQLiteStore.open(data_dir / "state.db")
     runner = web.AppRunner(build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir)))
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=server_ssl_context(pki))
     await site.start()
     try:
         host = f"127.0.0.1:{runner.addresses[0][1]}"
         name = f"{host}/my-nginx:latest"
         image_store.tag("busybox", name)
+        ca = {"ca_file": pki / "ca.crt"}
         with pytest.raises(RegistryError, match="403"):
-            await client_for(tmp_path, host, node).push(image_store, name)
-        await client_for(tmp_path, host, admin).push(image_store, name)
+            await tls_client(tmp_path, host, node, **ca).push(image_store, name)
+        await tls_client(tmp_path, host, admin, **ca).push(image_store, name)
         assert ImageStore(data_dir).resolve("my-nginx").id == busybox_image.id
-        pulled = await client_for(tmp_path, host, node).pull(ImageStore(tmp_path / "n1"),
-                                                             f"{host}/my-nginx")
+        pulled = await tls_client(tmp_path, host, node, **ca).pull(ImageStore(tmp_path / "n1"),
+                                                                   f"{host}/my-nginx")
         assert pulled.manifest_digest == busybox_image.manifest_digest
+        await skopeo("copy", f"--src-cert-dir={cert_dir}", f"--src-registry-token={node}",
+                     f"docker://{host}/my-nginx:latest", f"oci:{tmp_path / 'out'}:x")
+        index = json.loads((tmp_path / "out" / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == busybox_image.manifest_digest
     finally:
         await runner.cleanup()
         await store.close()
+
+
+def tls_client(tmp_path: Path, host: str, token: str, ca_file: Path) -> RegistryClient:
+    credentials = CredentialStore(tmp_path / f"tls-cfg-{token[:8]}")
+    credentials.store(host, "user", token)
+    return RegistryClient(credentials, ca_file=ca_file)
