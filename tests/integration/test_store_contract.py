@@ -186,7 +186,9 @@ async def store(harness: Harness) -> Store:
     return await harness.open()
 
 
-async def take(stream: AsyncIterator[WatchEvent], n: int, timeout: float = 5.0) -> list[WatchEvent]:
+async def take(
+    stream: AsyncIterator[WatchEvent], n: int, timeout: float = 10.0
+) -> list[WatchEvent]:
     """Return the next n events of a watch, failing if they do not come in time."""
 
     async def collect() -> list[WatchEvent]:
@@ -537,13 +539,15 @@ async def test_close_ends_watches(harness: Harness) -> None:
     store = await harness.open()
     await store.create(PODS + "a", b"1")
     received: list[WatchEvent] = []
+    live = asyncio.Event()
 
     async def consume() -> None:
         async for event in store.watch(PODS, 1):
             received.append(event)
+            live.set()
 
     task = asyncio.create_task(consume())
-    await asyncio.sleep(0.1)
+    await asyncio.wait_for(live.wait(), 10)  # the watch runs and waits for more
     await store.close()
     await asyncio.wait_for(task, 5)  # ends cleanly, no exception
     assert [e.kv.key for e in received] == [PODS + "a"]
