@@ -2,8 +2,8 @@
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
-APT_PACKAGES := runc containernetworking-plugins busybox-static iptables skopeo docker-registry \
-	debootstrap etcd-server podman
+APT_PACKAGES := runc conmon containernetworking-plugins busybox-static iptables skopeo \
+	docker-registry debootstrap etcd-server podman
 DATA_DIR ?= /var/lib/dockyard-demo
 
 .PHONY: setup apt venv demo demo-down test test-unit lint bench
