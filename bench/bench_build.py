@@ -152,12 +152,17 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=10_000)
     parser.add_argument("--layer-mb", type=int, default=64)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=["steps", "context", "registry"], default=None,
+                        help="run one part only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="bench-build-"))
     try:
-        bench_five_steps(root, args.repeat)
-        bench_big_context(root, args.files, args.repeat)
-        bench_registry(root, args.layer_mb)
+        if args.only in (None, "steps"):
+            bench_five_steps(root, args.repeat)
+        if args.only in (None, "context"):
+            bench_big_context(root, args.files, args.repeat)
+        if args.only in (None, "registry"):
+            bench_registry(root, args.layer_mb)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -316,6 +316,10 @@ class RegistryClient:
             async with limit:
                 if await self._fetch_blob(session, store, desc, on_event):
                     added.append(desc["digest"])
+                    if desc.get("mediaType") in oci.LAYER_TYPES:
+                        # Measure the diff id now, overlapping the other downloads;
+                        # add_image then finds it recorded.
+                        await asyncio.to_thread(store.layer_info, desc["digest"])
 
         await asyncio.gather(*(one(d) for d in _unique(descs)))
 
