@@ -23,6 +23,7 @@ import asyncio
 import hashlib
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -185,6 +186,7 @@ async def server_figures(args: argparse.Namespace) -> None:
         await api.close()
         server.kubectl("delete", "deployment", "web", "--wait=true", check=False, timeout=120)
         server.stop_and_check()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 async def sync_figures(count: int) -> None:
