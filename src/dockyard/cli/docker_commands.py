@@ -578,6 +578,8 @@ def exec_command(
 ) -> None:
     """Run a command in a running container (pods/exec); exit with its exit code."""
     kube = Kube(kubeconfig, context, namespace)
+    if command[:1] == ["--"]:  # kubectl's `exec POD -- CMD` form: the separator is not the command
+        command = command[1:]
     code = _run_docker(lambda: _exec(kube, name, command, interactive, tty, container))
     raise typer.Exit(code)
 
