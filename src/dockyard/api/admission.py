@@ -16,13 +16,17 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard.api import status
-from dockyard.api.service_ips import admit_service
+from dockyard.api.service_ips import admit_service, admit_service_update
 from dockyard.objects.resources import ResourceInfo, lookup
 
 if TYPE_CHECKING:
     from dockyard.api.storage import ResourceStorage
 
 Admitter = Callable[["ResourceStorage", ResourceInfo, dict[str, Any]], Awaitable[None]]
+# (storage, info, new, old): run on main-resource updates, after defaults, before validation
+UpdateAdmitter = Callable[
+    ["ResourceStorage", ResourceInfo, dict[str, Any], dict[str, Any]], Awaitable[None]
+]
 SYSTEM_PRIORITY_CLASSES = {"system-cluster-critical": 2000000000,
                            "system-node-critical": 2000001000}
 _PRIORITY_CLASSES = lookup("scheduling.k8s.io", "v1", "priorityclasses")
@@ -64,3 +68,4 @@ def _choose(classes: list[dict[str, Any]], name: str | None) -> dict[str, Any] |
 
 
 ADMITTERS: tuple[Admitter, ...] = (admit_priority, admit_service)
+UPDATE_ADMITTERS: tuple[UpdateAdmitter, ...] = (admit_service_update,)

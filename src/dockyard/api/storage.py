@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import orjson
 
 from dockyard.api import status
-from dockyard.api.admission import ADMITTERS
+from dockyard.api.admission import ADMITTERS, UPDATE_ADMITTERS
 from dockyard.api.status import StatusError
 from dockyard.objects.kinds import (
     handlers_for,
@@ -38,6 +38,7 @@ from dockyard.objects.validation import FieldError
 from dockyard.store.base import (
     MAX_VALUE_BYTES,
     AlreadyExistsError,
+    CompactedError,
     ConflictError,
     KeyValue,
     NotFoundError,
@@ -183,9 +184,15 @@ class ResourceStorage:
         items: builtins.list[T] = []
         while True:
             page_size = max(limit - len(items), 0) if limit else 0
-            kvs, rev, more = await self.store.list(
-                prefix, limit=page_size, start_after=start_after, revision=revision
-            )
+            try:
+                kvs, rev, more = await self.store.list(
+                    prefix, limit=page_size, start_after=start_after, revision=revision
+                )
+            except CompactedError:
+                raise status.gone(
+                    "The provided continue parameter is too old to display a consistent list "
+                    "result. You can start a new list without the continue parameter."
+                ) from None
             revision = revision or rev
             for kv in kvs:
                 kept = keep(kv)
@@ -260,7 +267,7 @@ class ResourceStorage:
                 raise status.conflict(info.plural, name, info.group)
             proposed = mutate(copy.deepcopy(current))
             check_type(info, proposed)
-            new = self._prepare_update(info, current, proposed, subresource)
+            new = await self._prepare_update(info, current, proposed, subresource)
             if new == current:
                 return current
             if dry_run:
@@ -308,14 +315,14 @@ class ResourceStorage:
             return new
         return decode(await self.store.update(key, encode(new), revision))
 
-    def _prepare_update(
+    async def _prepare_update(
         self,
         info: ResourceInfo,
         current: dict[str, Any],
         new: dict[str, Any],
         subresource: str | None,
     ) -> dict[str, Any]:
-        """Return what to store: server-owned fields kept, defaults applied, validated.
+        """Return what to store: server-owned fields kept, defaults applied, admitted, valid.
 
         A /status write keeps everything but status; the binding subresource may set
         spec.nodeName (and the PodScheduled condition), which a client's update may not.
@@ -327,6 +334,8 @@ class ResourceStorage:
         elif subresource is None:
             handlers.apply_defaults(new)
             prepare_for_update(new, current)
+            for admit in UPDATE_ADMITTERS:
+                await admit(self, info, new, current)
         errors = handlers.validate(new)
         if subresource != "binding":
             errors += handlers.validate_update(new, current)

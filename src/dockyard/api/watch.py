@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -28,9 +29,10 @@ from dockyard.api.storage import (
 )
 from dockyard.objects.resources import ResourceInfo
 from dockyard.objects.selectors import FieldSelector, LabelSelector
-from dockyard.store.base import CompactedError, WatchEvent
+from dockyard.store.base import CompactedError, WatchEvent, WatchTooSlowError
 
 DEFAULT_TIMEOUT_SECONDS = 1800
+log = logging.getLogger(__name__)
 FUTURE_WAIT_SECONDS = 3.0
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -94,6 +96,10 @@ async def _stream(
             f"too old resource version: {error.requested} ({error.oldest})"
         ).to_status()
         await response.write(_line("ERROR", expired))
+    except WatchTooSlowError:
+        # As kube-apiserver does with a watcher that cannot keep up: end the stream; the client
+        # watches again from the last resourceVersion it saw.
+        log.info("closing a watch on %s that fell too far behind", info.plural)
     finally:
         closer = getattr(events, "aclose", None)
         if closer is not None:
