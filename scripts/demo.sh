@@ -76,13 +76,19 @@ roll() {
   show "$DY" rollout status deployment/my-nginx --timeout 180
 }
 
+restarts() {  # restarts POD: print the pod's first container's restart count
+  dockyard get pod "$1" -o json | python3 -c \
+    'import json,sys; print(json.load(sys.stdin)["status"]["containerStatuses"][0]["restartCount"])'
+}
+
 heal() {
   bold "6. Kill a container and watch it restarted"
   local pod
   pod=$("$DY" get pods -l app=my-nginx -o name | head -1)
-  show "$DY" exec "${pod#pod/}" -- sh -c 'kill 1'
-  show retry 60 sh -c "$DY get ${pod} -o jsonpath='{.status.containerStatuses[0].restartCount}' | grep -qv '^0$'"
-  show "$DY" get "$pod"
+  pod=${pod#pod/}
+  show "$DY" exec "$pod" -- sh -c 'kill 1'
+  for _ in $(seq 60); do [ "$(restarts "$pod")" != 0 ] && break; sleep 1; done
+  show "$DY" get pod "$pod"
 }
 
 observe() {
