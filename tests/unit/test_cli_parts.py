@@ -19,7 +19,7 @@ from dockyard.cli.docker_commands import (
 )
 from dockyard.cli.exec_stream import exit_code
 from dockyard.cli.kube_commands import bar, pod_usage, status_report
-from dockyard.cli.kubeargs import CliError, resource, split_targets
+from dockyard.cli.kubeargs import CliError, complete_kinds, resource, split_targets
 from dockyard.cli.printers import aligned, object_name, table_rows
 from dockyard.cli.rollout import rollout_message
 
@@ -247,3 +247,20 @@ def test_ps_row_running_and_exited() -> None:
         {"state": {"terminated": {"exitCode": 3, "finishedAt": "2026-01-01T00:09:00Z"}}}]}
     row = ps_row(pod, now)
     assert (row["status"], row["running"]) == ("Exited (3) 60s ago", False)
+
+
+def test_complete_kinds() -> None:
+    assert "deployments" in complete_kinds("dep") and "deploy" in complete_kinds("dep")
+    assert "svc,endpoints" in complete_kinds("svc,end")
+
+
+def test_usage_errors_exit_like_kubectl_and_docker() -> None:
+    from typer.testing import CliRunner
+
+    from dockyard.cli.main import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["get", "--bogus"]).exit_code == 1  # kubectl: 1
+    assert runner.invoke(app, ["rollout", "status"]).exit_code == 1
+    assert runner.invoke(app, ["ps", "--bogus"]).exit_code == 125  # docker: 125
+    assert runner.invoke(app, ["run", "--restart", "sometimes", "busybox"]).exit_code == 125

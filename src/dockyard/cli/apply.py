@@ -33,6 +33,7 @@ from dockyard.cli.kubeargs import (
     KubeconfigOption,
     NamespaceOption,
     OutputOption,
+    complete_kinds,
     errors,
     namespace_for,
     run,
@@ -251,7 +252,8 @@ def _comparable(obj: Obj) -> str:
 
 
 def delete(
-    args: list[str] = typer.Argument(None, help="TYPE NAME..., TYPE/NAME... (or -f FILE)."),
+    args: list[str] = typer.Argument(None, help="TYPE NAME..., TYPE/NAME... (or -f FILE).",
+                                     autocompletion=complete_kinds),
     filename: list[str] = FilenameOption,
     selector: str = typer.Option("", "--selector", "-l", help="Delete what matches."),
     all_objects: bool = typer.Option(False, "--all", help="Delete every object of the type."),

@@ -26,6 +26,7 @@ from dockyard.cli.kubeargs import (
     KubeconfigOption,
     NamespaceOption,
     OutputOption,
+    complete_kinds,
     namespace_for,
     qualified,
     run,
@@ -42,7 +43,8 @@ Obj = dict[str, Any]
 
 
 def get(
-    args: list[str] = typer.Argument(None, help="TYPE[,TYPE] [NAME...] or TYPE/NAME..."),
+    args: list[str] = typer.Argument(None, help="TYPE[,TYPE] [NAME...] or TYPE/NAME...",
+                                     autocompletion=complete_kinds),
     output: str = OutputOption,
     selector: str = typer.Option("", "--selector", "-l", help="Label selector, e.g. app=web."),
     field_selector: str = typer.Option("", "--field-selector", help="Field selector."),
@@ -193,7 +195,8 @@ async def _print_event_row(api: ApiClient, info: ResourceInfo, obj: Obj, kind: s
 
 
 def describe(
-    args: list[str] = typer.Argument(..., help="TYPE [NAME...] or TYPE/NAME."),
+    args: list[str] = typer.Argument(..., help="TYPE [NAME...] or TYPE/NAME.",
+                                     autocompletion=complete_kinds),
     selector: str = typer.Option("", "--selector", "-l", help="Label selector."),
     namespace: str = NamespaceOption,
     all_namespaces: bool = AllNamespacesOption,

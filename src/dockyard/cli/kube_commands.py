@@ -34,6 +34,7 @@ from dockyard.cli.kubeargs import (
     CliError,
     ContextOption,
     Kube,
+    KubeCommand,
     KubeconfigOption,
     NamespaceOption,
     OutputOption,
@@ -88,7 +89,7 @@ async def _scale(kube: Kube, args: list[str], replicas: int) -> None:
 # -- set image ------------------------------------------------------------------------------
 
 
-@set_app.command("image")
+@set_app.command("image", cls=KubeCommand)
 def set_image(
     target: str = typer.Argument(..., help="TYPE/NAME, e.g. deployment/web."),
     images: list[str] = typer.Argument(..., help="CONTAINER=IMAGE (* for every container)."),
@@ -304,7 +305,7 @@ async def _events(kube: Kube, for_object: str, types: str, output: str) -> None:
 # -- top ------------------------------------------------------------------------------------
 
 
-@top_app.command("pod")
+@top_app.command("pod", cls=KubeCommand)
 def top_pod(
     name: str = typer.Argument("", help="One pod (default: all)."),
     selector: str = typer.Option("", "--selector", "-l", help="Label selector."),
@@ -380,7 +381,7 @@ def _bytes(value: Any) -> int:
         return 0
 
 
-@top_app.command("node")
+@top_app.command("node", cls=KubeCommand)
 def top_node(
     name: str = typer.Argument("", help="One node (default: all)."),
     output: str = OutputOption,

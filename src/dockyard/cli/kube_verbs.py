@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from dockyard.cli import apply, docker_commands, get, kube_commands
+from dockyard.cli.kubeargs import DockerCommand, KubeCommand
 from dockyard.cli.rollout import rollout_app
 
 
@@ -18,16 +19,17 @@ def register(app: typer.Typer) -> None:
                  apply.diff, kube_commands.events, kube_commands.cordon,
                  kube_commands.uncordon, kube_commands.drain, kube_commands.autoscale,
                  kube_commands.version, kube_commands.status):
-        app.command()(verb)
-    app.command("port-forward")(kube_commands.port_forward)
+        app.command(cls=KubeCommand)(verb)
+    app.command("port-forward", cls=KubeCommand)(kube_commands.port_forward)
     # Flags after the image (or container) belong to the command run inside, as in Docker.
     inside = {"allow_interspersed_args": False}
-    app.command("run", context_settings=inside)(docker_commands.run_command)
-    app.command("exec", context_settings=inside)(docker_commands.exec_command)
+    app.command("run", context_settings=inside, cls=DockerCommand)(docker_commands.run_command)
+    app.command("exec", context_settings=inside, cls=DockerCommand)(
+        docker_commands.exec_command)
     for docker_verb in (docker_commands.ps, docker_commands.logs, docker_commands.stop,
                         docker_commands.start, docker_commands.restart, docker_commands.rm,
                         docker_commands.stats):
-        app.command()(docker_verb)
+        app.command(cls=DockerCommand)(docker_verb)
     app.add_typer(rollout_app, name="rollout")
     app.add_typer(kube_commands.set_app, name="set")
     app.add_typer(kube_commands.top_app, name="top")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import typer
+import typer.core
 
 from dockyard.client import ApiClient, ApiError, KubeconfigError, ServerUnreachableError
 from dockyard.client.config import ClientConfig, load_kubeconfig
@@ -44,6 +45,31 @@ NamespaceOption = typer.Option(None, "--namespace", "-n", help="Namespace (defau
 AllNamespacesOption = typer.Option(False, "--all-namespaces", "-A",
                                    help="Across all namespaces.")
 OutputOption = typer.Option("", "--output", "-o", help="json, yaml, name (get: also wide).")
+
+
+# Click's UsageError (unknown flag, missing argument) is the base of typer.BadParameter.
+UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+
+
+class KubeCommand(typer.core.TyperCommand):
+    """A verb whose usage errors exit 1, as kubectl's do (Click would exit 2)."""
+
+    usage_exit_code = KUBE_ERROR
+
+    def make_context(self, info_name: str | None, args: list[str], parent: Any = None,
+                     **extra: Any) -> Any:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except UsageError as e:
+            e.exit_code = self.usage_exit_code  # type: ignore[attr-defined]
+            raise
+
+
+class DockerCommand(KubeCommand):
+    """A docker-style verb: usage errors exit 125, as Docker's CLI errors do."""
+
+    usage_exit_code = DOCKER_ERROR
+
 
 
 class CliError(Exception):
@@ -138,6 +164,14 @@ def resource(name: str) -> ResourceInfo:
     if close:
         hint = f" — did you mean {_plural_of(close[0])}?"
     raise CliError(f'the server doesn\'t have a resource type "{name}"{hint}')
+
+
+def complete_kinds(incomplete: str) -> list[str]:
+    """Offer resource type names for shell completion (after a comma: the next type)."""
+    head, _, last = incomplete.rpartition(",")
+    prefix = f"{head}," if head else ""
+    words = sorted({w for r in RESOURCES for w in (r.plural, *r.short_names)})
+    return [prefix + w for w in words if w.startswith(last.lower())]
 
 
 def _plural_of(word: str) -> str:

@@ -25,6 +25,7 @@ from dockyard.cli.kubeargs import (
     CliError,
     ContextOption,
     Kube,
+    KubeCommand,
     KubeconfigOption,
     NamespaceOption,
     OutputOption,
@@ -54,7 +55,7 @@ def _deployment(api: ApiClient, target: str, namespace: str) -> tuple[ResourceIn
     return info, name, api.resource(info.api_version, info.plural, namespace)
 
 
-@rollout_app.command("status")
+@rollout_app.command("status", cls=KubeCommand)
 def status(
     target: str = TargetArg,
     timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait."),
@@ -109,7 +110,7 @@ def rollout_message(obj: Obj) -> tuple[str, bool]:
     return f'deployment "{name}" successfully rolled out', True
 
 
-@rollout_app.command("history")
+@rollout_app.command("history", cls=KubeCommand)
 def history(
     target: str = TargetArg,
     revision: int = typer.Option(0, "--revision", help="Show this revision's pod template."),
@@ -163,7 +164,7 @@ async def revisions_of(api: ApiClient, deployment: Obj, ns: str) -> dict[int, Ob
     return out
 
 
-@rollout_app.command("undo")
+@rollout_app.command("undo", cls=KubeCommand)
 def undo(
     target: str = TargetArg,
     to_revision: int = typer.Option(0, "--to-revision", help="Revision to go back to."),
@@ -229,9 +230,9 @@ def restart_patch() -> Obj:
     return {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
 
 
-rollout_app.command("pause")(_simple("paused", {"spec": {"paused": True}},
+rollout_app.command("pause", cls=KubeCommand)(_simple("paused", {"spec": {"paused": True}},
                                      "Pause a Deployment's rollout."))
-rollout_app.command("resume")(_simple("resumed", {"spec": {"paused": None}},
+rollout_app.command("resume", cls=KubeCommand)(_simple("resumed", {"spec": {"paused": None}},
                                       "Resume a paused Deployment's rollout."))
-rollout_app.command("restart")(_simple("restarted", restart_patch,
+rollout_app.command("restart", cls=KubeCommand)(_simple("restarted", restart_patch,
                                        "Restart a Deployment's pods by a new rollout."))
