@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import os
 import signal
+import socket
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -389,3 +391,46 @@ def test_node_token_acts_only_for_its_node(server: AgentServer) -> None:
     other = server.kubectl("--token", token, "create", "configmap", "by-node", check=False)
     assert other.returncode != 0 and "forbidden" in other.stderr.lower()
     assert Path(server.data_dir / "agent" / server.node / "serving.key").stat().st_mode & 0o077 == 0
+
+
+def test_host_port_and_localhost_between_containers(server: AgentServer) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        host_port = s.getsockname()[1]
+    server.apply(f"""
+apiVersion: v1
+kind: Pod
+metadata: {{name: web}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: server
+    image: busybox
+    command: [sh, -c, "mkdir -p /www; echo served > /www/index.html; exec httpd -f -p 8080 -h /www"]
+    ports: [{{containerPort: 8080, hostPort: {host_port}}}]
+    readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+  - {{name: client, image: busybox, command: [sleep, "3600"]}}
+""")  # noqa: E501
+    wait_until(lambda: container_status(server.get("pod", "web"), "server").get("ready"))
+    local = server.kubectl("exec", "web", "-c", "client", "--", "wget", "-qO-",
+                           "http://127.0.0.1:8080/")  # fmt: skip
+    assert local.stdout == "served\n"
+    with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/", timeout=10) as resp:
+        assert resp.read() == b"served\n"
+
+
+def test_kubectl_before_1_30_gets_a_clear_exec_error(server: AgentServer) -> None:
+    server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: old-client}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: busybox, command: [sleep, "3600"]}]
+""")
+    running(server, "old-client")
+    result = subprocess.run(
+        [KUBECTL.replace("1.32", "1.29"), "--kubeconfig", str(server.kubeconfig), "exec",
+         "old-client", "--", "true"], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode != 0
+    assert "kubectl 1.30 or newer" in result.stderr

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,7 @@ from dockyard.runtime import ContainerStatus, Runtime, Sandbox
 
 log = logging.getLogger(__name__)
 Obj = dict[str, Any]
+CACHE_SECONDS = 1.0
 
 
 class Agent:
@@ -61,8 +63,11 @@ class Agent:
         self.images = ImageStore(options.data_dir)
         self.workers: dict[str, PodWorker] = {}
         # Starting sandboxes and containers is CPU-bound (CNI plugins, runc): a few at a time
-        # finish in creation order, so most pods start sooner than if all ran at once.
-        self.start_slots = asyncio.Semaphore(max(2, 2 * (os.cpu_count() or 1)))
+        # finish in creation order, so most pods start sooner than if all ran at once; a pod
+        # whose sandbox is made does not queue behind other pods' sandboxes for its containers.
+        slots = max(2, 2 * (os.cpu_count() or 1))
+        self.sandbox_slots = asyncio.Semaphore(slots)
+        self.container_slots = asyncio.Semaphore(slots)
         self.sandboxes: dict[str, Sandbox] = {s.pod_uid: s for s in self.runtime.list_sandboxes()}
         self.stats = StatsCollector(self.runtime)
         self.api: ApiClient
@@ -72,6 +77,10 @@ class Agent:
         self._tasks: list[asyncio.Task[None]] = []
         self._http: Any = None
         self._last_seen: dict[str, tuple[Any, ...]] = {}
+        self._listing: list[ContainerStatus] | None = None
+        self._listed_at = 0.0
+        self._generation = self._listed_gen = 0
+        self._list_lock = asyncio.Lock()
 
     async def start(self) -> None:
         """Join, register the Node, and start every loop."""
@@ -221,10 +230,31 @@ class Agent:
             except Exception:
                 log.exception("relist failed")
 
+    async def containers(self, sandbox_id: str) -> list[ContainerStatus]:
+        """Return a sandbox's containers from a listing at most CACHE_SECONDS old.
+
+        Listing reads every container's record, so N workers listing on their own would cost
+        N² reads; they share one listing, dropped whenever a worker changes a container.
+        """
+        async with self._list_lock:
+            fresh = time.monotonic() - self._listed_at <= CACHE_SECONDS
+            if self._listing is None or not fresh or self._listed_gen != self._generation:
+                generation = self._generation  # a change during the listing makes it stale
+                self._listing = await self.runtime.list_containers()
+                self._listed_at, self._listed_gen = time.monotonic(), generation
+            listing = self._listing
+        return [c for c in listing if c.sandbox_id == sandbox_id]
+
+    def invalidate(self) -> None:
+        """Forget the shared container listing (a container was made, started or removed)."""
+        self._generation += 1
+
     async def relist_once(self) -> None:
         """Wake the worker of every pod whose containers changed state since the last look."""
         by_sandbox: dict[str, list[tuple[Any, ...]]] = {}
-        for c in await self.runtime.list_containers():
+        self.invalidate()
+        await self.containers("")
+        for c in self._listing or []:
             by_sandbox.setdefault(c.sandbox_id, []).append((c.id, c.state, c.exit_code))
         seen: dict[str, tuple[Any, ...]] = {}
         for uid, sandbox in self.sandboxes.items():

@@ -149,7 +149,7 @@ class PodWorker:
         if sandbox is None:
             return {}
         out: dict[str, list[ContainerStatus]] = {}
-        for c in await self.agent.runtime.list_containers(sandbox.id):
+        for c in await self.agent.containers(sandbox.id):
             out.setdefault(c.name, []).append(c)
         for attempts in out.values():
             attempts.sort(key=lambda c: c.attempt)
@@ -165,7 +165,7 @@ class PodWorker:
             dns_servers=dns[0], dns_searches=dns[1], dns_options=dns[2],
         )  # fmt: skip
         try:
-            async with self.agent.start_slots:
+            async with self.agent.sandbox_slots:
                 sandbox = await self.agent.runtime.create_sandbox(config)
         except Exception as e:
             self._event("Warning", "FailedCreatePodSandBox",
@@ -302,7 +302,7 @@ class PodWorker:
             labels={POD_UID_LABEL: self.uid, CONTAINER_LABEL: name},
             annotations={"io.dockyard.image.id": self._image_id(image)},
         )  # fmt: skip
-        async with self.agent.start_slots:
+        async with self.agent.container_slots:
             await self._create_and_start(pod, container, config, image)
 
     async def _create_and_start(self, pod: Obj, container: Obj, config: ContainerConfig,
@@ -313,6 +313,7 @@ class PodWorker:
         assert sandbox is not None
         try:
             container_id = await runtime.create_container(sandbox.id, config)
+            self.agent.invalidate()
         except Exception as e:
             reason = "RunContainerError" if "exec" in str(e).lower() else "CreateContainerError"
             self._fail(name, reason, str(e))
@@ -321,10 +322,12 @@ class PodWorker:
         self._event("Normal", "Created", f"Created container {name}")
         try:
             await runtime.start_container(container_id)
+            self.agent.invalidate()
         except Exception as e:
             self._fail(name, "RunContainerError", str(e))
             with contextlib.suppress(Exception):
                 await runtime.remove_container(container_id)
+                self.agent.invalidate()
             await asyncio.to_thread(self.agent.images.release, container_id)
             return
         self.failures.pop(name, None)
@@ -333,9 +336,10 @@ class PodWorker:
         await self._prune(sandbox, name, attempt)
 
     async def _prune(self, sandbox: Sandbox, name: str, attempt: int) -> None:
-        for c in await self.agent.runtime.list_containers(sandbox.id):
+        for c in await self.agent.containers(sandbox.id):
             if c.name == name and c.attempt < attempt - 1:
                 await self.agent.runtime.remove_container(c.id)
+                self.agent.invalidate()
                 await asyncio.to_thread(self.agent.images.release, c.id)
 
     async def _image(self, container: Obj) -> Image | None:
@@ -416,6 +420,7 @@ class PodWorker:
                     "terminationGracePeriodSeconds",
                     pod["spec"].get("terminationGracePeriodSeconds", 30)))
                 await self.agent.runtime.stop_container(status.id, grace)
+                self.agent.invalidate()
                 self.wake.set()
                 return
 
@@ -545,6 +550,7 @@ class PodWorker:
                 if c.state in ("running", "created"):
                     await self._stop_probers(c.id)
                     await self.agent.runtime.stop_container(c.id, 10.0)
+                    self.agent.invalidate()
 
     async def terminate(self) -> None:
         """Run preStop hooks, stop every container within the grace period, remove the pod."""
@@ -566,6 +572,7 @@ class PodWorker:
                 for c in attempts:
                     await asyncio.to_thread(self.agent.images.release, c.id)
             await self.agent.runtime.remove_sandbox(sandbox.id)
+            self.agent.invalidate()
             self.agent.sandbox_removed(sandbox)
         await asyncio.to_thread(self.agent.remove_pod_files, self.uid)
         if self.pod is not None:
@@ -590,6 +597,7 @@ class PodWorker:
         self._event("Normal", "Killing", f"Stopping container {c.name}", pod)
         del spec
         await self.agent.runtime.stop_container(c.id, max(0.0, deadline - time.monotonic()))
+        self.agent.invalidate()
 
     async def _delete_object(self, pod: Obj) -> None:
         meta = pod["metadata"]
