@@ -130,3 +130,19 @@ def test_errors_are_kubectl_errors(kubectl: Kubectl) -> None:
     bad = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "Bad_Name"}}
     result = kubectl.run("apply", "-f", "-", stdin=json.dumps(bad), check=False)
     assert result.returncode != 0 and "is invalid" in result.stderr
+
+
+def test_autoscale_posts_v1_and_reads_back_as_v2(kubectl: Kubectl) -> None:
+    ns = namespace_for(kubectl)
+    kubectl.run("apply", "-n", ns, "-f", str(EXAMPLE))
+    kubectl.run("autoscale", "deployment", "my-nginx", "-n", ns, "--min=2", "--max=5",
+                "--cpu-percent=70")
+    v2 = kubectl.json("get", "hpa", "my-nginx", "-n", ns)
+    assert v2["apiVersion"] == "autoscaling/v2"
+    assert v2["spec"]["minReplicas"] == 2 and v2["spec"]["maxReplicas"] == 5
+    cpu = v2["spec"]["metrics"][0]["resource"]
+    assert cpu["name"] == "cpu" and cpu["target"]["averageUtilization"] == 70
+    v1 = kubectl.json("get", "horizontalpodautoscalers.v1.autoscaling", "my-nginx", "-n", ns)
+    assert v1["apiVersion"] == "autoscaling/v1"
+    assert v1["spec"]["targetCPUUtilizationPercentage"] == 70
+    kubectl.run("delete", "hpa", "my-nginx", "-n", ns)

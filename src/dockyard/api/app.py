@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from dockyard.api import discovery, metrics_api, node_proxy, port_forward, status
+from dockyard.api.conversion import VersionedStorage
 from dockyard.api.decoding import MAX_BODY_BYTES
 from dockyard.api.handlers import ResourceHandlers
 from dockyard.api.metrics import ApiMetrics
@@ -60,7 +61,7 @@ def build_app(config: ApiConfig) -> web.Application:
     app["tokens"] = config.tokens
     available = SERVED_SUBRESOURCES | config.extra_subresources
     app["available_subresources"] = available
-    resources = ResourceHandlers(storage, available)
+    resources = ResourceHandlers(VersionedStorage(storage), available)
     app["resources"] = resources
     node_proxy.register(app, resources, config.data_dir / "pki")
     port_forward.register(resources)

@@ -19,6 +19,7 @@ from aiohttp import web
 from dockyard.api import status, subresources
 from dockyard.api.apply import server_side_apply
 from dockyard.api.authz import authorize, check_object
+from dockyard.api.conversion import VersionedStorage, from_storage, storage_info
 from dockyard.api.decoding import MAX_BODY_BYTES, DecodeError, decode_object
 from dockyard.api.managed_fields import track_write
 from dockyard.api.patching import PatchError, apply_patch
@@ -35,7 +36,7 @@ from dockyard.api.requests import (
     wants_table,
 )
 from dockyard.api.responses import json_response
-from dockyard.api.storage import DeleteOptions, ResourceStorage, check_type, now_rfc3339
+from dockyard.api.storage import DeleteOptions, check_type, now_rfc3339
 from dockyard.api.tables import table
 from dockyard.api.tokens import User
 from dockyard.api.watch import serve_watch
@@ -45,9 +46,9 @@ Handler = Callable[[web.Request, Target, User], Awaitable[web.StreamResponse]]
 
 
 class ResourceHandlers:
-    """The verbs on every resource, over one ResourceStorage."""
+    """The verbs on every resource, over one (version-converting) ResourceStorage."""
 
-    def __init__(self, storage: ResourceStorage, available_subresources: set[str]) -> None:
+    def __init__(self, storage: VersionedStorage, available_subresources: set[str]) -> None:
         self.storage = storage
         self.available_subresources = available_subresources
         self.subresource_handlers: dict[tuple[str, str], Handler] = {}
@@ -138,21 +139,23 @@ class ResourceHandlers:
         return web.Response(body=body, content_type="application/json")
 
     async def _watch(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
-        transform = None
-        if wants_table(request):
-            info, include = target.info, _include_object(request)
+        info, include = target.info, _include_object(request)
+        as_table = wants_table(request)
 
-            def transform(obj: dict[str, Any]) -> dict[str, Any]:
-                rv = obj["metadata"].get("resourceVersion", "")
-                return table(info, [obj], resource_version=rv, include_object=include)
+        def transform(obj: dict[str, Any]) -> dict[str, Any]:
+            obj = from_storage(info, obj)
+            if not as_table:
+                return obj
+            rv = obj["metadata"].get("resourceVersion", "")
+            return table(info, [obj], resource_version=rv, include_object=include)
 
         watchers = request.app["metrics"].watchers.labels(target.info.plural)
         watchers.inc()
         try:
             return await serve_watch(
                 request,
-                self.storage,
-                target.info,
+                self.storage.inner,
+                storage_info(target.info),
                 target.namespace,
                 label_selector=request.query.get("labelSelector", ""),
                 field_selector=request.query.get("fieldSelector", ""),

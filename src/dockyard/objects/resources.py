@@ -4,9 +4,8 @@ Invariants: every (group, version, plural) is unique; every (api_version, kind) 
 ``list_kind`` is always ``kind + "List"``; the core group is the empty string and its
 ``api_version`` is the bare version ("v1").
 
-autoscaling/v2 is the served HorizontalPodAutoscaler version (kubectl autoscale uses it
-since 1.23); autoscaling/v1 is not served because its spec shape (targetCPUUtilizationPercentage)
-would need a conversion layer, and no client we support requires it.
+autoscaling/v2 is the stored HorizontalPodAutoscaler version; autoscaling/v1 is served too
+(`kubectl autoscale` up to 1.32 posts v1), converted by the api server (dockyard.api.conversion).
 """
 
 from __future__ import annotations
@@ -88,6 +87,17 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     ResourceInfo(
         "autoscaling",
         "v2",
+        "HorizontalPodAutoscaler",
+        "horizontalpodautoscalers",
+        "horizontalpodautoscaler",
+        True,
+        ("hpa",),
+        _ALL,
+        ("status",),
+    ),
+    ResourceInfo(
+        "autoscaling",
+        "v1",
         "HorizontalPodAutoscaler",
         "horizontalpodautoscalers",
         "horizontalpodautoscaler",
