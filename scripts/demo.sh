@@ -83,8 +83,9 @@ restarts() {  # restarts POD: print the pod's first container's restart count
 
 heal() {
   bold "6. Kill a container and watch it restarted"
-  local pod
-  pod=$("$DY" get pods -l app=my-nginx -o name | head -1)
+  local pods pod
+  pods=$("$DY" get pods -l app=my-nginx -o name)
+  pod=${pods%%$'\n'*}  # the first (not `| head -1`: under pipefail its SIGPIPE fails the step)
   pod=${pod#pod/}
   show "$DY" exec "$pod" -- sh -c 'kill 1'
   for _ in $(seq 60); do [ "$(restarts "$pod")" != 0 ] && break; sleep 1; done
