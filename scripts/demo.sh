@@ -94,8 +94,8 @@ heal() {
 
 observe() {
   bold "7. See what runs where, with what resources"
-  show retry 30 "$DY" top pods
-  show "$DY" top nodes
+  show retry 30 "$DY" top pod
+  show "$DY" top node
   show "$DY" status
 }
 
