@@ -84,7 +84,7 @@ class Cluster:
     def __init__(self, base: Path) -> None:
         self.base = base
         self.bridge = f"dyb{secrets.token_hex(4)}"
-        self.cidr = f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/23"
+        self.cidr = f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24"
         self.server: subprocess.Popen[str] | None = None
         self.agent: subprocess.Popen[str] | None = None
 

@@ -69,7 +69,7 @@ class Agent:
         self.sandbox_slots = asyncio.Semaphore(slots)
         self.container_slots = asyncio.Semaphore(slots)
         self.sandboxes: dict[str, Sandbox] = {s.pod_uid: s for s in self.runtime.list_sandboxes()}
-        self.stats = StatsCollector(self.runtime)
+        self.stats = StatsCollector(self.runtime, lambda: self.containers(None))
         self.api: ApiClient
         self.events: EventRecorder
         self.informer: Informer
@@ -230,7 +230,7 @@ class Agent:
             except Exception:
                 log.exception("relist failed")
 
-    async def containers(self, sandbox_id: str) -> list[ContainerStatus]:
+    async def containers(self, sandbox_id: str | None) -> list[ContainerStatus]:
         """Return a sandbox's containers from a listing at most CACHE_SECONDS old.
 
         Listing reads every container's record, so N workers listing on their own would cost
@@ -243,7 +243,7 @@ class Agent:
                 self._listing = await self.runtime.list_containers()
                 self._listed_at, self._listed_gen = time.monotonic(), generation
             listing = self._listing
-        return [c for c in listing if c.sandbox_id == sandbox_id]
+        return [c for c in listing if sandbox_id in (None, c.sandbox_id)]
 
     def invalidate(self) -> None:
         """Forget the shared container listing (a container was made, started or removed)."""

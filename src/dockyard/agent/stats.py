@@ -12,13 +12,14 @@ import asyncio
 import contextlib
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockyard.runtime import Runtime
+from dockyard.runtime import ContainerStatus, Runtime
 
-SAMPLE_SECONDS = 10.0
+SAMPLE_SECONDS = 15.0  # metrics-server scrapes every 15 s
 MIN_WINDOW = 1.0
 
 
@@ -52,8 +53,10 @@ def node_memory_working_set() -> int:
 class StatsCollector:
     """Keeps the last two cpu samples of the node and of each running container."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime,
+                 listing: Callable[[], Awaitable[list[ContainerStatus]]] | None = None) -> None:
         self.runtime = runtime
+        self.listing = listing or runtime.list_containers  # the agent shares its listing
         self._samples: dict[str, list[Sample]] = {}
 
     async def run(self) -> None:
@@ -82,7 +85,7 @@ class StatsCollector:
             "window": window or SAMPLE_SECONDS}, "pods": {}}
         sandboxes = {s.id: s for s in self.runtime.list_sandboxes()}
         live: set[str] = {"node"}
-        for c in await self.runtime.list_containers():
+        for c in await self.listing():
             sandbox = sandboxes.get(c.sandbox_id)
             if c.state != "running" or sandbox is None:
                 continue
