@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.images.store import ImageStore
 from tests.e2e.test_agent_support import (
     KUBECTL,
     AgentServer,
@@ -434,3 +435,21 @@ spec:
          "old-client", "--", "true"], capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode != 0
     assert "kubectl 1.30 or newer" in result.stderr
+
+
+def test_changing_a_pods_image_restarts_its_container(server: AgentServer) -> None:
+    ImageStore(server.data_dir).tag("busybox:latest", "busybox:v2")
+    server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: swap}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers: [{name: c, image: "busybox:latest", command: [sleep, "3600"]}]
+""")
+    before = container_status(running(server, "swap"))
+    server.kubectl("set", "image", "pod/swap", "c=busybox:v2")
+    after = wait_until(lambda: (s := container_status(server.get("pod", "swap")))
+                       .get("image") == "busybox:v2" and "running" in s["state"] and s,
+                       what="the new image running")  # fmt: skip
+    assert after["containerID"] != before["containerID"] and after["restartCount"] == 1

@@ -225,6 +225,9 @@ class PodWorker:
             latest = attempts[-1] if attempts else None
             if latest is not None and latest.state == "running":
                 self.waiting.pop(container["name"], None)
+                if latest.image != str(container.get("image")):
+                    await self._restart_changed(pod, container, latest)
+                    continue
                 await self._ensure_probers(pod, container, latest, sandbox)
                 await self._kill_if_unhealthy(pod, container, latest)
                 continue
@@ -423,6 +426,17 @@ class PodWorker:
                 self.agent.invalidate()
                 self.wake.set()
                 return
+
+    async def _restart_changed(self, pod: Obj, container: Obj, status: ContainerStatus) -> None:
+        """Stop a container whose image the pod's spec changed; the next sync starts it anew."""
+        name = container["name"]
+        self._event("Normal", "Killing", f"Container {name} definition changed, will be restarted")
+        await self._stop_probers(status.id)
+        grace = float(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        await self.agent.runtime.stop_container(status.id, grace)
+        self.agent.invalidate()
+        self.reset_attempt[name] = status.attempt + 1  # a spec change is not a crash: no back-off
+        self.wake.set()
 
     async def _stop_probers(self, container_id: str | None = None) -> None:
         for key in [k for k in self.probers if container_id in (None, k[0])]:
