@@ -274,6 +274,8 @@ apiVersion: v1
 kind: Node
 metadata:
   name: {name}
+spec:
+  taints: [{{key: cli-test, effect: NoSchedule}}]  # no other test's pod lands here
 status:
   allocatable: {{cpu: "4", memory: 8Gi, pods: "110"}}
   capacity: {{cpu: "4", memory: 8Gi, pods: "110"}}
