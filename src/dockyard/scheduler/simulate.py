@@ -35,7 +35,6 @@ from dockyard.scheduler.podinfo import PodInfo, pod_info
 from dockyard.scheduler.preemption import Preemptor
 from dockyard.scheduler.profiles import DEFAULT_PROFILE, PROFILES, frameworks
 from dockyard.scheduler.snapshot import Snapshot
-from dockyard.scheduler.solvers.batch import BatchSolver
 from dockyard.scheduler.solvers.greedy import GreedyScheduler
 
 Obj = dict[str, Any]
@@ -377,6 +376,7 @@ class _Run:
     def _batch(self, pods: list[PodInfo]) -> list[PodInfo]:
         """Place the batchable pods at once; return the rest (deferred or unplaced) for greedy."""
         profile = self.options.profile or DEFAULT_PROFILE
+        from dockyard.scheduler.solvers.batch import BatchSolver  # scipy: load on use
         solver = BatchSolver(
             self.snap,
             self.fws[profile],
@@ -446,6 +446,7 @@ def _report(
     used = int(sum(1 for pods in snap.node_pods if pods))
     lp, simple = 0.0, 0
     if options.bound and snap.n:
+        from dockyard.scheduler.solvers.batch import BatchSolver  # scipy: load on use
         lp, simple = BatchSolver(fixed, time_limit=options.time_limit).bounds(
             [pi for pi in run.placed_new if pi.key in snap.pods]
         )
