@@ -100,6 +100,9 @@ async def spawn(argv: list[str], paths: MonitorPaths) -> int:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
             pass_fds=(write_fd,), env=env, start_new_session=True,
+            # conmon also drops an `oom` file in its working directory: keep it in the
+            # container's own state dir, never wherever our process happens to run.
+            cwd=paths.persist_dir,
         )  # fmt: skip
     except BaseException:
         os.close(read_fd)
