@@ -1,0 +1,212 @@
+"""The controllers with real nodes: a node dies and its pods come back elsewhere; cpu load
+scales a Deployment out through the HorizontalPodAutoscaler and back in.
+
+Real parts only: a `dockyard server` with its local agent (node-1), a second node joined with
+`dockyard agent` (node-2), runc containers, the agents' cgroup readings as metrics, kubectl.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import secrets
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.images.bootstrap import bootstrap_busybox
+from dockyard.images.store import ImageStore
+from dockyard.runtime import Runtime
+from tests.e2e.test_agent_support import DOCKYARD, AgentServer, wait_until
+from tests.integration.runtime_fixtures import leftovers
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+class StoryServer(AgentServer):
+    """A server whose node lifecycle reacts in seconds: a grace of 25 s (two of the agents'
+    10 s Lease renewals and a margin), no toleration once a node is unreachable."""
+
+    def args(self) -> list[str]:
+        return [*super().args(), "--node-monitor-grace-period", "25",
+                "--default-unreachable-toleration-seconds", "0",
+                "--default-not-ready-toleration-seconds", "0"]
+
+
+def cidr() -> str:
+    return f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24"
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[StoryServer]:
+    base = tmp_path / "s"
+    (base / "host").mkdir(parents=True)
+    bootstrap_busybox(ImageStore(base / "data"))
+    srv = StoryServer(base, f"dys{secrets.token_hex(4)}", cidr(), "node-1")
+    srv.start()
+    try:
+        yield srv
+    finally:
+        # workloads first, or their controllers recreate the pods stop_and_check deletes
+        srv.kubectl("delete", "hpa,deployments", "--all", "--wait=true", check=False,
+                    timeout=120)
+        srv.stop_and_check()
+
+
+class SecondNode:
+    """`dockyard agent` joining the server as node-2, in its own dirs and bridge."""
+
+    def __init__(self, server: AgentServer, base: Path) -> None:
+        self.base = base
+        self.bridge = f"dyn{secrets.token_hex(4)}"
+        self.cidr = cidr()
+        bootstrap_busybox(ImageStore(base / "data"))
+        self.args = [
+            DOCKYARD, "agent", "--server", server.url, "--token",
+            (server.data_dir / "node-token").read_text().strip(), "--ca-file",
+            str(server.data_dir / "pki" / "ca.crt"), "--node-name", "node-2", "--data-dir",
+            str(base / "data"), "--run-dir", str(base / "run"), "--bridge", self.bridge,
+            "--pod-cidr", self.cidr, "--node-ip", "127.0.0.1", "--port", "0",
+        ]  # fmt: skip
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        log = open(self.base / "agent.log", "a")  # noqa: SIM115
+        self.process = subprocess.Popen(self.args, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self.process.stdout is not None
+        assert "ready" in self.process.stdout.readline()
+
+    def kill(self) -> None:
+        """Kill the agent as a machine dies: no goodbye, containers left behind."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=60)
+
+    def runtime(self) -> Runtime:
+        return Runtime(run_dir=self.base / "run", data_dir=self.base / "data",
+                       bridge=self.bridge, pod_cidr=self.cidr)  # fmt: skip
+
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: web
+        image: busybox:latest
+        command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
+"""
+
+
+def mounts_under(base: Path) -> list[str]:
+    with open("/proc/mounts") as mounts:
+        return [line for line in mounts if f" {base}/" in line]
+
+
+def nodes_of(server: AgentServer, selector: str) -> list[str]:
+    out = server.kubectl("get", "pods", "-l", selector, "-o",
+                         "jsonpath={range .items[*]}{.spec.nodeName} {.status.phase} "
+                         "{.metadata.deletionTimestamp}{'\\n'}{end}").stdout
+    return [line.split()[0] for line in out.splitlines()
+            if len(line.split()) == 2 and line.split()[1] == "Running"]
+
+
+def test_pods_of_a_dead_node_are_recreated_on_another(server: StoryServer,
+                                                      tmp_path: Path) -> None:
+    node2 = SecondNode(server, tmp_path / "n2")
+    node2.start()
+    try:
+        wait_until(lambda: server.kubectl("get", "node", "node-2", check=False).returncode == 0,
+                   what="node-2 registered")
+        server.kubectl("cordon", "node-1")  # so both replicas start on node-2
+        server.apply(DEPLOYMENT)
+        wait_until(lambda: nodes_of(server, "app=web") == ["node-2", "node-2"], 120,
+                   "both replicas running on node-2")
+        server.kubectl("uncordon", "node-1")
+        node2.kill()
+        wait_until(lambda: nodes_of(server, "app=web") == ["node-1", "node-1"], 180,
+                   "both replicas recreated on node-1")
+        node = server.get("node", "node-2", namespace="default")
+        taints = {t["key"] for t in node["spec"].get("taints") or []}
+        assert "node.kubernetes.io/unreachable" in taints
+        ready = {c["type"]: c["status"] for c in node["status"]["conditions"]}["Ready"]
+        assert ready == "Unknown"
+        events = server.kubectl("get", "events", "-A").stdout
+        assert "NodeNotReady" in events
+    finally:
+        # node-2 comes back once: an agent at start removes what is no longer bound to it.
+        if node2.process is not None and node2.process.poll() is not None:
+            node2.start()
+            wait_until(lambda: not node2.runtime().list_sandboxes() and not mounts_under(
+                node2.base), 90, "node-2 removed its orphaned sandboxes and their mounts")
+        node2.stop()
+        assert leftovers(node2.runtime()) == []
+
+
+BURNER = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: burner}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: burner}}
+  template:
+    metadata: {labels: {app: burner}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: burn
+        image: busybox:latest
+        # burns a core while /tmp/burn exists, idles otherwise
+        command:
+        - sh
+        - -c
+        - trap 'exit 0' TERM; while true; do if [ -f /tmp/burn ]; then :; else sleep 1; fi; done
+        resources: {requests: {cpu: 100m}}
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: burner}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: burner}
+  minReplicas: 1
+  maxReplicas: 3
+  metrics:
+  - type: Resource
+    resource: {name: cpu, target: {type: Utilization, averageUtilization: 50}}
+  behavior:
+    scaleDown: {stabilizationWindowSeconds: 0}
+"""
+
+
+def replicas(server: AgentServer) -> int:
+    return int(server.get("deployment", "burner")["spec"]["replicas"])
+
+
+def test_cpu_load_scales_out_and_back(server: StoryServer) -> None:
+    server.apply(BURNER)
+    wait_until(lambda: nodes_of(server, "app=burner"), 120, "the burner running")
+    pod = server.kubectl("get", "pods", "-l", "app=burner", "-o", "name").stdout.split()[0]
+    server.kubectl("exec", pod, "--", "touch", "/tmp/burn")
+    wait_until(lambda: replicas(server) == 3, 180, "the HPA scaling out to 3")
+    hpa = server.get("hpa", "burner")
+    assert hpa["status"]["currentMetrics"][0]["resource"]["name"] == "cpu"
+    server.kubectl("exec", pod, "--", "rm", "/tmp/burn")
+    wait_until(lambda: replicas(server) == 1, 180, "the HPA scaling back to 1")
+    events = server.kubectl("get", "events").stdout
+    assert "SuccessfulRescale" in events
