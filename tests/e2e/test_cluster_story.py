@@ -59,11 +59,13 @@ def server(tmp_path: Path) -> Iterator[StoryServer]:
 class SecondNode:
     """`dockyard agent` joining the server as node-2, in its own dirs and bridge."""
 
-    def __init__(self, server: AgentServer, base: Path) -> None:
+    def __init__(self, server: AgentServer, base: Path, busybox: bool = True) -> None:
         self.base = base
+        base.mkdir(parents=True, exist_ok=True)
         self.bridge = f"dyn{secrets.token_hex(4)}"
         self.cidr = cidr()
-        bootstrap_busybox(ImageStore(base / "data"))
+        if busybox:
+            bootstrap_busybox(ImageStore(base / "data"))
         self.args = [
             DOCKYARD, "agent", "--server", server.url, "--token",
             (server.data_dir / "node-token").read_text().strip(), "--ca-file",
@@ -210,3 +212,32 @@ def test_cpu_load_scales_out_and_back(server: StoryServer) -> None:
     wait_until(lambda: replicas(server) == 1, 180, "the HPA scaling back to 1")
     events = server.kubectl("get", "events").stdout
     assert "SuccessfulRescale" in events
+
+
+def test_a_node_pulls_images_from_the_cluster_registry(server: StoryServer,
+                                                      tmp_path: Path) -> None:
+    node2 = SecondNode(server, tmp_path / "n2", busybox=False)  # an empty image store
+    node2.start()
+    try:
+        wait_until(lambda: server.kubectl("get", "node", "node-2", check=False).returncode == 0,
+                   what="node-2 registered")
+        server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: pulled}
+spec:
+  nodeName: node-2
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: c, image: busybox:latest, command: [sh, -c, "echo from node-2; sleep 3600"]}
+""")
+        wait_until(lambda: server.get("pod", "pulled")["status"].get("phase") == "Running", 120,
+                   "the pod running on node-2 with the image pulled from the server")
+        events = server.kubectl("get", "events", "--field-selector",
+                                "involvedObject.name=pulled").stdout
+        assert 'Successfully pulled image "busybox:latest"' in events
+        ImageStore(node2.base / "data").resolve("busybox:latest")
+        server.kubectl("delete", "pod", "pulled", "--grace-period=1", timeout=60)
+    finally:
+        node2.stop()
+        assert leftovers(node2.runtime()) == []

@@ -22,9 +22,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dockyard.agent import identity
+from dockyard.agent.image_pulls import ImagePuller
 from dockyard.agent.node import NodeReporter, detect_node_ip
 from dockyard.agent.options import AgentOptions
 from dockyard.agent.stats import StatsCollector
@@ -88,6 +90,8 @@ class Agent:
         base = ClientConfig(server=self.server_url, token=self.join_token, ca_data=self.ca_data)
         token = await identity.node_token(base, self.options.node_name, directory)
         config = ClientConfig(server=self.server_url, token=token, ca_data=self.ca_data)
+        self.puller = ImagePuller(self.images, self.server_url, token,
+                                  self._cluster_ca_file(directory), directory)
         self.api = ApiClient(config, user_agent=f"dockyard-agent/{self.options.node_name}")
         self.events = EventRecorder(self.api, "kubelet", self.options.node_name)
         cert, key = identity.serving_certificate(directory, self.node_ip, self.options.node_name)
@@ -244,6 +248,14 @@ class Agent:
                 self._listed_at, self._listed_gen = time.monotonic(), generation
             listing = self._listing
         return [c for c in listing if sandbox_id in (None, c.sandbox_id)]
+
+    def _cluster_ca_file(self, directory: Path) -> Path | None:
+        """Write the cluster CA where the registry client can read it (None: system trust)."""
+        if self.ca_data is None:
+            return None
+        path = directory / "cluster-ca.crt"
+        path.write_bytes(self.ca_data)
+        return path
 
     def invalidate(self) -> None:
         """Forget the shared container listing (a container was made, started or removed)."""

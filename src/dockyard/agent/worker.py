@@ -29,11 +29,14 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
 from dockyard.agent import podspec
 from dockyard.agent.podspec import ConfigError, PodContext
 from dockyard.agent.probes import Prober, ProbeState, run_probe
 from dockyard.agent.volumes import VolumeError, container_mounts, prepare_volumes
 from dockyard.client import ApiError, NotFoundError
+from dockyard.images.registry_client import RegistryError
 from dockyard.images.store import Image, ImageNotFoundError
 from dockyard.runtime import ContainerConfig, ContainerStatus, Sandbox, SandboxConfig
 
@@ -349,23 +352,29 @@ class PodWorker:
         name, ref = container["name"], str(container["image"])
         policy = container.get("imagePullPolicy", "IfNotPresent")
         try:
-            image = await asyncio.to_thread(self.agent.images.resolve, ref)
-        except ImageNotFoundError:
+            image, pulled = await self.agent.puller.ensure(ref, policy)
+        except ImageNotFoundError as error:
             if policy == "Never":
                 message = (f'Container image "{ref}" is not present with pull policy of Never')
                 self._fail(name, "ErrImageNeverPull", message, "ErrImageNeverPull")
                 return None
-            count, _ = self.failures.get(name, (0, 0.0))
-            message = (f'Failed to pull image "{ref}": the image is not in this node\'s image '
-                       "store and pulling from a registry is not supported yet; build or load "
-                       "it on the node (dockyard image ...)")  # fmt: skip
-            self._fail(name, "ErrImagePull" if count == 0 else "ImagePullBackOff", message)
+            self._pull_failed(name, ref, str(error))
             return None
-        if self.images.get(name) is None or self.images[name].id != image.id:
+        except (RegistryError, aiohttp.ClientError, OSError, ValueError) as error:
+            self._pull_failed(name, ref, str(error))
+            return None
+        if pulled:
+            self._event("Normal", "Pulled", f'Successfully pulled image "{ref}"')
+        elif self.images.get(name) is None or self.images[name].id != image.id:
             self._event("Normal", "Pulled",
                         f'Container image "{ref}" already present on machine')
         self.images[name] = image
         return image
+
+    def _pull_failed(self, name: str, ref: str, why: str) -> None:
+        count, _ = self.failures.get(name, (0, 0.0))
+        message = f'Failed to pull image "{ref}": {why}'
+        self._fail(name, "ErrImagePull" if count == 0 else "ImagePullBackOff", message)
 
     def _image_id(self, image: Image) -> str:
         ref = image.reference
