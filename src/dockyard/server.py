@@ -52,6 +52,7 @@ class ServerOptions:
     cluster_domain: str = "cluster.local"
     cluster_dns: str = ""  # empty: the pod bridge's gateway (first address of the pod CIDR)
     no_proxy: bool = False
+    tls_sans: list[str] = field(default_factory=list)
     controllers: ControllerOptions = field(default_factory=ControllerOptions)
     agent: AgentSettings = field(default_factory=lambda: AgentSettings())
 
@@ -71,6 +72,17 @@ class AgentSettings:
     allowed_host_paths: list[Path] = field(default_factory=list)
 
 
+def certificate_names(options: ServerOptions) -> list[str]:
+    """Return the names the serving certificate must cover: the listen address, --tls-san,
+    and, when listening on every address, this machine's own addresses (agents dial them)."""
+    names = [options.listen, *options.tls_sans]
+    if options.listen in ("0.0.0.0", "::"):
+        with contextlib.suppress(OSError):
+            for info in socket.getaddrinfo(socket.gethostname(), None):
+                names.append(str(info[4][0]))
+    return names
+
+
 def kubeconfig_path(data_dir: Path) -> Path:
     """Return where the admin kubeconfig of a data dir lives."""
     return data_dir / "kubeconfig"
@@ -80,7 +92,7 @@ async def run_server(options: ServerOptions) -> None:
     """Run the server until SIGTERM or SIGINT, then release everything it holds."""
     data_dir = options.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pki = ensure_pki(data_dir, [options.listen])
+    pki = ensure_pki(data_dir, certificate_names(options))
     tokens = TokenFile(data_dir)
     admin_token = _ensure_token_file(data_dir / "admin-token", tokens, "admin")
     _ensure_token_file(data_dir / "node-token", tokens, "join")

@@ -15,6 +15,8 @@ token_app = typer.Typer(help="Make tokens that let agents join the cluster.", no
 def server(
     data_dir: Path = typer.Option(DEFAULT_DATA_DIR, "--data-dir", help="Where state lives."),
     listen: str = typer.Option("127.0.0.1", "--listen", help="Address to listen on."),
+    tls_san: list[str] = typer.Option([], "--tls-san",
+                                      help="Another name or IP for the certificate (repeatable)."),
     port: int = typer.Option(6443, "--port", help="HTTPS port (0 picks a free one)."),
     no_agent: bool = typer.Option(False, "--no-agent", help="Run no agent for this machine."),
     no_scheduler: bool = typer.Option(False, "--no-scheduler", help="Run no scheduler."),
@@ -70,6 +72,7 @@ def server(
         no_controllers=no_controllers, agent=agent, controllers=controllers,
         watch_history_seconds=watch_history_seconds, service_cidr=service_cidr,
         cluster_domain=cluster_domain, cluster_dns=cluster_dns, no_proxy=no_proxy,
+        tls_sans=list(tls_san),
     )))
 
 
