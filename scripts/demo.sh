@@ -61,19 +61,19 @@ run_container() {
 deploy() {
   bold "4. Deploy it with replicas, scale it"
   show "$DY" apply -f examples/nginx/deployment.yaml
-  show "$DY" rollout status deployment/my-nginx --timeout 180
+  show "$DY" rollout status deployment/my-nginx --timeout 3m
   show "$DY" scale deployment/my-nginx --replicas=5
-  show "$DY" rollout status deployment/my-nginx --timeout 180
+  show "$DY" rollout status deployment/my-nginx --timeout 3m
   show "$DY" get pods -o wide
 }
 
 roll() {
   bold "5. Roll out a new version, then roll it back"
   show "$DY" set image deployment/my-nginx nginx=my-nginx:v2
-  show "$DY" rollout status deployment/my-nginx --timeout 180
+  show "$DY" rollout status deployment/my-nginx --timeout 3m
   show "$DY" rollout history deployment/my-nginx
   show "$DY" rollout undo deployment/my-nginx
-  show "$DY" rollout status deployment/my-nginx --timeout 180
+  show "$DY" rollout status deployment/my-nginx --timeout 3m
 }
 
 restarts() {  # restarts POD: print the pod's first container's restart count

@@ -264,3 +264,20 @@ def test_usage_errors_exit_like_kubectl_and_docker() -> None:
     assert runner.invoke(app, ["rollout", "status"]).exit_code == 1
     assert runner.invoke(app, ["ps", "--bogus"]).exit_code == 125  # docker: 125
     assert runner.invoke(app, ["run", "--restart", "sometimes", "busybox"]).exit_code == 125
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("180", 180.0), ("180s", 180.0), ("3m", 180.0),
+                                               ("1h30m", 5400.0), ("500ms", 0.5)])
+def test_timeouts_take_kubectl_durations(text: str, seconds: float) -> None:
+    from dockyard.cli.kubeargs import parse_duration
+
+    assert parse_duration(text) == seconds
+
+
+def test_a_bad_duration_names_itself() -> None:
+    import typer
+
+    from dockyard.cli.kubeargs import parse_duration
+
+    with pytest.raises(typer.BadParameter, match="'3 minutes' is not a duration"):
+        parse_duration("3 minutes")

@@ -36,6 +36,7 @@ from dockyard.cli.kubeargs import (
     complete_kinds,
     errors,
     namespace_for,
+    parse_duration,
     run,
     split_targets,
 )
@@ -258,7 +259,8 @@ def delete(
     selector: str = typer.Option("", "--selector", "-l", help="Delete what matches."),
     all_objects: bool = typer.Option(False, "--all", help="Delete every object of the type."),
     wait: bool = typer.Option(True, "--wait/--no-wait", help="Wait until they are gone."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for deletion."),
+    timeout: float = typer.Option(120.0, "--timeout", parser=parse_duration,
+                                  help="Seconds to wait for deletion."),
     grace_period: int = typer.Option(-1, "--grace-period", help="Seconds to stop pods."),
     ignore_not_found: bool = typer.Option(False, "--ignore-not-found",
                                           help="A missing object is no error."),

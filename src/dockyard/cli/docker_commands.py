@@ -44,6 +44,7 @@ from dockyard.cli.kubeargs import (
     Kube,
     KubeconfigOption,
     NamespaceOption,
+    parse_duration,
     resource,
     run,
 )
@@ -112,7 +113,8 @@ def run_command(
     replicas: int = typer.Option(0, "--replicas", help="Run N copies: a Deployment+Service."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Keep stdin open."),
     tty: bool = typer.Option(False, "--tty", "-t", help="Allocate a terminal."),
-    timeout: float = typer.Option(120.0, "--timeout", help="Seconds to wait for the start "
+    timeout: float = typer.Option(120.0, "--timeout", parser=parse_duration,
+                                  help="Seconds to wait for the start "
                                   "(0: do not wait with -d)."),
     namespace: str = NamespaceOption,
     kubeconfig: str = KubeconfigOption,

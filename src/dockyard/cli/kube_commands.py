@@ -40,6 +40,7 @@ from dockyard.cli.kubeargs import (
     OutputOption,
     namespace_for,
     one_target,
+    parse_duration,
     run,
     split_targets,
 )
@@ -174,7 +175,8 @@ def drain(
                                            help="Accepted for kubectl parity (no DaemonSets)."),
     delete_emptydir_data: bool = typer.Option(False, "--delete-emptydir-data",
                                               help="Evict pods with emptyDir volumes too."),
-    timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for evictions."),
+    timeout: float = typer.Option(300.0, "--timeout", parser=parse_duration,
+                                  help="Seconds to wait for evictions."),
     kubeconfig: str = KubeconfigOption,
     context: str = ContextOption,
 ) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import difflib
 import os
+import re
 import sys
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
@@ -221,3 +222,20 @@ def one_target(arg: str, default_kind: str = "") -> tuple[ResourceInfo, str]:
 def namespace_for(info: ResourceInfo, namespace: str) -> str | None:
     """Return the namespace to address a resource in (None when cluster-scoped)."""
     return namespace if info.namespaced else None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str) -> float:
+    """Parse a kubectl-style duration ("180", "180s", "3m", "1h30m", "500ms") into seconds."""
+    text = str(value).strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise typer.BadParameter(f"{text!r} is not a duration (examples: 30, 30s, 5m, 1h30m)")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)

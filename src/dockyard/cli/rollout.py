@@ -30,6 +30,7 @@ from dockyard.cli.kubeargs import (
     NamespaceOption,
     OutputOption,
     one_target,
+    parse_duration,
     run,
 )
 from dockyard.cli.printers import aligned, check_output, dump, echo, info_name
@@ -58,7 +59,8 @@ def _deployment(api: ApiClient, target: str, namespace: str) -> tuple[ResourceIn
 @rollout_app.command("status", cls=KubeCommand)
 def status(
     target: str = TargetArg,
-    timeout: float = typer.Option(600.0, "--timeout", help="Seconds to wait."),
+    timeout: float = typer.Option(600.0, "--timeout", parser=parse_duration,
+                                  help="Seconds to wait."),
     watch: bool = typer.Option(True, "--watch/--no-watch", "-w", help="Wait until done."),
     namespace: str = NamespaceOption,
     kubeconfig: str = KubeconfigOption,
