@@ -144,7 +144,8 @@ class Bench:
 
 async def main(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp) / "data")
+        # the api server and store alone: no scheduler or controllers reacting to the load
+        server = start_server(Path(tmp) / "data", "--no-scheduler", controllers=False)
         try:
             await asyncio.sleep(1.0)
             print(f"idle server RSS: {rss_mb(server.process.pid):.1f} MB")

@@ -29,7 +29,6 @@ from dockyard.api.tokens import TokenFile
 from dockyard.client.api import ApiClient
 from dockyard.client.config import ClientConfig
 from dockyard.controllers.manager import ControllerManager, ControllerOptions
-from dockyard.scheduler.loop import SchedulerLoop
 from dockyard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("dockyard.server")
@@ -139,6 +138,8 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
     config = ClientConfig(server=url, token=token, ca_data=ca_bundle(pki), ca_file=None)
     loops = Loops(ApiClient(config, user_agent="dockyard-server"))
     if not options.no_scheduler:
+        from dockyard.scheduler.loop import SchedulerLoop  # numpy: only when scheduling here
+
         scheduler = SchedulerLoop(loops.api)
         await scheduler.start()
         loops.running.append(scheduler)
