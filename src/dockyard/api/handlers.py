@@ -176,7 +176,7 @@ class ResourceHandlers:
         check_type(target.info, obj)
         if target.info.plural == "nodes":
             check_object(user, "nodes", obj)
-        track_write(obj, None, request, "Update")
+        track_write(obj, None, request)
         created = await self.storage.create(
             target.info, target.namespace, obj, dry_run=dry_run(request)
         )
@@ -198,7 +198,7 @@ class ResourceHandlers:
         def replace(current: dict[str, Any]) -> dict[str, Any]:
             new = copy.deepcopy(obj)
             new["metadata"].setdefault("name", target.name)
-            track_write(new, current, request, "Update")
+            track_write(new, current, request)
             return new
 
         updated = await self.storage.update(
@@ -224,7 +224,7 @@ class ResourceHandlers:
             except PatchError as error:
                 raise _patch_status(error) from None
             _check_patched_version(target, current, new)
-            track_write(new, current, request, "Update")
+            track_write(new, current, request)
             return new
 
         updated = await self.storage.update(

@@ -18,9 +18,7 @@ from dockyard.api.patching import PatchError
 from dockyard.api.storage import now_rfc3339
 
 
-def track_write(
-    new: dict[str, Any], current: dict[str, Any] | None, request: web.Request, _operation: str
-) -> None:
+def track_write(new: dict[str, Any], current: dict[str, Any] | None, request: web.Request) -> None:
     """Record the request's writer in new's managedFields (an Update operation)."""
     try:
         tracked = record_update(current, new, manager=manager_of(request),

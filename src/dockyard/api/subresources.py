@@ -64,7 +64,7 @@ async def handle_scale(request: web.Request, target: Target, user: User) -> web.
                                  "autoscaling")
         before = copy.deepcopy(current)
         apply_scale(current, scale)
-        track_write(current, before, request, "Update")
+        track_write(current, before, request)
         return current
 
     updated = await storage.update(
