@@ -3,6 +3,7 @@
 Run: .venv/bin/python bench/bench_scheduler.py            (online, packing, preemption)
      .venv/bin/python bench/bench_scheduler.py --scale    (adds 5,000 nodes x 150,000 pods)
      .venv/bin/python bench/bench_scheduler.py --only packing
+     .venv/bin/python bench/bench_scheduler.py --only micro   (per-call costs of the helpers)
 Throughput is printed per wall-clock second and per CPU second of this process: on a shared
 machine the CPU figure is the one that does not depend on what else runs.
 """
@@ -12,12 +13,17 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from dockyard.scheduler.podinfo import pod_info
+from dockyard.objects import pod as pod_objects
+from dockyard.objects.selectors import LabelSelector
+from dockyard.scheduler.labels import selector_matches
+from dockyard.scheduler.podinfo import pod_info, pod_requests
 from dockyard.scheduler.preemption import Preemptor, victim_cost
 from dockyard.scheduler.profiles import frameworks
 from dockyard.scheduler.simulate import (
@@ -273,10 +279,66 @@ def _brute(pi: object, snap: Snapshot, pre: Preemptor) -> tuple[int, int, int] |
     return best
 
 
+def per_call_us(action: Callable[[], object], count: int, repeat: int = 5) -> float:
+    """Return the median CPU microseconds per call over repeat runs of count calls."""
+    runs = []
+    for _ in range(repeat):
+        start = time.process_time()
+        for _ in range(count):
+            action()
+        runs.append((time.process_time() - start) / count * 1e6)
+    return statistics.median(runs)
+
+
+def micro_pod() -> dict:
+    """Return a pod with two containers, a sidecar, an init container and a limit-only one."""
+    pod = make_pod_object("m", "250m", "256Mi", {"app": "web", "tier": "front"})
+    spec = pod["spec"]
+    spec["containers"].append(
+        {"name": "side", "image": "x", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}
+    )
+    spec["initContainers"] = [
+        {
+            "name": "proxy",
+            "image": "x",
+            "restartPolicy": "Always",
+            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}},
+        },
+        {"name": "init", "image": "x", "resources": {"requests": {"cpu": "2", "memory": "1Gi"}}},
+    ]
+    return pod
+
+
+def micro(count: int) -> None:
+    """Print the per-call cost of parsing requests and matching label selectors."""
+    pod = micro_pod()
+    labels = pod["metadata"]["labels"]
+    simple = {"matchLabels": {"app": "web"}}
+    mixed = {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front", "back"]}],
+    }
+    figures = {
+        "scheduler pod_requests": lambda: pod_requests(pod),
+        "objects pod_requests": lambda: pod_objects.pod_requests(pod),
+        "pod_info": lambda: pod_info(pod),
+        "scheduler selector_matches (matchLabels)": lambda: selector_matches(simple, labels),
+        "scheduler selector_matches (mixed)": lambda: selector_matches(mixed, labels),
+        "objects from_dict + matches (mixed)": lambda: LabelSelector.from_dict(mixed).matches(
+            labels
+        ),
+    }
+    parsed = LabelSelector.from_dict(mixed)
+    figures["objects parsed matches (mixed)"] = lambda: parsed.matches(labels)
+    print(f"micro   CPU microseconds per call (median of 5 runs of {count:,} calls):")
+    for name, action in figures.items():
+        print(f"        {name:44} {per_call_us(action, count):7.2f} us")
+
+
 def main() -> None:
     """Run the selected benchmarks and print their figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--only", choices=["online", "scale", "packing", "preemption"])
+    ap.add_argument("--only", choices=["online", "scale", "packing", "preemption", "micro"])
     ap.add_argument("--scale", action="store_true", help="also run 5,000 nodes x 150,000 pods")
     ap.add_argument("--nodes", type=int, default=5000)
     ap.add_argument("--pods", type=int, default=10000)
@@ -290,6 +352,7 @@ def main() -> None:
     ap.add_argument("--scale-pods", type=int, default=150_000)
     ap.add_argument("--cases", type=int, default=1000)
     ap.add_argument("--time-limit", type=float, default=1.5)
+    ap.add_argument("--calls", type=int, default=20_000, help="calls per micro figure")
     args = ap.parse_args()
     want = {args.only} if args.only else {"online", "packing", "preemption"}
     if args.scale:
@@ -304,6 +367,8 @@ def main() -> None:
         preemption_at_scale(args.nodes, 30)
     if "scale" in want:
         scale(args.nodes, args.scale_pods)
+    if "micro" in want:
+        micro(args.calls)
 
 
 if __name__ == "__main__":
