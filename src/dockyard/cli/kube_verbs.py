@@ -1,35 +1,35 @@
-"""Registers the client verbs (kubectl-style and docker-style) on the root `dockyard` app.
+"""The client verbs (kubectl-style and docker-style) of the root `dockyard` group.
 
-One place lists them so main.py needs a single line, and the order here is the order
-`dockyard --help` shows them in.
+One table lists them so main.py needs a single line, and the order here is the order
+`dockyard --help` shows them in. Each is imported only when it runs (see cli/lazy.py).
 """
 
 from __future__ import annotations
 
-import typer
+from dockyard.cli.lazy import LazyVerb
 
-from dockyard.cli import apply, docker_commands, get, kube_commands
-from dockyard.cli.kubeargs import DockerCommand, KubeCommand
-from dockyard.cli.rollout import rollout_app
+# Flags after the image (or container) belong to the command run inside, as in Docker.
+_INSIDE = {"allow_interspersed_args": False}
+
+_KUBE = (("apply", "apply:apply"), ("get", "get:get"), ("describe", "get:describe"),
+         ("delete", "apply:delete"), ("scale", "kube_commands:scale"), ("diff", "apply:diff"),
+         ("events", "kube_commands:events"), ("cordon", "kube_commands:cordon"),
+         ("uncordon", "kube_commands:uncordon"), ("drain", "kube_commands:drain"),
+         ("autoscale", "kube_commands:autoscale"), ("version", "kube_commands:version"),
+         ("status", "kube_commands:status"), ("port-forward", "kube_commands:port_forward"))
+_DOCKER = ("ps", "logs", "stop", "start", "restart", "rm", "stats")
+_GROUPS = (("rollout", "rollout:rollout_app"), ("set", "kube_commands:set_app"),
+           ("top", "kube_commands:top_app"))
 
 
-def register(app: typer.Typer) -> None:
-    """Add the kubectl-style and docker-style verbs to the root app."""
-    for verb in (apply.apply, get.get, get.describe, apply.delete, kube_commands.scale,
-                 apply.diff, kube_commands.events, kube_commands.cordon,
-                 kube_commands.uncordon, kube_commands.drain, kube_commands.autoscale,
-                 kube_commands.version, kube_commands.status):
-        app.command(cls=KubeCommand)(verb)
-    app.command("port-forward", cls=KubeCommand)(kube_commands.port_forward)
-    # Flags after the image (or container) belong to the command run inside, as in Docker.
-    inside = {"allow_interspersed_args": False}
-    app.command("run", context_settings=inside, cls=DockerCommand)(docker_commands.run_command)
-    app.command("exec", context_settings=inside, cls=DockerCommand)(
-        docker_commands.exec_command)
-    for docker_verb in (docker_commands.ps, docker_commands.logs, docker_commands.stop,
-                        docker_commands.start, docker_commands.restart, docker_commands.rm,
-                        docker_commands.stats):
-        app.command(cls=DockerCommand)(docker_verb)
-    app.add_typer(rollout_app, name="rollout")
-    app.add_typer(kube_commands.set_app, name="set")
-    app.add_typer(kube_commands.top_app, name="top")
+def _cli(target: str) -> str:
+    return f"dockyard.cli.{target}"
+
+
+CLIENT_VERBS: tuple[LazyVerb, ...] = (
+    *(LazyVerb(name, _cli(target), "kube") for name, target in _KUBE),
+    LazyVerb("run", _cli("docker_commands:run_command"), "docker", _INSIDE),
+    LazyVerb("exec", _cli("docker_commands:exec_command"), "docker", _INSIDE),
+    *(LazyVerb(name, _cli(f"docker_commands:{name}"), "docker") for name in _DOCKER),
+    *(LazyVerb(name, _cli(target)) for name, target in _GROUPS),
+)
