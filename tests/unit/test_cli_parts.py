@@ -102,8 +102,16 @@ def test_run_with_replicas_builds_deployment_and_service() -> None:
 def test_run_flag_errors() -> None:
     with pytest.raises(CliError, match="restart policy"):
         _spec(restart="sometimes")
-    with pytest.raises(CliError, match="pods/attach"):
-        _spec(detach=False, interactive=True, tty=True)
+    with pytest.raises(CliError, match="--replicas"):
+        _spec(detach=False, interactive=True, tty=True, replicas=2)
+
+
+def test_run_interactive_pod_keeps_stdin_for_its_one_attach() -> None:
+    [pod] = build_objects(_spec(detach=False, interactive=True, tty=True), "default")
+    container = pod["spec"]["containers"][0]
+    assert (container["stdin"], container["stdinOnce"], container["tty"]) == (True, True, True)
+    [pod] = build_objects(_spec(detach=True, interactive=True), "default")
+    assert "stdinOnce" not in pod["spec"]["containers"][0]  # later attaches keep stdin
 
 
 def test_resource_names_and_typos() -> None:

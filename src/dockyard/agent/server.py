@@ -7,6 +7,12 @@ Routes (the kubelet's, simplified):
   the `v5.channel.k8s.io` (or v4) subprotocol: frames start with a channel byte, 0 stdin,
   1 stdout, 2 stderr, 3 status (metav1.Status JSON, NonZeroExitCode with the exit code),
   4 resize; v5's 255 closes a channel (`\\xff\\x00`: stdin EOF);
+- GET /attach/{namespace}/{pod}/{container}?stdin&stdout&stderr&tty → the same channels, to
+  the container's own stdio through conmon (the kubelet's attach): the terminal is the one the
+  container was created with (spec tty), whatever the request says; stdin needs spec stdin;
+  stdin EOF closes the container's stdin with stdinOnce (the session then lasts until its
+  output ends) and ends the session without it (CRI-O's rule); channel 4 resizes its terminal;
+  the status is Success when the container's output ends or the client leaves;
 - GET /portForward/{namespace}/{pod}?port=N → WebSocket of raw bytes to 127.0.0.1:N in the
   pod's network namespace; an empty binary message ends a direction, a text message is an error;
 - GET /stats/summary → JSON usage (agent/stats.py);  GET /healthz.
@@ -23,6 +29,8 @@ import contextlib
 import json
 import os
 import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import WSMsgType, web
 
 from dockyard.agent.identity import API_SERVER_CLIENT_NAME
-from dockyard.runtime import ExecProcess
+from dockyard.runtime import AttachSession, ExecProcess
 from dockyard.runtime.exec import resize_pty
 
 if TYPE_CHECKING:
@@ -55,6 +63,7 @@ class AgentServer:
         app.router.add_get("/healthz", self._health)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._logs)
         app.router.add_get("/exec/{namespace}/{pod}/{container}", self._exec)
+        app.router.add_get("/attach/{namespace}/{pod}/{container}", self._attach)
         app.router.add_get("/portForward/{namespace}/{pod}", self._port_forward)
         app.router.add_get("/stats/summary", self._stats)
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
@@ -172,6 +181,106 @@ class AgentServer:
         await _send_status(ws, _exit_status(command, code))
         await ws.close()
         return ws
+
+    async def _attach(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0)
+        await ws.prepare(request)
+        try:
+            session, options = await self._open_attach(request)
+        except Exception as e:
+            await _send_status(ws, _failure(str(e) or type(e).__name__))
+            await ws.close()
+            return ws
+        try:
+            await _pump_attach(ws, session, options, self.agent.runtime.resize_tty)
+        finally:
+            session.close()
+        await _send_status(ws, {"metadata": {}, "status": "Success"})
+        await ws.close()
+        return ws
+
+    async def _open_attach(self, request: web.Request) -> tuple[AttachSession, AttachOptions]:
+        """Check the request against the container's spec and connect to its stdio."""
+        q = request.query
+        pod, status = await self.agent.container_of(request.match_info["namespace"],
+                                                    request.match_info["pod"],
+                                                    request.match_info["container"])
+        every = [*(pod["spec"].get("containers") or []),
+                 *(pod["spec"].get("initContainers") or [])]
+        spec = next(c for c in every if c["name"] == status.name)
+        stdin = q.get("stdin") == "true"
+        if stdin and not spec.get("stdin"):
+            raise ValueError(f"container {status.name} was not created with stdin "
+                             "(spec.containers[].stdin: true): there is no stdin to attach to")
+        if status.state != "running":
+            raise ValueError(f"container {status.name} is not running")
+        options = AttachOptions(
+            container_id=status.id, stdin=stdin, stdout=q.get("stdout") == "true",
+            stderr=q.get("stderr") == "true", tty=bool(spec.get("tty")),
+            stdin_once=bool(spec.get("stdinOnce")))  # fmt: skip
+        return await self.agent.runtime.attach(status.id), options
+
+
+@dataclass(frozen=True)
+class AttachOptions:
+    """What an attach session relays: the request's streams, the container spec's terminal."""
+
+    container_id: str
+    stdin: bool
+    stdout: bool
+    stderr: bool
+    tty: bool
+    stdin_once: bool
+
+
+Resizer = Callable[[str, int, int], Awaitable[None]]
+
+
+async def _pump_attach(ws: web.WebSocketResponse, session: AttachSession, options: AttachOptions,
+                       resize: Resizer) -> None:  # fmt: skip
+    """Relay until the container's output ends, or the client leaves (or ends stdin)."""
+    outbound = asyncio.create_task(_attach_output(ws, session, options))
+    inbound = asyncio.create_task(_attach_input(ws, session, options, resize))
+    try:
+        await asyncio.wait([outbound, inbound], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (outbound, inbound):
+            task.cancel()
+        await asyncio.gather(outbound, inbound, return_exceptions=True)
+
+
+async def _attach_output(ws: web.WebSocketResponse, session: AttachSession,
+                         options: AttachOptions) -> None:  # fmt: skip
+    while (chunk := await session.read()) is not None:
+        stream, data = chunk
+        # With a terminal conmon has one stream; without one, stderr goes where it was asked.
+        if stream == "stderr" and not options.tty:
+            if options.stderr:
+                await ws.send_bytes(bytes([STDERR]) + data)
+        elif options.stdout:
+            await ws.send_bytes(bytes([STDOUT]) + data)
+
+
+async def _attach_input(ws: web.WebSocketResponse, session: AttachSession,
+                        options: AttachOptions, resize: Resizer) -> None:  # fmt: skip
+    v5 = ws.ws_protocol == "v5.channel.k8s.io"
+    async for msg in ws:
+        if msg.type != WSMsgType.BINARY or not msg.data:
+            continue
+        channel, data = msg.data[0], msg.data[1:]
+        if channel == STDIN and data and options.stdin:
+            with contextlib.suppress(OSError):  # stdin already closed: Kubernetes drops it too
+                await session.write(data)
+        elif channel == CLOSE and v5 and data[:1] == bytes([STDIN]) and options.stdin:
+            if not options.stdin_once and not options.tty:
+                return
+            if options.stdin_once and not options.tty:
+                with contextlib.suppress(OSError):
+                    session.close_stdin()
+        elif channel == RESIZE and options.tty:
+            with contextlib.suppress(Exception):  # a bad size must not end the session
+                size = json.loads(data)
+                await resize(options.container_id, int(size["Height"]), int(size["Width"]))
 
 
 async def _forward(ws: web.WebSocketResponse, reader: asyncio.StreamReader,

@@ -33,6 +33,7 @@ _SUBRESOURCES: dict[str, tuple[str | None, str, str, list[str]]] = {
     "eviction": ("Eviction", "policy", "v1", ["create"]),
     "log": ("Pod", "", "v1", ["get"]),
     "exec": ("PodExecOptions", "", "v1", ["create", "get"]),
+    "attach": ("PodAttachOptions", "", "v1", ["create", "get"]),
     "portforward": ("PodPortForwardOptions", "", "v1", ["create", "get"]),
     "finalize": (None, "", "", ["update"]),
 }

@@ -1,4 +1,4 @@
-"""pods/log and pods/exec: the api server's side of talking to a node's agent.
+"""pods/log, pods/exec and pods/attach: the api server's side of talking to a node's agent.
 
 The api server finds the pod's node, reads the agent's address (InternalIP and
 status.daemonEndpoints.kubeletEndpoint.Port) and its serving certificate (annotation
@@ -6,13 +6,15 @@ status.daemonEndpoints.kubeletEndpoint.Port) and its serving certificate (annota
 TLS trusting exactly that certificate, presenting a client certificate signed by the cluster CA
 (CN system:dockyard:apiserver; made on first start under DATA_DIR/pki). The agent accepts no
 other caller, so node tokens and users never reach an agent directly: every request is
-authenticated and authorized here first (pods/log: get; pods/exec: create, as Kubernetes).
+authenticated and authorized here first (pods/log: get; pods/exec and pods/attach: create,
+as Kubernetes).
 
 - logs: `GET .../pods/P/log?container&follow&tailLines&previous&timestamps&sinceSeconds&
   limitBytes` → text/plain, streamed while following.
 - exec: WebSocket only (`v5.channel.k8s.io`, also v4): frames are relayed both ways unchanged
   between kubectl and the agent. kubectl 1.29 and older speak only SPDY, which is not served:
   they get a 400 Status saying to use kubectl 1.30 or newer.
+- attach: the same relay, `stdin&stdout&stderr&tty` passed on, to the agent's /attach.
 """
 
 from __future__ import annotations
@@ -191,19 +193,30 @@ async def handle_log(request: web.Request, target: Target, user: User) -> web.St
 
 async def handle_exec(request: web.Request, target: Target, user: User) -> web.StreamResponse:
     """Serve pods/exec: relay a WebSocket session between the client and the agent."""
+    return await _stream(request, target, user, "exec",
+                         ("command", "stdin", "stdout", "stderr", "tty"))  # fmt: skip
+
+
+async def handle_attach(request: web.Request, target: Target, user: User) -> web.StreamResponse:
+    """Serve pods/attach: relay a WebSocket session to the container's own stdio."""
+    return await _stream(request, target, user, "attach", ("stdin", "stdout", "stderr", "tty"))
+
+
+async def _stream(request: web.Request, target: Target, user: User, kind: str,
+                  query: tuple[str, ...]) -> web.StreamResponse:  # fmt: skip
+    """Authorize (create on pods/KIND), dial the pod's agent and relay frames both ways."""
     pod, container = await _bound_pod(request, target, user, "create")
     if request.headers.get("Upgrade", "").lower() != "websocket":
-        raise status.bad_request("dockyard serves exec over WebSocket (v5.channel.k8s.io) only; "
-                                 "SPDY is not supported: use kubectl 1.30 or newer")  # fmt: skip
+        raise status.bad_request(f"dockyard serves {kind} over WebSocket (v5.channel.k8s.io) "
+                                 "only; SPDY is not supported: use kubectl 1.30 or newer")
     base, context = await _dialer(request).endpoint(pod["spec"]["nodeName"])
     client = web.WebSocketResponse(protocols=EXEC_PROTOCOLS, max_msg_size=0)
     ready = client.can_prepare(request)
     if not ready.ok or not ready.protocol:
-        raise status.bad_request("exec needs the WebSocket subprotocol v5.channel.k8s.io or "
+        raise status.bad_request(f"{kind} needs the WebSocket subprotocol v5.channel.k8s.io or "
                                  "v4.channel.k8s.io")  # fmt: skip
-    params = [(k, v) for k, v in request.query.items()
-              if k in ("command", "stdin", "stdout", "stderr", "tty")]  # fmt: skip
-    url = f"{base}/exec/{target.namespace}/{target.name}/{container}"
+    params = [(k, v) for k, v in request.query.items() if k in query]
+    url = f"{base}/{kind}/{target.namespace}/{target.name}/{container}"
     try:
         upstream = await _dialer(request).session().ws_connect(
             url, params=params, ssl=context, protocols=(ready.protocol,), max_msg_size=0)
@@ -243,10 +256,12 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
 
 
 def register(app: web.Application, resources: ResourceHandlers, pki: Path) -> None:
-    """Serve pods/log and pods/exec in this application."""
+    """Serve pods/log, pods/exec and pods/attach in this application."""
     app["agent_dialer"] = AgentDialer(app["storage"], pki)
     resources.subresource_handlers[("pods", "log")] = handle_log
     resources.subresource_handlers[("pods", "exec")] = handle_exec
+    resources.subresource_handlers[("pods", "attach")] = handle_attach
+    resources.available_subresources.add("attach")
 
     async def close(app: web.Application) -> None:
         await app["agent_dialer"].close()

@@ -1,4 +1,4 @@
-"""Docker-style verbs on the cluster: run, ps, logs, exec, stop, start, restart, rm, stats.
+"""Docker-style verbs on the cluster: run, ps, logs, exec, attach, stop, start, restart, rm, stats.
 
 A "container" here is a Pod (one container, named like the pod) that `dockyard run` made, or
 any pod a person names; `run --replicas N` makes a Deployment and, with -p, a Service instead.
@@ -8,6 +8,10 @@ How Docker's ideas map onto the Kubernetes API (all standard calls):
 - `-e`, `--cpus`, `--memory` → env and resources.limits (Docker's memory units b/k/m/g are
   binary: 512m = 512Mi); `-v HOST:CTR[:ro]` → a hostPath volume, `-v NAME:CTR` → emptyDir;
 - `--restart no|always|on-failure|unless-stopped` → restartPolicy Never|Always|OnFailure|Always;
+- `run -i` / `-t` → the container's ``stdin`` (with ``stdinOnce``, as `kubectl run -i`) and
+  ``tty``; without -d, `run` then attaches (pods/attach) once the pod runs, as `kubectl run -it`
+  does: what the container printed before the attach is not shown (with -i, output of a
+  container that exited first comes from its log);
 - a stopped container: Kubernetes has no stopped pods, so `stop` deletes the pod and keeps its
   manifest in a ConfigMap ``dockyard-stopped-NAME`` (label ``dockyard.io/stopped``) that
   `start` re-creates it from and `ps -a` lists as Exited; `stop` on a Deployment scales it to 0
@@ -34,7 +38,7 @@ from typing import Any
 
 import typer
 
-from dockyard.cli.exec_stream import exec_in_pod
+from dockyard.cli.exec_stream import attach_to_pod, exec_in_pod
 from dockyard.cli.kube_commands import pod_metrics, pod_usage
 from dockyard.cli.kubeargs import (
     DOCKER_ERROR,
@@ -124,9 +128,18 @@ def run_command(
     with _usage_errors():
         spec = parse_run(image, command or [], detach, publish, env, volume, name, remove, cpus,
                          memory, restart, replicas, interactive, tty)
+    with _usage_errors():
+        if interactive and tty and not detach:
+            _check_terminal()
     kube = Kube(kubeconfig, context, namespace)
     code = _run_docker(lambda: _run(kube, spec, timeout))
     raise typer.Exit(code)
+
+
+def _check_terminal() -> None:
+    """Refuse -it when stdin is not a terminal (Docker's message): raw mode needs one."""
+    if not sys.stdin.isatty():
+        raise CliError("the input device is not a TTY: drop -t to pipe stdin (run -i)")
 
 
 @contextlib.contextmanager
@@ -150,10 +163,8 @@ def parse_run(image: str, command: list[str], detach: bool, publish: list[str], 
         raise CliError("conflicting options: --restart and --rm")
     if replicas < 0:
         raise CliError("--replicas must be 1 or more")
-    if (interactive or tty) and not detach and replicas == 0:
-        raise CliError("interactive run (-it) needs pods/attach, which dockyard does not serve: "
-                       f"start it with `dockyard run -d {image} sleep 3600`, then "
-                       "`dockyard exec -it NAME sh`")
+    if (interactive or tty) and replicas:
+        raise CliError("-i and -t attach to one container: they do not go with --replicas")
     return RunSpec(
         image=image, command=command, name=name or default_name(image), detach=detach,
         ports=[parse_port(p) for p in publish], env=[parse_env(e) for e in env],
@@ -246,6 +257,8 @@ def pod_template(spec: RunSpec, host_ports: bool) -> Obj:
         container["resources"] = {"limits": limits}
     if spec.interactive:
         container["stdin"] = True
+        if not spec.detach:  # the attach `run` makes is the one stdin is kept for
+            container["stdinOnce"] = True
     if spec.tty:
         container["tty"] = True
     volumes, mounts = _volumes(spec.volumes)
@@ -317,6 +330,8 @@ async def _run(kube: Kube, spec: RunSpec, timeout: float) -> int:
                 await _wait_started(api, pods, spec, timeout)
             echo(spec.name)
             return 0
+        if spec.interactive or spec.tty:
+            return await _interactive(api, pods, spec, timeout)
         return await _attached(api, pods, spec, timeout)
 
 
@@ -393,6 +408,35 @@ async def _attached(api: ApiClient, pods: ResourceClient, spec: RunSpec, timeout
         if spec.remove:
             with contextlib.suppress(NotFoundError):
                 await pods.delete(spec.name, grace_period_seconds=0)
+
+
+async def _interactive(api: ApiClient, pods: ResourceClient, spec: RunSpec,
+                       timeout: float) -> int:
+    """Attach to the new pod's container (stdin, terminal); return its exit code."""
+    try:
+        pod = await _wait_started(api, pods, spec, timeout)
+        status: Obj = {}
+        if _running(pod):
+            status = await attach_to_pod(api, pods.namespace or "", spec.name, None,
+                                         spec.interactive, spec.tty)
+        if status.get("status") != "Success":
+            if _running(await pods.get(spec.name)):
+                raise CliError(f"cannot attach to {spec.name}: {status.get('message')}")
+            # it ended before we could attach: what it printed is in its log
+            sys.stdout.write(await pods.read_log(spec.name))
+            sys.stdout.flush()
+        pod = await wait_for_object(pods, spec.name, _finished, 30.0,
+                                    f"{spec.name} to report its exit code")
+        return _exit_code(pod)
+    finally:
+        if spec.remove:
+            with contextlib.suppress(NotFoundError):
+                await pods.delete(spec.name, grace_period_seconds=0)
+
+
+def _running(pod: Obj) -> bool:
+    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    return any("running" in (cs.get("state") or {}) for cs in statuses)
 
 
 def _finished(pod: Obj) -> bool:
@@ -592,6 +636,49 @@ async def _exec(kube: Kube, name: str, command: list[str], stdin: bool, tty: boo
     async with api:
         pod = await _find_pod(api, ns, name)
         return await exec_in_pod(api, ns, pod, container or None, command, stdin, tty)
+
+
+def attach(
+    name: str = typer.Argument(..., help="Container (pod) name."),
+    no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not pass stdin."),
+    container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
+    namespace: str = NamespaceOption,
+    kubeconfig: str = KubeconfigOption,
+    context: str = ContextOption,
+) -> None:
+    """Attach to a running container's stdio (pods/attach); exit with its exit code."""
+    kube = Kube(kubeconfig, context, namespace)
+    code = _run_docker(lambda: _attach(kube, name, container, no_stdin))
+    raise typer.Exit(code)
+
+
+async def _attach(kube: Kube, name: str, container: str, no_stdin: bool) -> int:
+    api, ns = kube.client()
+    async with api:
+        pods = api.resource("v1", "pods", ns)
+        pod_name = await _find_pod(api, ns, name)
+        spec = _container_spec(await pods.get(pod_name), container)
+        # as Docker: stdin and the terminal are what the container was created with
+        stdin, tty = bool(spec.get("stdin")) and not no_stdin, bool(spec.get("tty"))
+        if stdin and tty:
+            _check_terminal()
+        status = await attach_to_pod(api, ns, pod_name, spec["name"], stdin, tty)
+        if status.get("status") != "Success":
+            raise CliError(f"cannot attach to {pod_name}: {status.get('message') or status}")
+        with contextlib.suppress(CliError):  # still running: we detached, exit 0 as Docker
+            pod = await wait_for_object(pods, pod_name, _finished, 5.0, "its exit code")
+            return _exit_code(pod)
+        return 0
+
+
+def _container_spec(pod: Obj, container: str) -> Obj:
+    containers: list[Obj] = (pod.get("spec") or {}).get("containers") or []
+    for c in containers:
+        if c["name"] == container or not container:
+            return c
+    names = " ".join(c["name"] for c in containers)
+    raise CliError(f"container {container} is not valid for pod {pod['metadata']['name']}: "
+                   f"choose one of: [{names}]")
 
 
 # -- stop / start / restart / rm ------------------------------------------------------------

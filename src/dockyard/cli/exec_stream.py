@@ -1,12 +1,15 @@
-"""The client side of pods/exec: a WebSocket session speaking `v5.channel.k8s.io`.
+"""The client side of pods/exec and pods/attach: WebSocket sessions in `v5.channel.k8s.io`.
 
 Frames are binary, the first byte the channel: 0 stdin, 1 stdout, 2 stderr, 3 status (a
-``metav1.Status``), 4 resize; ``\\xff\\x00`` closes stdin (v5). The session ends with the status
-frame: Success → exit 0, NonZeroExitCode → the code in ``details.causes`` (ExitCode), any other
-failure (container not running, exec could not start) → 126, Docker's "cannot invoke" code.
+``metav1.Status``), 4 resize (``{"Width","Height"}``); ``\\xff\\x00`` closes stdin (v5). The
+session ends with the status frame. For exec: Success → exit 0, NonZeroExitCode → the code in
+``details.causes`` (ExitCode), any other failure (container not running, exec could not start)
+→ 126, Docker's "cannot invoke" code. For attach the status only says whether the session
+worked: the container's exit code is in its pod's status.
 
 With ``tty`` and a terminal on stdin, the terminal is put in raw mode for the session (and
-restored on every exit path), so keys like Ctrl-C reach the container's shell.
+restored on every exit path), so keys like Ctrl-C reach the container's shell; its size is sent
+at the start and on every SIGWINCH.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import stat
 import sys
 import termios
@@ -37,25 +41,40 @@ async def exec_in_pod(api: ApiClient, namespace: str, pod: str, container: str |
                       command: list[str], stdin: bool, tty: bool) -> int:
     """Run a command in a pod's container, relaying stdio; return its exit code."""
     params: list[tuple[str, str]] = [("command", c) for c in command]
-    params += [("stdout", "true"), ("stderr", "false" if tty else "true")]
+    return exit_code(await _stream(api, "exec", namespace, pod, container, stdin, tty, params))
+
+
+async def attach_to_pod(api: ApiClient, namespace: str, pod: str, container: str | None,
+                        stdin: bool, tty: bool) -> dict[str, Any]:
+    """Attach to a pod's running container, relaying stdio; return the session's status."""
+    return await _stream(api, "attach", namespace, pod, container, stdin, tty, [])
+
+
+async def _stream(api: ApiClient, kind: str, namespace: str, pod: str, container: str | None,
+                  stdin: bool, tty: bool, params: list[tuple[str, str]]) -> dict[str, Any]:
+    params = [*params, ("stdout", "true"), ("stderr", "false" if tty else "true")]
     if container:
         params.append(("container", container))
     if stdin:
         params.append(("stdin", "true"))
     if tty:
         params.append(("tty", "true"))
-    url = api.config.server + resource_path("v1", "pods", namespace, pod, "exec")
+    url = api.config.server + resource_path("v1", "pods", namespace, pod, kind)
     try:
         ws = await api.session().ws_connect(url, params=params, protocols=PROTOCOLS,
                                             max_msg_size=0)
     except aiohttp.WSServerHandshakeError as e:
-        raise CliError(f"exec into {pod} refused by the server: {e.status} {e.message}") from None
+        raise CliError(f"{kind} to {pod} refused by the server: {e.status} {e.message}") from None
     async with ws:
-        with _raw_terminal(tty and stdin):
+        if kind == "attach" and tty and stdin and sys.stdin.isatty():
+            # what the shell printed before we attached is gone (kubectl says the same)
+            print("If you don't see a command prompt, try pressing enter.", file=sys.stderr,
+                  flush=True)
+        with _raw_terminal(tty and stdin), _resizes(ws, tty):
             return await _session(ws, stdin)
 
 
-async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> int:
+async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> dict[str, Any]:
     feeder = asyncio.create_task(_feed_stdin(ws)) if stdin else None
     status: dict[str, Any] = {}
     try:
@@ -74,7 +93,9 @@ async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> int:
             feeder.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await feeder
-    return exit_code(status)
+    if not status:
+        raise CliError("the session ended without a status (connection lost?)")
+    return status
 
 
 def _write(stream: Any, data: bytes) -> None:
@@ -142,3 +163,32 @@ def _raw_terminal(wanted: bool) -> Iterator[None]:
         yield
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+@contextlib.contextmanager
+def _resizes(ws: aiohttp.ClientWebSocketResponse, wanted: bool) -> Iterator[None]:
+    """Send the terminal's size now and whenever it changes (SIGWINCH), while in the block."""
+    fd = next((f for f in (sys.stdin.fileno(), sys.stdout.fileno()) if os.isatty(f)), None)
+    if not wanted or fd is None:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[None]] = set()
+
+    def send() -> None:
+        with contextlib.suppress(OSError):
+            rows, cols = termios.tcgetwinsize(fd)
+            if rows and cols:
+                frame = bytes([RESIZE]) + json.dumps({"Width": cols, "Height": rows}).encode()
+                task = loop.create_task(ws.send_bytes(frame))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+
+    send()
+    loop.add_signal_handler(signal.SIGWINCH, send)
+    try:
+        yield
+    finally:
+        loop.remove_signal_handler(signal.SIGWINCH)
+        for task in pending:
+            task.cancel()

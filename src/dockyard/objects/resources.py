@@ -53,7 +53,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
         True,
         ("po",),
         _ALL,
-        ("status", "binding", "log", "exec", "eviction", "portforward"),
+        ("status", "binding", "log", "exec", "attach", "eviction", "portforward"),
     ),
     ResourceInfo("", "v1", "Node", "nodes", "node", False, ("no",), subresources=("status",)),
     ResourceInfo("", "v1", "Service", "services", "service", True, ("svc",), _ALL, ("status",)),

@@ -9,6 +9,8 @@ Invariants:
 - The socket path can exceed the 108 bytes of sun_path, so we connect through
   /proc/self/fd/<dir fd>/attach, as conmon binds it.
 - Only output written after the attach is seen; earlier output is in the log.
+- conmon reads one packet into a 32 KiB buffer and drops what does not fit, so stdin goes
+  out in packets of at most STDIN_PACKET_BYTES.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 
 STREAMS = {2: "stdout", 3: "stderr"}
 PACKET_BYTES = 32 * 1024
+STDIN_PACKET_BYTES = 16 * 1024
 
 
 class AttachError(RuntimeError):
@@ -45,7 +48,9 @@ class AttachSession:
 
     async def write(self, data: bytes) -> None:
         """Send bytes to the container's stdin."""
-        await asyncio.get_running_loop().sock_sendall(self._sock, data)
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(data), STDIN_PACKET_BYTES):
+            await loop.sock_sendall(self._sock, data[start:start + STDIN_PACKET_BYTES])
 
     def close_stdin(self) -> None:
         """Close the container's stdin (it sees end of file)."""

@@ -68,9 +68,13 @@ def conmon_binary() -> str:
 
 def conmon_argv(
     container_id: str, name: str, paths: MonitorPaths, runc_root: Path, runc_binary: str,
-    *, tty: bool, stdin: bool, log_size_max: int,
+    *, tty: bool, stdin: bool, log_size_max: int, stdin_once: bool = True,
 ) -> list[str]:  # fmt: skip
-    """Return the argv that makes conmon create and then watch one container."""
+    """Return the argv that makes conmon create and then watch one container.
+
+    With `stdin_once` (Kubernetes' stdinOnce) the container's stdin closes when the first
+    attached client leaves; without it, stdin stays open for the next attach.
+    """
     argv = [
         conmon_binary(), "--api-version", "1", "-c", container_id, "-u", container_id,
         "-n", name, "-r", runc_binary, "-b", str(paths.bundle),
@@ -86,6 +90,8 @@ def conmon_argv(
         argv.append("-t")
     if stdin:
         argv.append("-i")
+        if not stdin_once:
+            argv.append("--leave-stdin-open")
     return argv
 
 
