@@ -1,9 +1,9 @@
 """File work of build steps inside a mounted step rootfs: COPY, ADD, WORKDIR.
 
-Every container path is resolved component by component as if chrooted in the rootfs: a
-symlink in the image (absolute or relative) leads back inside it, never to the host. Files
-are created with O_NOFOLLOW after an existing entry of the same name is removed, so a link
-planted in the image cannot redirect a write.
+Every container path is resolved component by component as if chrooted in the rootfs
+(runtime/rootpath.py): a symlink in the image (absolute or relative) leads back inside it,
+never to the host. Files are created with O_NOFOLLOW after an existing entry of the same
+name is removed, so a link planted in the image cannot redirect a write.
 
 Invariants: a directory the step creates gets the --chown owner (root otherwise) and mode
 0755; copied entries keep their permission bits unless --chmod is given; sources from the
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import functools
 import gzip
 import lzma
 import os
@@ -27,9 +28,9 @@ from pathlib import Path
 from typing import IO
 
 from dockyard.images.layers import extract_layer
+from dockyard.runtime.rootpath import RootPathError, resolve
 from dockyard.runtime.spec import SpecError, read_rootfs_file, resolve_user
 
-MAX_SYMLINK_HOPS = 40
 COPY_CHUNK = 1 << 20
 
 
@@ -73,50 +74,24 @@ def resolve_in_rootfs(rootfs: Path, path: str, *, create: bool = False,
                       owner: Ownership | None = None) -> Path:  # fmt: skip
     """Return the host path of container `path`, following symlinks as if chrooted.
 
-    With `create`, missing directories on the way (and the last component) are made.
+    With `create`, missing directories on the way (and the last component) are made, owned
+    by `owner`. Without it, a missing path comes back as the real part that exists joined
+    with the missing names, for the caller to find absent.
     """
-    todo = [p for p in path.split("/") if p]
-    current: list[str] = []
-    hops = 0
-    while todo:
-        part = todo.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if current:
-                current.pop()
-            continue
-        host = rootfs.joinpath(*current, part)
-        try:
-            st = os.lstat(host)
-        except FileNotFoundError:
-            if not create:
-                current.append(part)
-                current.extend(p for p in todo if p not in (".", ".."))
-                return rootfs.joinpath(*current)
-            _mkdir(host, owner)
-            current.append(part)
-            continue
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise BuildFsError(f"{path}: too many levels of symbolic links")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                current = []
-            todo = [p for p in target.split("/") if p] + todo
-            continue
-        if todo and not stat.S_ISDIR(st.st_mode):
-            raise BuildFsError(f"{path}: {'/' + '/'.join([*current, part])} is not a directory")
-        current.append(part)
-    return rootfs.joinpath(*current)
+    make_dir = functools.partial(_mkdir, owner) if create else None
+    try:
+        with resolve(rootfs, path, make_dir=make_dir) as found:
+            return found.host_path(rootfs)
+    except RootPathError as e:
+        raise BuildFsError(str(e)) from e
 
 
-def _mkdir(host: Path, owner: Ownership | None) -> None:
-    os.mkdir(host, 0o755)
-    os.chmod(host, 0o755)
+def _mkdir(owner: Ownership | None, dir_fd: int, name: str) -> None:
+    os.mkdir(name, 0o755, dir_fd=dir_fd)
+    os.chmod(name, 0o755, dir_fd=dir_fd)  # not the umask's bits
     if owner is not None and owner.uid is not None:
-        os.chown(host, owner.uid, owner.gid if owner.gid is not None else owner.uid)
+        gid = owner.gid if owner.gid is not None else owner.uid
+        os.chown(name, owner.uid, gid, dir_fd=dir_fd, follow_symlinks=False)
 
 
 def make_workdir(rootfs: Path, workdir: str) -> None:

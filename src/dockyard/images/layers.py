@@ -4,11 +4,12 @@ A layer (plain tar, gzip or zstd) is read as a stream, once: its compressed dige
 diff id (digest of the uncompressed tar) are computed while extracting and checked at the
 end. Invariants:
 
-- Nothing outside `dest` is ever created, changed or followed. Every entry path is resolved
-  component by component from an open descriptor of `dest` with O_NOFOLLOW; a symlink met on
-  the way is read and resolved as if `dest` were `/` (chroot semantics), so a link planted by
-  an earlier entry or an earlier layer leads back inside `dest`. `..` in an entry or link
-  name is refused outright; absolute names are taken relative to `dest`.
+- Nothing outside `dest` is ever created, changed or followed. An entry's parent directory
+  is resolved component by component from an open descriptor of `dest` with O_NOFOLLOW
+  (runtime/rootpath.py, the walk the runtime and the builder use too); a symlink met on the
+  way is read and resolved as if `dest` were `/` (chroot semantics), so a link planted by an
+  earlier entry or an earlier layer leads back inside `dest`. `..` in an entry or link name
+  is refused outright; absolute names are taken relative to `dest`.
 - The final component is never followed: an existing entry is unlinked (or removed as a
   tree) and the new one created with O_CREAT|O_EXCL|O_NOFOLLOW.
 - OCI whiteouts become overlayfs whiteouts: `.wh.NAME` -> a 0:0 character device NAME;
@@ -45,15 +46,14 @@ from typing import IO, cast
 import zstandard
 
 from dockyard.images.digest import CHUNK, ByteSource, DigestMismatchError, HashingReader
+from dockyard.runtime.rootpath import DIR_FLAGS, RootPathError, SymlinkLoopError, open_dir_at
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_WHITEOUT = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
-MAX_SYMLINKS = 40
 DIR_CACHE_SIZE = 256
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 class LayerError(ValueError):
@@ -239,7 +239,7 @@ class _Extractor:
     """Applies tar members to a root directory held open by descriptor."""
 
     def __init__(self, dest: Path, limits: ExtractLimits) -> None:
-        self.root_fd = os.open(dest, _DIR_FLAGS)
+        self.root_fd = os.open(dest, DIR_FLAGS)
         self.limits = limits
         self.entries = 0
         self.skipped: list[str] = []
@@ -335,44 +335,12 @@ class _Extractor:
         return os.dup(cached)
 
     def _resolve_dir(self, parts: list[str], entry: str) -> int:
-        fds = [os.dup(self.root_fd)]
-        pending = list(parts)
-        links = 0
         try:
-            while pending:
-                comp = pending.pop(0)
-                if comp in ("", "."):
-                    continue
-                if comp == "..":
-                    if len(fds) > 1:
-                        os.close(fds.pop())
-                    continue
-                st = self._lstat_or_mkdir(fds[-1], comp)
-                if stat.S_ISLNK(st.st_mode):
-                    links += 1
-                    if links > MAX_SYMLINKS:
-                        raise UnsafeLayerError(f"layer entry {entry!r}: too many symlink levels")
-                    target = os.readlink(comp, dir_fd=fds[-1])
-                    if target.startswith("/"):
-                        while len(fds) > 1:
-                            os.close(fds.pop())
-                    pending[:0] = target.split("/")
-                    continue
-                if not stat.S_ISDIR(st.st_mode):
-                    raise LayerError(f"layer entry {entry!r}: {comp!r} is not a directory")
-                fds.append(os.open(comp, _DIR_FLAGS, dir_fd=fds[-1]))
-            return fds.pop()
-        finally:
-            for fd in fds:
-                os.close(fd)
-
-    @staticmethod
-    def _lstat_or_mkdir(dir_fd: int, name: str) -> os.stat_result:
-        try:
-            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-        except FileNotFoundError:
-            os.mkdir(name, 0o755, dir_fd=dir_fd)
-            return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            return open_dir_at(self.root_fd, "/".join(parts), make_dir=_mkdir)
+        except SymlinkLoopError as e:
+            raise UnsafeLayerError(f"layer entry {entry!r}: {e.reason}") from e
+        except RootPathError as e:
+            raise LayerError(f"layer entry {entry!r}: {e.reason}") from e
 
     def _clear(self, parent: int, base: str, entry: str, *, keep_dir: bool = False) -> bool:
         """Remove whatever is at `base` (never following it); return True if a dir was kept."""
@@ -398,7 +366,7 @@ class _Extractor:
         base = parts[-1]
         if not self._clear(parent, base, member.name, keep_dir=True):
             os.mkdir(base, 0o700, dir_fd=parent)
-        fd = os.open(base, _DIR_FLAGS, dir_fd=parent)
+        fd = os.open(base, DIR_FLAGS, dir_fd=parent)
         try:
             self._set_dir_meta(fd, member)
         finally:
@@ -531,13 +499,17 @@ class _Extractor:
         fd = os.dup(self.root_fd)
         for comp in parts:
             try:
-                next_fd = os.open(comp, _DIR_FLAGS, dir_fd=fd)
+                next_fd = os.open(comp, DIR_FLAGS, dir_fd=fd)
             except OSError:
                 os.close(fd)
                 return None
             os.close(fd)
             fd = next_fd
         return fd
+
+
+def _mkdir(dir_fd: int, name: str) -> None:
+    os.mkdir(name, 0o755, dir_fd=dir_fd)
 
 
 def _is_whiteout(st: os.stat_result) -> bool:

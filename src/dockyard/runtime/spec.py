@@ -32,10 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dockyard.runtime.rootpath import NotDirectoryError, SymlinkLoopError, resolve
+
 MAX_ID = 2**32 - 2  # 2^32-1 is (uid_t)-1, "no id", to the kernel
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 MAX_ETC_FILE_BYTES = 4 * 1024 * 1024
-MAX_SYMLINK_HOPS = 40  # as the kernel's MAXSYMLINKS
 
 # Docker's default capability set (moby oci/caps/defaults.go).
 DEFAULT_CAPABILITIES = [
@@ -306,10 +307,9 @@ def _is_int(text: str) -> bool:
 
 def read_rootfs_file(rootfs: Path, path: str, limit: int = MAX_ETC_FILE_BYTES) -> str | None:
     """Read a file of the rootfs resolving symlinks as if chrooted there; None if absent."""
-    resolved = _resolve_in_root(rootfs, path)
-    if resolved is None:
+    fd = _open_in_rootfs(rootfs, path)
+    if fd is None:
         return None
-    fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise SpecError(f"rootfs: {path} is not a regular file")
@@ -321,35 +321,20 @@ def read_rootfs_file(rootfs: Path, path: str, limit: int = MAX_ETC_FILE_BYTES) -
     return data.decode("utf-8", errors="replace")
 
 
-def _resolve_in_root(rootfs: Path, path: str) -> Path | None:
-    """Return the host path of `path` inside `rootfs`, symlinks kept inside; None if absent."""
-    todo = [p for p in path.split("/") if p]
-    current: list[str] = []
-    hops = 0
-    while todo:
-        part = todo.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if current:
-                current.pop()
-            continue
-        candidate = rootfs.joinpath(*current, part)
-        try:
-            st = os.lstat(candidate)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if stat.S_ISLNK(st.st_mode):
-            hops += 1
-            if hops > MAX_SYMLINK_HOPS:
-                raise SpecError(f"rootfs: too many symlinks resolving {path}")
-            target = os.readlink(candidate)
-            if target.startswith("/"):
-                current = []
-            todo = [p for p in target.split("/") if p] + todo
-            continue
-        current.append(part)
-    return rootfs.joinpath(*current)
+def _open_in_rootfs(rootfs: Path, path: str) -> int | None:
+    """Open `path` of the rootfs by descriptor from its resolved parent; None if absent."""
+    try:
+        with resolve(rootfs, path) as found:
+            if found.missing:
+                return None
+            if found.leaf is None:
+                raise SpecError(f"rootfs: {path} is not a regular file")
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+            return os.open(found.leaf, flags, dir_fd=found.fd)
+    except NotDirectoryError:
+        return None  # a file where a directory should be: the path does not exist
+    except SymlinkLoopError as e:
+        raise SpecError(f"rootfs: {e}") from e
 
 
 def cpu_shares(cpu_request_millis: int | None) -> int:
