@@ -18,6 +18,11 @@ Mapping:
   current revision). A timer compacts to the revision that was current ``history_seconds`` ago,
   as the Kubernetes api server does for etcd.
 
+Endpoints and TLS: ``open`` takes one client URL or several (members of one cluster); calls go
+to the first that answers and move to the next only when a connection cannot be made (so a
+request is never sent twice). ``https://`` URLs take an ``ssl.SSLContext`` carrying etcd's CA
+and, when etcd checks clients (``--client-cert-auth``), our client certificate and key.
+
 Invariants are the protocol's (see base.py); the contract suite runs against a real etcd.
 Memory stays bounded for slow watchers by TCP back-pressure: etcd buffers and, past its own
 limits, cancels the watch, which ends here with ``StoreError``.
@@ -30,7 +35,9 @@ import base64
 import contextlib
 import json
 import logging
+import ssl
 from collections import deque
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
@@ -52,6 +59,9 @@ from dockyard.store.keys import check_key, check_value, prefix_end
 
 log = logging.getLogger(__name__)
 CALL_CONNECTIONS = 32  # kept-alive connections for unary calls; more only queue inside etcd
+CONNECT_SECONDS = 5.0  # a member that takes longer to accept a connection counts as unreachable
+# Unary calls: a bounded connect, then no more than aiohttp's default total.
+CALL_TIMEOUT = aiohttp.ClientTimeout(total=300, sock_connect=CONNECT_SECONDS)
 
 Json = dict[str, Any]
 
@@ -97,14 +107,17 @@ class EtcdStore:
     """A Store kept in an etcd cluster, reached through one client URL's JSON gateway."""
 
     def __init__(
-        self, endpoint: str, session: aiohttp.ClientSession, history_seconds: float,
-        revision: int, compacted: int,
+        self, endpoints: Sequence[str], session: aiohttp.ClientSession, history_seconds: float,
+        revision: int, compacted: int, ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoints = [e.rstrip("/") for e in endpoints]
+        self.endpoint = self.endpoints[0]  # the member calls go to until it cannot be reached
         self._session = session
         # Watches hold their connection for as long as they run: a pool of their own without a
         # limit, so they never starve the bounded pool of short calls (or the reverse).
-        self._watch_session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
+        self._watch_session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ssl=_ssl_arg(ssl_context))
+        )
         self._compacted = compacted
         self._clock = HistoryClock(history_seconds, revision)
         self._streams: set[aiohttp.ClientResponse] = set()
@@ -112,18 +125,29 @@ class EtcdStore:
         self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-etcd-compact")
 
     @classmethod
-    async def open(cls, endpoint: str, *, history_seconds: float = 300.0) -> EtcdStore:
-        """Connect to etcd's client URL (e.g. http://127.0.0.1:2379) and check it answers."""
+    async def open(
+        cls, endpoints: str | Sequence[str], *, history_seconds: float = 300.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> EtcdStore:
+        """Connect to etcd's client URL(s) (e.g. http://127.0.0.1:2379) and check one answers.
+
+        Raises StoreError "cannot reach etcd at URL: why" when none does.
+        """
         HistoryClock(history_seconds, 0)  # validates history_seconds before any connection
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=CALL_CONNECTIONS))
+        urls = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+        if not urls:
+            raise StoreError("no etcd endpoint given")
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=CALL_CONNECTIONS, ssl=_ssl_arg(ssl_context)),
+            timeout=CALL_TIMEOUT,
+        )
         try:
-            probe = _Gateway(endpoint, session)
-            revision = await probe.revision()
-            compacted = await probe.find_compacted(revision)
+            urls, revision = await _first_answering(urls, session)
+            compacted = await _Gateway(urls[0], session).find_compacted(revision)
         except BaseException:
             await session.close()
             raise
-        return cls(endpoint, session, history_seconds, revision, compacted)
+        return cls(urls, session, history_seconds, revision, compacted, ssl_context)
 
     async def __aenter__(self) -> EtcdStore:
         return self
@@ -132,9 +156,24 @@ class EtcdStore:
         await self.close()
 
     async def _call(self, path: str, body: Json) -> Json:
-        if self._closed:
-            raise StoreError("the store is closed")
-        return await _Gateway(self.endpoint, self._session).call(path, body)
+        failures: list[str] = []
+        for _ in self.endpoints:
+            if self._closed:
+                raise StoreError("the store is closed")
+            endpoint = self.endpoint
+            try:
+                return await _Gateway(endpoint, self._session).call(path, body)
+            except UnreachableError as err:
+                self.next_endpoint(endpoint)
+                failures.append(str(err))
+        raise UnreachableError("; ".join(failures))
+
+    def next_endpoint(self, failed: str) -> None:
+        """Move calls to the member after failed (no-op if another call moved them already)."""
+        if self.endpoint == failed:
+            self.endpoint = self.endpoints[(self.endpoints.index(failed) + 1) % len(self.endpoints)]
+            if len(self.endpoints) > 1:
+                log.warning("etcd at %s cannot be reached: using %s", failed, self.endpoint)
 
     # -- reads ------------------------------------------------------------------------------
 
@@ -171,9 +210,7 @@ class EtcdStore:
 
     async def current_revision(self) -> int:
         """Return the latest revision."""
-        if self._closed:
-            raise StoreError("the store is closed")
-        return await _Gateway(self.endpoint, self._session).revision()
+        return int((await self._call("/v3/kv/range", _REVISION_PROBE))["header"]["revision"])
 
     async def stats(self) -> dict[str, int]:
         """Return figures for /metrics: keys, size in bytes, revision, compacted revision."""
@@ -360,11 +397,18 @@ class EtcdWatch:
         request = {
             **_range_of(self._prefix), "start_revision": self._after + 1, "prev_kv": True
         }
-        response = await self._store._watch_session.post(
-            f"{self._store.endpoint}/v3/watch",
-            json={"create_request": request},
-            timeout=aiohttp.ClientTimeout(total=None, sock_read=None),
-        )
+        endpoint = self._store.endpoint
+        try:
+            response = await self._store._watch_session.post(
+                f"{endpoint}/v3/watch",
+                json={"create_request": request},
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_read=None, sock_connect=CONNECT_SECONDS
+                ),
+            )
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+            self._store.next_endpoint(endpoint)  # the watch's next start tries another member
+            raise
         self._response = response
         self._store._streams.add(response)
         if response.status != 200:
@@ -411,6 +455,37 @@ class EtcdWatch:
             self._response.close()
 
 
+class UnreachableError(StoreError):
+    """No connection could be made to an etcd member (the request was never sent)."""
+
+
+_REVISION_PROBE: Json = {"key": _b64("\0"), "count_only": True, "limit": 1}
+
+
+def _ssl_arg(context: ssl.SSLContext | None) -> ssl.SSLContext | bool:
+    """Return aiohttp's ssl argument: the context, or True (default checks) for https:// URLs."""
+    return context if context is not None else True
+
+
+async def _first_answering(urls: list[str], session: aiohttp.ClientSession
+                           ) -> tuple[list[str], int]:  # fmt: skip
+    """Return the URLs with the first member that answers moved to the front, and its revision."""
+    failures = []
+    for index, url in enumerate(urls):
+        if not url.startswith(("http://", "https://")):
+            raise StoreError(f"etcd endpoint {url!r} must start with http:// or https://")
+        try:
+            revision = await _Gateway(url, session).revision()
+        except UnreachableError as err:
+            failures.append(str(err))
+            continue
+        except StoreError as err:  # e.g. our client certificate refused after the handshake
+            failures.append(f"cannot reach etcd at {url}: {err}")
+            continue
+        return [url, *urls[index + 1:], *urls[:index]], revision
+    raise UnreachableError("; ".join(failures))
+
+
 class _Gateway:
     """Calls to one etcd client URL, with etcd's errors turned into Store errors."""
 
@@ -423,6 +498,14 @@ class _Gateway:
         try:
             async with self._session.post(f"{self._endpoint}{path}", json=body) as response:
                 answer: Json = await response.json(content_type=None)
+        except aiohttp.ClientConnectorCertificateError as err:
+            # Not "unreachable": another member would refuse us the same way.
+            raise StoreError(f"etcd at {self._endpoint}: TLS verification failed: {err}") from err
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as err:
+            # No connection, so the request was never sent: safe to send to another member.
+            raise UnreachableError(
+                f"cannot reach etcd at {self._endpoint}: {err or type(err).__name__}"
+            ) from err
         except (aiohttp.ClientError, json.JSONDecodeError) as err:
             raise StoreError(f"etcd {path} at {self._endpoint} failed: {err}") from err
         if response.status != 200 or "error" in answer:
@@ -442,9 +525,7 @@ class _Gateway:
 
     async def revision(self) -> int:
         """Return etcd's current revision."""
-        answer = await self.call(
-            "/v3/kv/range", {"key": _b64("\0"), "count_only": True, "limit": 1}
-        )
+        answer = await self.call("/v3/kv/range", _REVISION_PROBE)
         return int(answer["header"]["revision"])
 
     async def find_compacted(self, current: int) -> int:
