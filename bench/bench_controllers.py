@@ -253,9 +253,13 @@ async def measure_cpu(seconds: float) -> float:
 def start_server(data_dir: Path) -> tuple[subprocess.Popen[str], str]:
     log = open(data_dir.parent / "server.log", "w")  # noqa: SIM115
     # --no-controllers: the controllers under test run in this process (one set only).
+    # Toleration 0 s for pods on a dead node (the node-death run): the api server's admission
+    # writes it into each pod.
     proc = subprocess.Popen([DOCKYARD, "server", "--data-dir", str(data_dir), "--port", "0",
-                             "--no-agent", "--no-controllers"], stdout=subprocess.PIPE,
-                            stderr=log, text=True)
+                             "--no-agent", "--no-controllers",
+                             "--default-not-ready-toleration-seconds", "0",
+                             "--default-unreachable-toleration-seconds", "0"],
+                            stdout=subprocess.PIPE, stderr=log, text=True)
     assert proc.stdout is not None
     for line in proc.stdout:
         if "ready at" in line:
@@ -289,9 +293,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         await bench.scale(args.scale)
         await bench.rolling(args.rolling)
         await manager.stop()
-        manager = ControllerManager(api, ControllerOptions(
-            node_monitor_grace_period=5.0, default_not_ready_toleration_seconds=0,
-            default_unreachable_toleration_seconds=0))
+        manager = ControllerManager(api, ControllerOptions(node_monitor_grace_period=5.0))
         await manager.start()
         await bench.node_death(args.heal, nodes)
         await manager.stop()

@@ -23,6 +23,7 @@ import yaml
 from aiohttp import web
 
 from dockyard.api import service_ips
+from dockyard.api.admission import DefaultTolerationSeconds
 from dockyard.api.app import ApiConfig, build_app
 from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
 from dockyard.api.tokens import TokenFile
@@ -48,6 +49,9 @@ class ServerOptions:
     no_controllers: bool = False
     watch_history_seconds: float = 300.0
     service_cidr: str = "10.96.0.0/16"
+    # --default-not-ready-toleration-seconds / --default-unreachable-toleration-seconds
+    default_toleration_seconds: DefaultTolerationSeconds = field(
+        default_factory=DefaultTolerationSeconds)
     cluster_domain: str = "cluster.local"
     cluster_dns: str = ""  # empty: the pod bridge's gateway (first address of the pod CIDR)
     no_proxy: bool = False
@@ -99,7 +103,8 @@ async def run_server(options: ServerOptions) -> None:
                                    history_seconds=options.watch_history_seconds)
     runner: web.AppRunner | None = None
     try:
-        app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir))
+        app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir,
+                                  default_toleration_seconds=options.default_toleration_seconds))
         service_ips.configure(app["storage"], options.service_cidr)
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=SHUTDOWN_SECONDS)

@@ -33,8 +33,11 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without its own controllers: the test process runs them, with test options."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
+    """A server without its own controllers: the test process runs them, with test options.
+
+    Its admission gives every new pod a 1 s unreachable toleration."""
+    running = start_server(tmp_path_factory.mktemp("server") / "data",
+                           "--default-unreachable-toleration-seconds", "1", controllers=False)
     try:
         yield running
     finally:
@@ -45,8 +48,7 @@ GRACE = 2.0
 
 @pytest.fixture
 async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    options = ControllerOptions(node_monitor_grace_period=GRACE,
-                                default_unreachable_toleration_seconds=1)
+    options = ControllerOptions(node_monitor_grace_period=GRACE)
     c = await start_cluster(server, tmp_path, kubelet=False, options=options)
     try:
         yield c
@@ -101,8 +103,13 @@ async def test_dead_node_is_tainted_and_its_pods_evicted(cluster: Cluster,
     forever = [{"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute"}]
     pods = c.rc("v1", "pods")
     await pods.create(bound_pod("short", node.name, short))
-    await pods.create(bound_pod("forever", node.name, forever))
-    await pods.create(bound_pod("default", node.name))  # api default: 300 s = cluster's 1 s
+    kept = await pods.create(bound_pod("forever", node.name, forever))
+    assert [t for t in kept["spec"]["tolerations"] if t["key"] == UNREACHABLE_TAINT] == forever
+    default = await pods.create(bound_pod("default", node.name))
+    # The api server's admission gave it the server's 1 s (not Kubernetes' 300 s), and left the
+    # others' own unreachable tolerations alone.
+    assert {(t["key"], t.get("tolerationSeconds")) for t in default["spec"]["tolerations"]} == {
+        (UNREACHABLE_TAINT, 1), ("node.kubernetes.io/not-ready", 300)}
     await node.stop()  # the node dies
 
     async def unreachable() -> Obj | None:

@@ -31,7 +31,6 @@ pytestmark = pytest.mark.unit
 
 Obj = dict[str, Any]
 T0 = 1_700_000_000.0
-DEFAULTS = {NOT_READY_TAINT: 300, UNREACHABLE_TAINT: 300}
 
 
 def unreachable(added: float) -> Obj:
@@ -64,23 +63,26 @@ def test_merged_taints_keep_others_and_time_added() -> None:
 def test_eviction_after_toleration_seconds() -> None:
     tol = {"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute",
            "tolerationSeconds": 30}
-    assert eviction_time(pod(tol), [unreachable(T0)], DEFAULTS, T0 + 5) == T0 + 30
+    assert eviction_time(pod(tol), [unreachable(T0)], T0 + 5) == T0 + 30
 
 
 def test_untolerated_taint_evicts_at_once_and_forever_toleration_never() -> None:
-    assert eviction_time(pod(), [unreachable(T0)], DEFAULTS, T0 + 5) == T0 + 5
+    assert eviction_time(pod(), [unreachable(T0)], T0 + 5) == T0 + 5
     forever = {"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute"}
-    assert eviction_time(pod(forever), [unreachable(T0)], DEFAULTS, T0 + 5) == NEVER
-    assert eviction_time(pod(), [{"key": "x", "effect": "NoSchedule"}], DEFAULTS, T0) == NEVER
+    assert eviction_time(pod(forever), [unreachable(T0)], T0 + 5) == NEVER
+    assert eviction_time(pod(), [{"key": "x", "effect": "NoSchedule"}], T0) == NEVER
 
 
-def test_api_default_toleration_means_cluster_default() -> None:
+def test_every_toleration_is_honoured_as_written() -> None:
+    # The api server's admission writes the cluster default into each pod: 300 s is 300 s here.
     api_default = {"key": UNREACHABLE_TAINT, "operator": "Exists", "effect": "NoExecute",
                    "tolerationSeconds": 300}
-    assert toleration_seconds(api_default, UNREACHABLE_TAINT, {UNREACHABLE_TAINT: 5}) == 5
-    own = {**api_default, "tolerationSeconds": 60}
-    assert toleration_seconds(own, UNREACHABLE_TAINT, {UNREACHABLE_TAINT: 5}) == 60
-    assert eviction_time(pod(api_default), [unreachable(T0)], {UNREACHABLE_TAINT: 0}, T0) == T0
+    assert toleration_seconds(api_default) == 300
+    assert eviction_time(pod(api_default), [unreachable(T0)], T0 + 5) == T0 + 300
+    assert toleration_seconds({**api_default, "tolerationSeconds": -7}) == 0  # at once
+    # several matching tolerations: the shortest wins (T0 + min(300, 20))
+    short = {"operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 20}
+    assert eviction_time(pod(api_default, short), [unreachable(T0)], T0 + 5) == T0 + 20
 
 
 def test_unknown_conditions() -> None:

@@ -137,11 +137,8 @@ def test_pod_defaults_as_kubernetes() -> None:
         "successThreshold": 1,
         "failureThreshold": 3,
     }
-    keys = [(t["key"], t["effect"], t["tolerationSeconds"]) for t in spec["tolerations"]]
-    assert keys == [
-        ("node.kubernetes.io/not-ready", "NoExecute", 300),
-        ("node.kubernetes.io/unreachable", "NoExecute", 300),
-    ]
+    # not-ready/unreachable tolerations: the api server's admission (test_admission_tolerations)
+    assert "tolerations" not in spec
 
 
 def test_defaults_are_idempotent() -> None:
@@ -149,13 +146,6 @@ def test_defaults_are_idempotent() -> None:
     twice = copy.deepcopy(once)
     apply_defaults(twice)
     assert once == twice
-
-
-def test_existing_toleration_suppresses_default() -> None:
-    pod = make_pod().container().build()
-    pod["spec"]["tolerations"] = [{"operator": "Exists"}]  # tolerates every taint
-    apply_defaults(pod)
-    assert pod["spec"]["tolerations"] == [{"operator": "Exists"}]
 
 
 def test_limits_become_requests_when_requests_missing() -> None:
@@ -367,6 +357,8 @@ def test_update_may_change_images_only() -> None:
 
 def test_update_may_add_tolerations_but_not_remove() -> None:
     old = make_pod().container().defaulted()
+    old["spec"]["tolerations"] = [{"key": "a", "operator": "Exists", "effect": "NoExecute"},
+                                  {"key": "b", "operator": "Exists"}]
     more = copy.deepcopy(old)
     more["spec"]["tolerations"].append({"key": "x", "operator": "Exists"})
     assert validate_update(more, old) == []
@@ -728,7 +720,7 @@ def test_null_fields_get_defaults_like_absent_ones() -> None:
     apply_defaults(pod)
     assert pod["spec"]["restartPolicy"] == "Always"
     assert pod["spec"]["securityContext"] == {}
-    assert len(pod["spec"]["tolerations"]) == 2
+    assert pod["spec"]["tolerations"] is None  # no default: left to admission
     assert pod["spec"]["containers"][0]["resources"] == {}
     assert pod["spec"]["containers"][0]["imagePullPolicy"] == "IfNotPresent"
     assert validate(pod) == []

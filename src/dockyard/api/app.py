@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from dockyard.api import discovery, metrics_api, node_proxy, port_forward, status
+from dockyard.api.admission import DefaultTolerationSeconds, configure_tolerations
 from dockyard.api.conversion import VersionedStorage
 from dockyard.api.decoding import MAX_BODY_BYTES
 from dockyard.api.handlers import ResourceHandlers
@@ -46,6 +47,8 @@ class ApiConfig:
     tokens: TokenFile
     data_dir: Path
     extra_subresources: set[str] = field(default_factory=set)
+    default_toleration_seconds: DefaultTolerationSeconds = field(
+        default_factory=DefaultTolerationSeconds)
 
 
 def build_app(config: ApiConfig) -> web.Application:
@@ -57,6 +60,7 @@ def build_app(config: ApiConfig) -> web.Application:
     storage = ResourceStorage(config.store)
     app["config"] = config
     app["storage"] = storage
+    configure_tolerations(storage, config.default_toleration_seconds)
     app["metrics"] = ApiMetrics()
     app["tokens"] = config.tokens
     available = SERVED_SUBRESOURCES | config.extra_subresources

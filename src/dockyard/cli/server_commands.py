@@ -39,10 +39,10 @@ def server(
         40.0, "--node-monitor-grace-period",
         help="Seconds without a Lease renewal before a node is NotReady."),
     not_ready_toleration: int = typer.Option(
-        300, "--default-not-ready-toleration-seconds",
+        300, "--default-not-ready-toleration-seconds", min=0,
         help="How long pods stay on a not-ready node by default."),
     unreachable_toleration: int = typer.Option(
-        300, "--default-unreachable-toleration-seconds",
+        300, "--default-unreachable-toleration-seconds", min=0,
         help="How long pods stay on an unreachable node by default."),
     service_cidr: str = typer.Option("10.96.0.0/16", "--service-cidr",
                                      help="Where Service cluster IPs come from."),
@@ -53,6 +53,7 @@ def server(
     no_proxy: bool = typer.Option(False, "--no-proxy", help="Run no service proxy or DNS."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
+    from dockyard.api.admission import DefaultTolerationSeconds
     from dockyard.controllers.manager import ControllerOptions
     from dockyard.server import AgentSettings, ServerOptions, run_server
 
@@ -62,14 +63,12 @@ def server(
     )
     agent = AgentSettings(node_name, run_dir, bridge, pod_cidr, node_ip, agent_port, reserved_cpu,
                           reserved_memory, list(allow_host_path))
-    controllers = ControllerOptions(
-        node_monitor_grace_period=node_monitor_grace_period,
-        default_not_ready_toleration_seconds=not_ready_toleration,
-        default_unreachable_toleration_seconds=unreachable_toleration,
-    )
+    controllers = ControllerOptions(node_monitor_grace_period=node_monitor_grace_period)
+    tolerations = DefaultTolerationSeconds(not_ready_toleration, unreachable_toleration)
     asyncio.run(run_server(ServerOptions(
         data_dir, listen, port, no_agent, no_scheduler=no_scheduler,
         no_controllers=no_controllers, agent=agent, controllers=controllers,
+        default_toleration_seconds=tolerations,
         watch_history_seconds=watch_history_seconds, service_cidr=service_cidr,
         cluster_domain=cluster_domain, cluster_dns=cluster_dns, no_proxy=no_proxy,
         tls_sans=list(tls_san),

@@ -40,8 +40,6 @@ class ControllerOptions:
     """What the controllers are asked for (server flags map onto these fields)."""
 
     node_monitor_grace_period: float = 40.0
-    default_not_ready_toleration_seconds: int = 300
-    default_unreachable_toleration_seconds: int = 300
     workers: int = 4
     hpa_sync_period: float = 15.0
     hpa_tolerance: float = TOLERANCE
@@ -99,8 +97,7 @@ class ControllerManager:
             self.controllers["nodelifecycle"] = NodeLifecycleController(
                 self.api, self._recorder("node-controller"), f.informer("v1", "nodes"),
                 f.informer("coordination.k8s.io/v1", "leases", LEASE_NAMESPACE), pods,
-                opts.node_monitor_grace_period, opts.default_not_ready_toleration_seconds,
-                opts.default_unreachable_toleration_seconds, opts.workers)
+                opts.node_monitor_grace_period, opts.workers)
         if "horizontalpodautoscaling" in enabled:
             self.controllers["horizontalpodautoscaling"] = HorizontalPodAutoscalerController(
                 self.api, self._recorder("horizontal-pod-autoscaler"),

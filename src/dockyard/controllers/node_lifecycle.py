@@ -17,10 +17,9 @@ skew between machines does not matter. Then, per node:
   pods stuck terminating there) use gracePeriodSeconds=0, as Kubernetes' pod GC force-deletes
   them; their ReplicaSets then create replacements elsewhere.
 
-The per-cluster defaults (``--default-not-ready-toleration-seconds``,
-``--default-unreachable-toleration-seconds``) apply to the toleration the api server adds to
-every pod (operator Exists, NoExecute, 300 s): a pod carrying exactly that toleration gets the
-cluster default; any other toleration is the pod's own and is honoured as written.
+Every toleration is honoured as the pod carries it. The cluster defaults
+(``--default-not-ready-toleration-seconds``, ``--default-unreachable-toleration-seconds``) are
+the api server's: its DefaultTolerationSeconds admission writes them into each new pod.
 
 Invariants: timers are re-queues of the node key (``RequeueAfter``), so a restart loses nothing
 (timeAdded lives in the taint); node and pod writes are compare-and-swap on copies.
@@ -45,7 +44,6 @@ from dockyard.client.informer import index_by_node_name
 from dockyard.controllers.base import Controller, Obj, clone, is_deleting, meta
 from dockyard.objects.meta import parse_time
 from dockyard.objects.pod import (
-    DEFAULT_TOLERATION_SECONDS,
     NOT_READY_TAINT,
     UNREACHABLE_TAINT,
     is_pod_ready,
@@ -108,23 +106,18 @@ def format_time_epoch(now: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
 
 
-def toleration_seconds(toleration: Obj, taint_key: str, defaults: dict[str, int]) -> float:
+def toleration_seconds(toleration: Obj) -> float:
     """Return how long a toleration tolerates a taint (inf without tolerationSeconds).
 
-    The api server's default toleration (Exists, NoExecute, 300 s) stands for the cluster
-    default, which ``defaults`` gives per taint key.
+    Zero and negative values mean evict at once, as Kubernetes reads them.
     """
     seconds = toleration.get("tolerationSeconds")
     if seconds is None:
         return NEVER
-    if (taint_key in defaults and toleration.get("key") == taint_key
-            and toleration.get("operator") == "Exists" and toleration.get("effect") == "NoExecute"
-            and seconds == DEFAULT_TOLERATION_SECONDS):
-        return float(defaults[taint_key])
     return max(float(seconds), 0.0)
 
 
-def eviction_time(pod: Obj, taints: list[Obj], defaults: dict[str, int], now: float) -> float:
+def eviction_time(pod: Obj, taints: list[Obj], now: float) -> float:
     """Return when a pod must leave a node with these taints (epoch seconds; inf = never)."""
     tolerations = [t for t in (pod.get("spec") or {}).get("tolerations") or []
                    if isinstance(t, dict)]
@@ -137,7 +130,7 @@ def eviction_time(pod: Obj, taints: list[Obj], defaults: dict[str, int], now: fl
             return now  # an untolerated NoExecute taint evicts at once
         added = parse_time(taint.get("timeAdded"))
         start = added.timestamp() if added else now
-        seconds = min(toleration_seconds(t, str(taint.get("key")), defaults) for t in matching)
+        seconds = min(toleration_seconds(t) for t in matching)
         when = min(when, start + seconds)
     return when
 
@@ -180,15 +173,12 @@ class NodeLifecycleController(Controller):
 
     def __init__(self, api: ApiClient, recorder: EventRecorder, nodes: Informer,
                  leases: Informer, pods: Informer, grace_period: float = 40.0,
-                 not_ready_toleration: int = 300, unreachable_toleration: int = 300,
                  workers: int = 4) -> None:
         super().__init__(api, recorder, workers)
         self.nodes = nodes
         self.leases = leases
         self.pods = pods
         self.grace_period = grace_period
-        self.defaults = {NOT_READY_TAINT: not_ready_toleration,
-                         UNREACHABLE_TAINT: unreachable_toleration}
         self._heartbeats: dict[str, _Heartbeat] = {}
         pods.add_index("node", index_by_node_name)
         nodes.add_handler(self._node_changed, lambda old, new: self._node_changed(new),
@@ -321,7 +311,7 @@ class NodeLifecycleController(Controller):
             started = parse_time(meta(pod).get("deletionTimestamp"))
             grace = int(meta(pod).get("deletionGracePeriodSeconds") or 0)
             return (started.timestamp() if started else now) + grace
-        return eviction_time(pod, taints, self.defaults, now)
+        return eviction_time(pod, taints, now)
 
     async def _force_delete(self, pod: Obj, evicted: bool) -> None:
         namespace, name = meta(pod).get("namespace"), str(meta(pod).get("name"))

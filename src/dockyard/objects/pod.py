@@ -1,9 +1,10 @@
 """Pod: defaults, validation, and the helpers every loop uses (requests, readiness, status).
 
-Defaults follow Kubernetes' defaulting functions plus two admission plugins it runs on every
-pod (DefaultTolerationSeconds: not-ready/unreachable NoExecute tolerations for 300s; Priority:
-priority 0 and preemptionPolicy PreemptLowerPriority when no priorityClassName is given; with a
-priorityClassName the api server must resolve the PriorityClass and set spec.priority).
+Defaults follow Kubernetes' defaulting functions plus the Priority admission plugin's
+fallback (priority 0 and preemptionPolicy PreemptLowerPriority when no priorityClassName is
+given; with a priorityClassName the api server must resolve the PriorityClass and set
+spec.priority). The not-ready/unreachable tolerations come from the api server's admission
+(DefaultTolerationSeconds), whose seconds are a server setting.
 
 ``validate_pod_spec`` and ``apply_pod_spec_defaults`` serve pod templates too (Deployments,
 ReplicaSets) with a field path prefix such as "spec.template.spec".
@@ -69,7 +70,6 @@ PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 TOLERATION_OPERATORS = ("Equal", "Exists")
 TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
-DEFAULT_TOLERATION_SECONDS = 300
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 _PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
@@ -89,7 +89,6 @@ def apply_defaults(pod: Obj) -> None:
     if not spec.get("priorityClassName"):
         set_default(spec, "priority", 0)
     set_default(spec, "preemptionPolicy", "PreemptLowerPriority")
-    _default_tolerations(spec)
 
 
 def apply_pod_spec_defaults(spec: Obj) -> None:
@@ -164,25 +163,6 @@ def _volume_defaults(volume: Obj) -> None:
             set_default(volume[source], "defaultMode", 0o644)
     if isinstance(volume.get("hostPath"), dict):
         set_default(volume["hostPath"], "type", "")
-
-
-def _default_tolerations(spec: Obj) -> None:
-    tolerations = spec.get("tolerations")
-    if tolerations is None:
-        tolerations = spec["tolerations"] = []
-    if not isinstance(tolerations, list):
-        return
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
-        taint = {"key": key, "effect": "NoExecute"}
-        if not any(tolerates(t, taint) for t in _dicts(tolerations)):
-            tolerations.append(
-                {
-                    "key": key,
-                    "operator": "Exists",
-                    "effect": "NoExecute",
-                    "tolerationSeconds": DEFAULT_TOLERATION_SECONDS,
-                }
-            )
 
 
 def tolerates(toleration: Obj, taint: Obj) -> bool:
