@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -24,44 +22,19 @@ from dockyard.client import (
     wait_for,
 )
 from dockyard.client.config import ClientConfig
-from tests.servers import RunningServer, start_server
+from tests.e2e.test_client_support import (
+    configmap,
+    deployment,
+    next_events,
+    pod,
+    quiet_server_fixture,
+    unique,
+)
+from tests.servers import RunningServer
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without scheduler and controllers: only the API, so no loop races our writes."""
-    server = start_server(tmp_path_factory.mktemp("quiet") / "data", "--no-scheduler",
-                          "--no-controllers")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": labels or {}}, "data": data}
-
-
-def pod(name: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-
-
-def deployment(name: str) -> Obj:
-    labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": 1, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
+quiet_server = quiet_server_fixture()
 
 
 @pytest.fixture
@@ -174,15 +147,6 @@ async def test_list_follows_continue_tokens(api: ApiClient) -> None:
             await cms.delete(name)
 
 
-async def next_events(watch: Any, n: int) -> list[WatchEvent]:
-    events: list[WatchEvent] = []
-    async for event in watch:
-        events.append(event)
-        if len(events) == n:
-            break
-    return events
-
-
 async def test_watch_from_resource_version_sees_changes_in_order(api: ApiClient) -> None:
     cms = api.resource("v1", "configmaps", "default")
     name = unique("watch")
@@ -199,21 +163,6 @@ async def test_watch_from_resource_version_sees_changes_in_order(api: ApiClient)
     rvs = [int(e.object["metadata"]["resourceVersion"]) for e in events]
     assert rvs == sorted(rvs) and rvs[0] > int(start_rv)
     assert watch.resource_version == str(rvs[-1])
-
-
-async def test_watch_without_resource_version_starts_with_current_objects(
-    api: ApiClient,
-) -> None:
-    cms = api.resource("v1", "configmaps", "default")
-    suite = unique("w0")
-    await cms.create(configmap(f"{suite}-a", {"suite": suite}))
-    try:
-        async with cms.watch(label_selector=f"suite={suite}", timeout_seconds=30) as watch:
-            events = await asyncio.wait_for(next_events(watch, 1), 15)
-        assert events[0].type == "ADDED"
-        assert events[0].object["metadata"]["name"] == f"{suite}-a"
-    finally:
-        await cms.delete(f"{suite}-a")
 
 
 async def test_watch_ends_at_server_timeout(api: ApiClient) -> None:

@@ -7,8 +7,7 @@ as the server does for what it models.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -19,26 +18,21 @@ from dockyard.client import (
     ConflictError,
     InvalidError,
     NotFoundError,
-    WatchEvent,
     load_kubeconfig,
 )
 from dockyard.client.fake import FakeApiClient
-from tests.servers import RunningServer, start_server
+from tests.e2e.test_client_support import (
+    configmap,
+    deployment,
+    pod,
+    quiet_server_fixture,
+    take,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
-Obj = dict[str, Any]
-
-
-@pytest.fixture(scope="module")
-def quiet_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without scheduler and controllers: only the API, so no loop races our writes."""
-    server = start_server(tmp_path_factory.mktemp("quiet") / "data", "--no-scheduler",
-                          "--no-controllers")
-    try:
-        yield server
-    finally:
-        server.stop()
+quiet_server = quiet_server_fixture()
 
 
 @pytest.fixture(params=["server", "fake"])
@@ -49,38 +43,6 @@ async def api(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
     server = request.getfixturevalue("quiet_server")
     async with ApiClient(load_kubeconfig(str(server.kubeconfig))) as client:
         yield client
-
-
-def unique(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": name, "labels": labels or {}}, "data": data}
-
-
-def pod(name: str) -> Obj:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
-
-
-def deployment(name: str, replicas: int = 1) -> Obj:
-    labels = {"app": name}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
-                     "template": {"metadata": {"labels": labels},
-                                  "spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}
-
-
-async def take(watch: Any, n: int) -> list[WatchEvent]:
-    events: list[WatchEvent] = []
-    async with watch:
-        async for event in watch:
-            events.append(event)
-            if len(events) == n:
-                break
-    return events
 
 
 async def test_create_fills_metadata(api: Any) -> None:

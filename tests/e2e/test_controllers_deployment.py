@@ -8,8 +8,6 @@ history, undo, restart, scale and wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,33 +15,16 @@ from dockyard.controllers.rollout import POD_TEMPLATE_HASH, REVISION
 from tests.e2e.test_controllers_support import (
     Cluster,
     Obj,
+    cluster_fixture,
     deployment,
     eventually,
-    start_cluster,
-    stop_cluster,
+    server_fixture,
 )
-from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without its own controllers: the test process runs them, with test options."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    c = await start_cluster(server, tmp_path)
-    try:
-        yield c
-    finally:
-        await stop_cluster(c)
+server = server_fixture()
+cluster = cluster_fixture()
 
 
 async def get_deploy(c: Cluster, name: str) -> Obj:

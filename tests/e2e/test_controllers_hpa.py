@@ -8,44 +8,22 @@ way Kubernetes does. Metric-driven scaling with real usage needs the agents' met
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-
 import pytest
 
 from dockyard.client import NotFoundError
-from dockyard.controllers.manager import ControllerOptions
 from tests.e2e.test_controllers_support import (
     Cluster,
     Obj,
+    cluster_fixture,
     deployment,
     eventually,
-    start_cluster,
-    stop_cluster,
+    server_fixture,
 )
-from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without its own controllers: the test process runs them, with test options."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data", controllers=False)
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    options = ControllerOptions(hpa_sync_period=0.5)
-    c = await start_cluster(server, tmp_path, options=options)
-    try:
-        yield c
-    finally:
-        await stop_cluster(c)
+server = server_fixture()
+cluster = cluster_fixture(hpa_sync_period=0.5)
 
 
 def hpa(name: str, target: str, min_replicas: int, max_replicas: int) -> Obj:

@@ -7,7 +7,7 @@ test_controllers_support) that marks pods Ready, because the fixture server has 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +19,9 @@ from tests.e2e.test_controllers_support import (
     FakeKubelet,
     FakeNodeHeartbeat,
     eventually,
+    server_fixture,
 )
-from tests.servers import RunningServer, start_server
+from tests.servers import RunningServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -30,16 +31,9 @@ class _NoManager:
         return None
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """`dockyard server --no-agent` with its own scheduler and controllers (short node grace)."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data",
-                           "--node-monitor-grace-period", "2",
-                           "--default-unreachable-toleration-seconds", "1", controllers=True)
-    try:
-        yield running
-    finally:
-        running.stop()
+# `dockyard server --no-agent` with its own scheduler and controllers (short node grace).
+server = server_fixture("--node-monitor-grace-period", "2",
+                        "--default-unreachable-toleration-seconds", "1", controllers=True)
 
 
 @pytest.fixture
@@ -95,13 +89,16 @@ async def test_server_flags_reach_node_lifecycle(cluster: Cluster) -> None:
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
                "spec": {"nodeName": heart.name,
                         "containers": [{"name": "c", "image": "nginx:1.25"}]}}
-        await c.rc("v1", "pods").create(pod)  # gets the api server's 300 s tolerations
+        made = await c.rc("v1", "pods").create(pod)
+        # the api server's admission wrote the flag's 1 s into the pod (not Kubernetes' 300 s)
+        assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists",
+                "effect": "NoExecute", "tolerationSeconds": 1} in made["spec"]["tolerations"]
         await heart.stop()
 
         async def evicted() -> bool:
             return not await c.pods()
 
-        # grace 2 s + cluster default toleration 1 s (not the pod's 300 s default)
+        # grace 2 s + the pod's toleration 1 s
         await eventually(evicted, timeout=20, what="pod evicted after the cluster default")
         node = await c.api.resource("v1", "nodes").get(heart.name)
         ready = next(x for x in node["status"]["conditions"] if x["type"] == "Ready")

@@ -1,5 +1,7 @@
 """Support for the controller e2e tests (no tests here): a FakeKubelet, a test cluster handle
-running the real ControllerManager against the real `dockyard server`, and polling helpers.
+running the real ControllerManager against the real `dockyard server`, the fixtures that start
+both (``server_fixture``, ``cluster_fixture``: a test module binds them to ``server`` and
+``cluster``) and polling helpers.
 
 The FakeKubelet is a test double for a node agent, used because these tests run the server
 with ``--no-agent``: it writes pod status through the API (Running, Ready, startTime,
@@ -16,14 +18,16 @@ import datetime as dt
 import subprocess
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 from dockyard.client import ApiClient, Informer, NotFoundError, object_key
 from dockyard.controllers.manager import ControllerManager, ControllerOptions
-from tests.servers import RunningServer
+from tests.servers import RunningServer, start_server
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32"
 Obj = dict[str, Any]
@@ -231,6 +235,42 @@ async def stop_cluster(cluster: Cluster) -> None:
     with contextlib.suppress(Exception):
         await cluster.api.resource("v1", "namespaces").delete(cluster.namespace)
     await cluster.api.close()
+
+
+def server_fixture(*args: str, controllers: bool = False) -> Any:
+    """Return a module-scoped ``server`` fixture: `dockyard server --no-agent` with ``args``.
+
+    Without its own controllers by default: the test process runs them, with test options.
+    """
+
+    @pytest.fixture(scope="module")
+    def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+        running = start_server(tmp_path_factory.mktemp("server") / "data", *args,
+                               controllers=controllers)
+        try:
+            yield running
+        finally:
+            running.stop()
+
+    return server
+
+
+def cluster_fixture(kubelet: bool = True, **options: Any) -> Any:
+    """Return a ``cluster`` fixture: ``start_cluster`` on the module's server, stopped after.
+
+    ``options`` are ControllerOptions fields, made afresh for each test.
+    """
+
+    @pytest.fixture
+    async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
+        c = await start_cluster(server, tmp_path, kubelet,
+                                ControllerOptions(**options) if options else None)
+        try:
+            yield c
+        finally:
+            await stop_cluster(c)
+
+    return cluster
 
 
 async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 30.0,

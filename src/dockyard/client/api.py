@@ -30,7 +30,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Generator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, Literal, overload
+from typing import Any, Literal, Self, overload
 from urllib.parse import quote
 
 import aiohttp
@@ -120,7 +120,26 @@ def query_params(params: Mapping[str, Any] | None) -> dict[str, str]:
     return out
 
 
-class ApiClient:
+class AsyncClosing:
+    """Mixin: ``async with obj`` gives ``obj`` and awaits ``obj.aclose()`` on the way out."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Release what the object holds; it may be used again afterwards unless it says not."""
+        raise NotImplementedError
+
+
+class ApiClient(AsyncClosing):
     """One connection pool to one api server; hands out ResourceClients.
 
     The session is created on first use and belongs to that event loop: use one ApiClient per
@@ -146,23 +165,19 @@ class ApiClient:
         """Build a client from a kubeconfig, as ``load_kubeconfig`` finds and merges it."""
         return cls(load_kubeconfig(path, context))
 
-    async def __aenter__(self) -> ApiClient:
+    async def __aenter__(self) -> Self:
         self.session()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the connection pool; the client can be used again afterwards."""
         if self._session is not None:
             session, self._session = self._session, None
             await session.close()
+
+    async def aclose(self) -> None:
+        """Close the connection pool (``close()``, under the name ``async with`` calls)."""
+        await self.close()
 
     def session(self) -> aiohttp.ClientSession:
         """Return the shared aiohttp session, creating it on first use inside the event loop."""
@@ -334,7 +349,30 @@ def _decode(resp: aiohttp.ClientResponse, data: bytes) -> Any:
     return data.decode(errors="replace")
 
 
-class Watch:
+class WatchStream(AsyncClosing):
+    """What every watch shares: iterating yields ``_events()`` until the watch is closed.
+
+    Subclasses set ``_gen = None`` and ``_closed = False`` and define ``_events`` and ``aclose``.
+    """
+
+    _gen: AsyncGenerator[WatchEvent, None] | None
+    _closed: bool
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._gen is None:
+            self._gen = self._events()
+        return await self._gen.__anext__()
+
+    def _events(self) -> AsyncGenerator[WatchEvent, None]:
+        raise NotImplementedError
+
+
+class Watch(WatchStream):
     """An open watch: iterate it for WatchEvents; ``resource_version`` is the last one seen.
 
     Use ``async with rc.watch(...) as w: async for ev in w`` (or just ``async for``); leaving
@@ -352,27 +390,6 @@ class Watch:
         self._gen: AsyncGenerator[WatchEvent, None] | None = None
         self._resp: aiohttp.ClientResponse | None = None
         self._closed = False
-
-    def __aiter__(self) -> Watch:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        if self._gen is None:
-            self._gen = self._events()
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> Watch:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP stream; an iteration running in another task then simply ends."""

@@ -33,12 +33,11 @@ import uuid
 from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import jsonpatch
 
-from dockyard.client.api import Obj, ObjectList, WatchEvent
+from dockyard.client.api import AsyncClosing, Obj, ObjectList, WatchEvent, WatchStream
 from dockyard.client.errors import (
     AlreadyExistsError,
     ApiError,
@@ -115,21 +114,17 @@ class FakeCluster:
         return copy.deepcopy(obj)
 
 
-class FakeApiClient:
+class FakeApiClient(AsyncClosing):
     """In-memory ApiClient: ``resource()`` hands out FakeResourceClients over one FakeCluster."""
 
     def __init__(self, cluster: FakeCluster | None = None) -> None:
         self.cluster = cluster or FakeCluster()
 
-    async def __aenter__(self) -> FakeApiClient:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.close()
-
     async def close(self) -> None:
         """Close nothing (there is no connection); here for interface parity."""
+
+    async def aclose(self) -> None:
+        """Close nothing, as ``close()``."""
 
     def resource(self, api_version: str, plural: str,
                  namespace: str | None = None) -> FakeResourceClient:
@@ -473,7 +468,7 @@ def _scale_of(obj: Obj, info: ResourceInfo) -> Obj:
     }
 
 
-class FakeWatch:
+class FakeWatch(WatchStream):
     """A watch on a FakeCluster with the Watch interface (async iterator, resource_version)."""
 
     def __init__(self, rc: FakeResourceClient, resource_version: str | None, matches: Any,
@@ -488,23 +483,6 @@ class FakeWatch:
         self._queue: asyncio.Queue[WatchEvent | None] = asyncio.Queue()
         self._gen: AsyncGenerator[WatchEvent, None] | None = None
         self._closed = False
-
-    def __aiter__(self) -> FakeWatch:
-        return self
-
-    async def __anext__(self) -> WatchEvent:
-        if self._closed:
-            raise StopAsyncIteration
-        if self._gen is None:
-            self._gen = self._events()
-        return await self._gen.__anext__()
-
-    async def __aenter__(self) -> FakeWatch:
-        return self
-
-    async def __aexit__(self, exc_type: type[BaseException] | None,
-                        exc: BaseException | None, tb: TracebackType | None) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Stop the watch."""

@@ -1,4 +1,5 @@
-"""What every controller shares: the work-queue loop, owner references, expectations, copies.
+"""What every controller shares: the work-queue loop, owner references, claims, expectations,
+copies and status writes.
 
 A controller registers handlers on shared informers that only put keys on its ``WorkQueue``;
 ``run()`` starts N workers (``dockyard.client.run_workers``) that call ``reconcile(key)``.
@@ -11,6 +12,12 @@ error never becomes a hot loop.
 controller records that it expects to see N adds or deletes in its informer; until it has seen
 them (or 5 minutes pass) it does not trust the cache's count, so a slow informer cannot cause a
 second round of creates for the same replicas.
+
+``claim`` is client-go's ControllerRefManager.ClaimObjects: an owner keeps the objects it
+controls that still match its selector, adopts matching orphans and releases the ones that no
+longer match, each change a PUT with the cached resourceVersion (a concurrent writer answers
+409 and the retry works on the fresh object). An owner being deleted adopts and releases
+nothing.
 """
 
 from __future__ import annotations
@@ -27,11 +34,15 @@ from dockyard.client import (
     ApiClient,
     ConflictError,
     EventRecorder,
+    Informer,
+    NotFoundError,
     RequeueAfter,
+    ResourceClient,
     WorkQueue,
     object_key,
     run_workers,
 )
+from dockyard.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +103,77 @@ def index_by_owner_uids(obj: Obj) -> list[str]:
     """Index function: the uids of all the object's owners."""
     refs = meta(obj).get("ownerReferences") or []
     return [str(r["uid"]) for r in refs if isinstance(r, dict) and r.get("uid")]
+
+
+def selector_of(obj: Obj) -> LabelSelector:
+    """Return the LabelSelector of a workload's spec.selector (an invalid one matches nothing)."""
+    try:
+        return LabelSelector.from_dict((obj.get("spec") or {}).get("selector"))
+    except SelectorError:
+        return LabelSelector.nothing()
+
+
+def owner_key(obj: Obj, kind: str, owners: Informer) -> str | None:
+    """Return the cache key of the object's controller of ``kind`` if it is cached, same uid."""
+    ref = controller_ref(obj)
+    if ref is None or ref.get("kind") != kind:
+        return None
+    owner = owners.get(meta(obj).get("namespace"), str(ref.get("name")))
+    if owner is None or uid_of(owner) != ref.get("uid"):
+        return None  # a namesake that replaced the owner does not own this object
+    return object_key(owner)
+
+
+async def claim(owner: Obj, candidates: Iterable[Obj], resource: ResourceClient) -> list[Obj]:
+    """Return the candidates ``owner`` controls after adopting and releasing (see module doc)."""
+    selector = selector_of(owner)
+    uid = uid_of(owner)
+    owned: list[Obj] = []
+    for cached in candidates:
+        ref = controller_ref(cached)
+        labels = meta(cached).get("labels") or {}
+        if ref is not None:
+            if ref.get("uid") != uid:
+                continue
+            if selector.matches(labels):
+                owned.append(cached)
+            elif not is_deleting(owner):
+                await set_owner(resource, cached, owner, adopt=False)
+        elif selector.matches(labels) and not is_deleting(owner) and not is_deleting(cached):
+            adopted = await set_owner(resource, cached, owner, adopt=True)
+            if adopted is not None:
+                owned.append(adopted)
+    return owned
+
+
+async def set_owner(resource: ResourceClient, cached: Obj, owner: Obj, adopt: bool) -> Obj | None:
+    """Adopt (add owner as controller) or release a copy of ``cached``; None if it is gone."""
+    obj = clone(cached)
+    uid = uid_of(owner)
+    refs = [r for r in obj["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
+    if adopt:
+        refs.append(owner_reference(owner))
+    obj["metadata"]["ownerReferences"] = refs
+    try:
+        updated: Obj = await resource.update(obj)
+        return updated
+    except NotFoundError:
+        return None  # gone meanwhile: nothing to adopt or release
+
+
+async def write_status(resource: ResourceClient, obj: Obj, old_status: Obj, status: Obj) -> None:
+    """Write ``status`` through /status unless it equals ``old_status``."""
+    if status == old_status:
+        return
+    obj["status"] = status
+    try:
+        await resource.update_status(obj)
+    except NotFoundError:
+        pass  # deleted meanwhile: its status no longer matters
+    except ConflictError:
+        # The object changed since this reconcile read it (a spec edit, another writer): look
+        # again shortly from the fresh cache (its watch event also re-queues it).
+        raise RequeueAfter(0.2, "status write conflicted") from None
 
 
 @dataclass
@@ -174,6 +256,17 @@ class Controller:
     def enqueue_after(self, obj: Obj, seconds: float) -> None:
         """Queue the key of an object after a delay."""
         self.queue.add_after(object_key(obj), seconds)
+
+    def selects_all(self, obj: Obj, noun: str) -> bool:
+        """Tell whether ``obj`` has an empty selector, recording a SelectingAll Warning if so."""
+        if not selector_of(obj).empty():
+            return False
+        # An empty selector would claim every object in the namespace: refuse, as Kubernetes
+        # does, and say why nothing happens (the Event is aggregated).
+        self.recorder.event(obj, "Warning", "SelectingAll",
+                            f"This {noun} is selecting all pods. A non-empty selector is "
+                            "required.")
+        return True
 
     async def reconcile(self, key: str) -> None:
         """Move the world toward what the object at ``key`` declares."""

@@ -49,15 +49,18 @@ from dockyard.controllers import rollout as ro
 from dockyard.controllers.base import (
     Controller,
     Obj,
+    claim,
     clone,
     controller_ref,
     index_by_controller_uid,
     is_deleting,
     meta,
+    owner_key,
     owner_reference,
+    selector_of,
     uid_of,
+    write_status,
 )
-from dockyard.controllers.replicaset import selector_of
 from dockyard.objects.pod import is_terminal
 
 log = logging.getLogger(__name__)
@@ -91,13 +94,7 @@ class DeploymentController(Controller):
     # ---- event handlers --------------------------------------------------------------------
 
     def _owner_key(self, rs: Obj) -> str | None:
-        ref = controller_ref(rs)
-        if ref is None or ref.get("kind") != "Deployment":
-            return None
-        d = self.deployments.get(meta(rs).get("namespace"), str(ref.get("name")))
-        if d is None or uid_of(d) != ref.get("uid"):
-            return None
-        return object_key(d)
+        return owner_key(rs, "Deployment", self.deployments)
 
     def _rs_changed(self, rs: Obj) -> None:
         key = self._owner_key(rs)
@@ -138,14 +135,10 @@ class DeploymentController(Controller):
         d.setdefault("status", {})
         spec = ro.defaulted_spec(d)
         now = ro.utc_now()
-        if selector_of(d).empty():
-            # An empty selector would adopt every ReplicaSet in the namespace: refuse, as
-            # Kubernetes does, and say so once (the Event is aggregated).
-            self.recorder.event(d, "Warning", "SelectingAll",
-                                "This deployment is selecting all pods. A non-empty selector "
-                                "is required.")
+        if self.selects_all(d, "deployment"):
             return
-        rss = await self._claim_replica_sets(d)
+        namespace = str(meta(d).get("namespace"))
+        rss = await claim(d, self.replicasets.by_index("namespace", namespace), self._rs_client())
         if is_deleting(d):
             new_rs, old_rss = await self._get_all(d, spec, rss, now, create=False)
             await self._write_status(d, cached, ro.calculate_status(
@@ -158,41 +151,6 @@ class DeploymentController(Controller):
             await self._rollout_recreate(d, cached, spec, rss, now)
         else:
             await self._rollout_rolling(d, cached, spec, rss, now)
-
-    async def _claim_replica_sets(self, d: Obj) -> list[Obj]:
-        selector = selector_of(d)
-        uid = uid_of(d)
-        owned: list[Obj] = []
-        for cached in self.replicasets.by_index("namespace", str(meta(d).get("namespace"))):
-            ref = controller_ref(cached)
-            labels = meta(cached).get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    owned.append(cached)
-                elif not is_deleting(d):
-                    await self._set_owner(cached, d, adopt=False)
-            elif selector.matches(labels) and not is_deleting(d) and not is_deleting(cached):
-                adopted = await self._set_owner(cached, d, adopt=True)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _set_owner(self, cached: Obj, d: Obj, adopt: bool) -> Obj | None:
-        rs = clone(cached)
-        refs = [r for r in rs["metadata"].get("ownerReferences") or []
-                if r.get("uid") != uid_of(d)]
-        if adopt:
-            refs.append(owner_reference(d))
-        rs["metadata"]["ownerReferences"] = refs
-        try:
-            # PUT with the cached resourceVersion: a concurrent change answers 409 and the
-            # retry works on the fresh ReplicaSet.
-            updated: Obj = await self._rs_client().update(rs)
-            return updated
-        except NotFoundError:
-            return None  # gone meanwhile: nothing to adopt or release
 
     def _rs_client(self, namespace: str | None = None) -> ResourceClient:
         return self.api.resource("apps/v1", "replicasets", namespace)
@@ -500,17 +458,8 @@ class DeploymentController(Controller):
                 raise RequeueAfter(wait, "progress deadline check")
 
     async def _write_status(self, d: Obj, cached: Obj, status: Obj) -> None:
-        if status == (cached.get("status") or {}):
-            return
-        d["status"] = status
-        try:
-            await self.api.resource("apps/v1", "deployments").update_status(d)
-        except NotFoundError:
-            pass  # deleted meanwhile: its status no longer matters
-        except ConflictError:
-            # The Deployment changed since this reconcile read it; look again shortly from
-            # the fresh cache (its watch event also re-queues it).
-            raise RequeueAfter(0.2, "status write conflicted") from None
+        await write_status(self.api.resource("apps/v1", "deployments"), d,
+                           cached.get("status") or {}, status)
 
 
 def _all(new_rs: Obj | None, old_rss: list[Obj]) -> list[Obj]:

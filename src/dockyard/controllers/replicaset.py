@@ -21,7 +21,6 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -29,7 +28,6 @@ from typing import Any
 
 from dockyard.client import (
     ApiClient,
-    ConflictError,
     EventRecorder,
     Informer,
     NotFoundError,
@@ -41,16 +39,18 @@ from dockyard.controllers.base import (
     Controller,
     Expectations,
     Obj,
+    claim,
     clone,
     controller_ref,
     is_deleting,
     meta,
+    owner_key,
     owner_reference,
-    uid_of,
+    selector_of,
+    write_status,
 )
 from dockyard.objects.meta import parse_time
 from dockyard.objects.pod import is_pod_ready, is_terminal, pod_phase
-from dockyard.objects.selectors import LabelSelector, SelectorError
 
 log = logging.getLogger(__name__)
 
@@ -197,14 +197,6 @@ def next_available_in(rs: Obj, pods: list[Obj], now: float) -> float | None:
     return max(min(waits), 0.5) if waits else None
 
 
-def selector_of(obj: Obj) -> LabelSelector:
-    """Return the LabelSelector of a workload's spec.selector (an invalid one matches nothing)."""
-    try:
-        return LabelSelector.from_dict((obj.get("spec") or {}).get("selector"))
-    except SelectorError:
-        return LabelSelector.nothing()
-
-
 # --- the controller ------------------------------------------------------------------------
 
 
@@ -234,13 +226,7 @@ class ReplicaSetController(Controller):
         self.enqueue(rs)
 
     def _owner_key(self, pod: Obj) -> str | None:
-        ref = controller_ref(pod)
-        if ref is None or ref.get("kind") != "ReplicaSet":
-            return None
-        rs = self.replicasets.get(meta(pod).get("namespace"), str(ref.get("name")))
-        if rs is None or uid_of(rs) != ref.get("uid"):
-            return None
-        return object_key(rs)
+        return owner_key(pod, "ReplicaSet", self.replicasets)
 
     def _enqueue_matching(self, pod: Obj) -> None:
         labels = meta(pod).get("labels") or {}
@@ -298,65 +284,22 @@ class ReplicaSetController(Controller):
             self.expectations.forget(key)  # deleted: the garbage collector removes its pods
             return
         rs = {**clone(cached), "apiVersion": "apps/v1", "kind": "ReplicaSet"}
-        if selector_of(rs).empty():
-            # An empty selector would claim every pod in the namespace: refuse (Kubernetes'
-            # validation does not let one in; ours may, so say why nothing happens).
-            self.recorder.event(rs, "Warning", "SelectingAll",
-                                "This ReplicaSet is selecting all pods. A non-empty selector "
-                                "is required.")
+        if self.selects_all(rs, "ReplicaSet"):
             return
-        pods = await self._claim_pods(rs)
+        namespace = str(meta(rs).get("namespace"))
+        pods = await claim(rs, self.pods.by_index("namespace", namespace),
+                           self.api.resource("v1", "pods"))
         active = [p for p in pods if is_active(p)]
         failure: str | None = None
         if self.expectations.satisfied(key) and not is_deleting(rs):
             failure = await self._manage_replicas(key, rs, active)
         now = time.time()
-        await self._update_status(rs, calculate_status(rs, active, now, failure))
+        await write_status(self.api.resource("apps/v1", "replicasets"), rs,
+                           cached.get("status") or {}, calculate_status(rs, active, now, failure))
         wait = next_available_in(rs, active, now)
         if wait is not None:
             # Nothing will change in the informer when minReadySeconds elapses: look again then.
             raise RequeueAfter(wait, "a ready pod becomes available")
-
-    async def _claim_pods(self, rs: Obj) -> list[Obj]:
-        """Return the pods this ReplicaSet owns after adopting and releasing (copies)."""
-        selector = selector_of(rs)
-        uid = uid_of(rs)
-        owned: list[Obj] = []
-        for cached in self.pods.by_index("namespace", str(meta(rs).get("namespace"))):
-            ref = controller_ref(cached)
-            labels = meta(cached).get("labels") or {}
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels):
-                    owned.append(cached)
-                elif not is_deleting(rs):
-                    await self._release(rs, cached)
-            elif selector.matches(labels) and not is_deleting(rs) and not is_deleting(cached):
-                adopted = await self._adopt(rs, cached)
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _adopt(self, rs: Obj, cached: Obj) -> Obj | None:
-        pod = clone(cached)
-        refs = pod["metadata"].setdefault("ownerReferences", [])
-        refs.append(owner_reference(_with_type(rs)))
-        try:
-            # PUT with the cached resourceVersion: if the pod changed meanwhile the server
-            # answers 409 and the retry sees the fresh pod.
-            updated: Obj = await self.api.resource("v1", "pods").update(pod)
-            return updated
-        except NotFoundError:
-            return None  # gone before we could adopt it: nothing to count
-
-    async def _release(self, rs: Obj, cached: Obj) -> None:
-        pod = clone(cached)
-        uid = uid_of(rs)
-        refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-        pod["metadata"]["ownerReferences"] = refs
-        with contextlib.suppress(NotFoundError):  # already gone: nothing left to release
-            await self.api.resource("v1", "pods").update(pod)
 
     async def _manage_replicas(self, key: str, rs: Obj, active: list[Obj]) -> str | None:
         """Create or delete pods toward spec.replicas; return a create error message, if any."""
@@ -413,16 +356,3 @@ class ReplicaSetController(Controller):
                 self.recorder.event(rs, "Normal", "SuccessfulDelete", f"Deleted pod: {name}")
         if first_error is not None:
             raise first_error  # retried with backoff
-
-    async def _update_status(self, rs: Obj, status: Obj) -> None:
-        if (rs.get("status") or {}) == status:
-            return
-        rs["status"] = status
-        try:
-            await self.api.resource("apps/v1", "replicasets").update_status(rs)
-        except NotFoundError:
-            pass  # deleted meanwhile: its status no longer matters
-        except ConflictError:
-            # The ReplicaSet changed since our read (a spec edit, another writer): look again
-            # shortly from the fresh cache; not an error worth backing off from.
-            raise RequeueAfter(0.2, "status write conflicted") from None
