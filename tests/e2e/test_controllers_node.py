@@ -9,51 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from dockyard.client import ConflictError
-from dockyard.controllers.manager import ControllerOptions
 from dockyard.controllers.node_lifecycle import UNREACHABLE_TAINT, UNSCHEDULABLE_TAINT
 from tests.e2e.test_controllers_support import (
     Cluster,
     FakeNodeHeartbeat,
     Obj,
+    cluster_fixture,
     eventually,
     replicaset,
-    start_cluster,
-    stop_cluster,
+    server_fixture,
 )
-from tests.servers import RunningServer, start_server
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """A server without its own controllers: the test process runs them, with test options.
-
-    Its admission gives every new pod a 1 s unreachable toleration."""
-    running = start_server(tmp_path_factory.mktemp("server") / "data",
-                           "--default-unreachable-toleration-seconds", "1", controllers=False)
-    try:
-        yield running
-    finally:
-        running.stop()
-
 GRACE = 2.0
 
-
-@pytest.fixture
-async def cluster(server: RunningServer, tmp_path: Path) -> AsyncIterator[Cluster]:
-    options = ControllerOptions(node_monitor_grace_period=GRACE)
-    c = await start_cluster(server, tmp_path, kubelet=False, options=options)
-    try:
-        yield c
-    finally:
-        await stop_cluster(c)
+# Its admission gives every new pod a 1 s unreachable toleration.
+server = server_fixture("--default-unreachable-toleration-seconds", "1")
+cluster = cluster_fixture(kubelet=False, node_monitor_grace_period=GRACE)
 
 
 @pytest.fixture
