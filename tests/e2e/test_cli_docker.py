@@ -138,8 +138,8 @@ def test_image_typo_and_interactive_run_errors(server: AgentServer) -> None:
     assert result.returncode == 125
     assert "image busybx not found — did you mean busybox?" in result.stderr
     assert pod(server, "typo") is None  # nothing left behind, as Docker
-    result = dockyard(server.kubeconfig, "run", "-it", "busybox", "sh")
-    assert result.returncode == 125 and "dockyard exec -it" in result.stderr
+    result = dockyard(server.kubeconfig, "run", "-it", "busybox", "sh", stdin="")
+    assert result.returncode == 125 and "the input device is not a TTY" in result.stderr
 
 
 def test_stats_top_and_status(server: AgentServer) -> None:

@@ -657,7 +657,10 @@ async def _attach(kube: Kube, name: str, container: str, no_stdin: bool) -> int:
     async with api:
         pods = api.resource("v1", "pods", ns)
         pod_name = await _find_pod(api, ns, name)
-        spec = _container_spec(await pods.get(pod_name), container)
+        pod = await pods.get(pod_name)
+        spec = _container_spec(pod, container)
+        if not _running(pod):
+            raise CliError(f"cannot attach to {pod_name}: its container is not running")
         # as Docker: stdin and the terminal are what the container was created with
         stdin, tty = bool(spec.get("stdin")) and not no_stdin, bool(spec.get("tty"))
         if stdin and tty:

@@ -1,0 +1,176 @@
+"""End-to-end: pods/attach through the api server and the agent to conmon, with real clients.
+
+kubectl 1.32 `attach -i` and the `dockyard run -i|-it` / `dockyard attach` verbs against a server
+WITH its agent (real runc and conmon). Terminal sessions run the CLI on a pseudo-terminal made
+here (os.openpty), typing as a person would. The module's server is checked to leave nothing
+behind.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import select
+import struct
+import subprocess
+import termios
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_agent_support import AgentServer, new_server, wait_until
+from tests.e2e.test_cli_support import DOCKYARD, dockyard
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+PROMPT_HINT = b"If you don't see a command prompt, try pressing enter."
+ROWS, COLS = 33, 101
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentServer]:
+    srv = new_server(tmp_path_factory.mktemp("attach-e2e"), node="attach-node")
+    try:
+        yield srv
+    finally:
+        srv.stop_and_check()
+
+
+def pod_exists(server: AgentServer, name: str) -> bool:
+    return server.kubectl("get", "pod", name, check=False).returncode == 0
+
+
+def wait_running(server: AgentServer, name: str) -> None:
+    def running() -> bool:
+        statuses = server.get("pod", name).get("status", {}).get("containerStatuses") or []
+        return any("running" in (s.get("state") or {}) for s in statuses)
+
+    wait_until(running, 90, f"{name} to run")
+
+
+def on_terminal(server: AgentServer, args: list[str], typed: bytes,
+                timeout: float = 90) -> tuple[int, bytes]:  # fmt: skip
+    """Run `dockyard ARGS` on a new pty; once attached, type `typed`; return (exit, output)."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+    env = dict(os.environ, KUBECONFIG=str(server.kubeconfig), HOME=str(server.base / "home"))
+    (server.base / "home").mkdir(exist_ok=True)
+    proc = subprocess.Popen([DOCKYARD, *args], stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)  # fmt: skip
+    os.close(slave)
+    output, deadline, sent = b"", time.monotonic() + timeout, False
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: every holder of the pty's other end has gone
+                    break
+                output += chunk
+            if not sent and PROMPT_HINT in output:
+                time.sleep(0.3)  # the CLI switches the terminal to raw mode after the hint
+                os.write(master, typed)
+                sent = True
+        return proc.wait(timeout=max(1.0, deadline - time.monotonic())), output
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+
+
+def test_kubectl_attach_pipes_stdin_to_a_cat_pod(server: AgentServer) -> None:
+    server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: catter}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: cat, image: busybox, command: [cat], stdin: true, stdinOnce: true}
+""")
+    wait_running(server, "catter")
+    out = server.kubectl("attach", "-i", "catter", stdin="hello through attach\n")
+    assert out.stdout == "hello through attach\n", out.stderr
+    # stdinOnce: the end of our stdin closed the container's, so cat finished
+    wait_until(lambda: server.get("pod", "catter")["status"].get("phase") == "Succeeded", 60,
+               "cat to exit")
+    server.kubectl("delete", "pod", "catter", "--grace-period=0")
+
+
+def test_attach_to_a_pod_without_stdin_is_refused(server: AgentServer) -> None:
+    server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: closed}
+spec:
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"]}
+""")
+    wait_running(server, "closed")
+    out = server.kubectl("attach", "-i", "closed", stdin="ignored\n", check=False)
+    assert out.returncode != 0
+    assert "container main was not created with stdin" in out.stderr, out.stderr
+    out = server.kubectl("attach", "-it", "closed", stdin="ignored\n", check=False)
+    assert "Unable to use a TTY - container main did not allocate one" in out.stderr
+    server.kubectl("delete", "pod", "closed", "--grace-period=0")
+
+
+def test_run_i_rm_pipes_stdin_and_removes_the_pod(server: AgentServer) -> None:
+    result = dockyard(server.kubeconfig, "run", "-i", "--rm", "--name", "piped", "busybox",
+                      "cat", stdin="hi\n")
+    assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
+    assert not pod_exists(server, "piped")
+    big = "".join(f"line {i}\n" for i in range(20000))  # 228 KB: many stdin packets
+    result = dockyard(server.kubeconfig, "run", "-i", "--rm", "--name", "counted", "busybox",
+                      "wc", "-c", stdin=big)
+    assert (result.returncode, result.stdout.strip()) == (0, str(len(big))), result.stderr
+
+
+def test_run_it_types_into_a_shell_and_returns_its_exit_code(server: AgentServer) -> None:
+    code, output = on_terminal(server, ["run", "-it", "--rm", "--name", "shell", "busybox", "sh"],
+                               b"stty size; echo h''i; exit 3\r")
+    assert code == 3, output
+    assert re.search(rb"(^|\n)hi\r\n", output), output  # the command's output, not its echo
+    assert f"{ROWS} {COLS}".encode() in output, output  # our terminal's size reached it
+    assert not pod_exists(server, "shell")
+
+
+def test_dockyard_attach_to_a_detached_interactive_pod(server: AgentServer) -> None:
+    result = dockyard(server.kubeconfig, "run", "-dit", "--name", "console", "busybox", "sh")
+    assert result.returncode == 0, result.stderr
+    pod = json.loads(server.kubectl("get", "pod", "console", "-o", "json").stdout)
+    container = pod["spec"]["containers"][0]
+    assert (container.get("stdin"), container.get("tty"), container.get("stdinOnce")) == (
+        True, True, None)
+    wait_running(server, "console")
+    code, output = on_terminal(server, ["attach", "console"], b"echo at''tached; exit 4\r")
+    assert code == 4 and b"attached\r\n" in output, output
+    wait_until(lambda: server.get("pod", "console")["status"].get("phase") == "Failed", 60,
+               "the pod to fail (exit 4)")
+    result = dockyard(server.kubeconfig, "attach", "console")
+    assert result.returncode == 125 and "is not running" in result.stderr, result.stderr
+    server.kubectl("delete", "pod", "console", "--grace-period=0")
+
+
+def test_old_kubectl_gets_a_clear_attach_error(server: AgentServer) -> None:
+    server.apply("""
+apiVersion: v1
+kind: Pod
+metadata: {name: oldclient}
+spec:
+  containers:
+  - {name: main, image: busybox, command: [sleep, "3600"], stdin: true}
+""")
+    wait_running(server, "oldclient")
+    kubectl_129 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.29")
+    out = subprocess.run([str(kubectl_129), "--kubeconfig", str(server.kubeconfig), "--cache-dir",
+                          str(server.base / "kubecache129"), "attach", "oldclient"],
+                         capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+    assert out.returncode != 0 and "kubectl 1.30 or newer" in out.stderr, out.stderr
+    server.kubectl("delete", "pod", "oldclient", "--grace-period=0")
