@@ -14,6 +14,7 @@ from dockyard.controllers.hpa import (
     pod_usage,
     record_scale,
     replica_count,
+    rescale_reason,
     scale_down_limit,
     scale_up_limit,
     stabilize,
@@ -148,3 +149,11 @@ def test_record_scale_keeps_events_by_direction() -> None:
     record_scale(history, 2, 5, 0)
     record_scale(history, 5, 4, 1)
     assert history.scale_up == [(0, 3)] and history.scale_down == [(1, 1)]
+
+
+def test_rescale_reasons_in_kubernetes_words() -> None:
+    cpu = "cpu resource utilization (percentage of request)"
+    assert f"New size: 3; reason: {rescale_reason(cpu, 3, 1)}" == \
+        "New size: 3; reason: cpu resource utilization (percentage of request) above target"
+    assert rescale_reason("memory resource", 4, 2) == "memory resource above target"
+    assert rescale_reason(cpu, 1, 3) == "All metrics below target"

@@ -14,6 +14,11 @@ highest recommendation of the stabilisation window (default 300 s); policies lim
 pods (or what percent) may be added or removed per period (defaults: up max(4 pods, 100%) per
 15 s, down 100% per 15 s).
 
+Each rescale records a SuccessfulRescale event in Kubernetes' words: "New size: 3; reason: cpu
+resource utilization (percentage of request) above target" when a metric drove it up, "New
+size: 1; reason: All metrics below target" when down; the status written in the same pass
+carries the currentMetrics (utilization) that made the decision.
+
 Invariants: without metrics (the API absent, no pod reporting, a pod without a request) the
 HPA gets ScalingActive=False, reason FailedGetResourceMetric, and the target is not scaled;
 status (currentReplicas, desiredReplicas, currentMetrics, conditions, lastScaleTime) is written
@@ -313,6 +318,13 @@ def format_value(resource: str, value: float) -> str:
     return format_cpu_millis(int(value)) if resource == "cpu" else str(int(value))
 
 
+def rescale_reason(metric: str, desired: int, current: int) -> str:
+    """Return a metric-driven rescale's reason, as Kubernetes words it for its event."""
+    if desired > current:
+        return f"{metric} above target"  # the metric that asked for the most replicas
+    return "All metrics below target"  # down only when every metric allows it
+
+
 def set_hpa_condition(conditions: list[Obj], kind: str, status: str, reason: str,
                       message: str, now: float) -> None:
     """Set an HPA condition in place, keeping lastTransitionTime when the status holds."""
@@ -472,8 +484,7 @@ class HorizontalPodAutoscalerController(Controller):
                                               history, up, down, now)
         set_hpa_condition(conditions, "ScalingLimited",
                           "False" if desired == stabilized else "True", reason, message, now)
-        direction = "above" if desired > current else "below"
-        return desired, f"{evaluation.reason} {direction} target"
+        return desired, rescale_reason(evaluation.reason, desired, current)
 
     async def _evaluate(self, hpa: Obj, scale: Obj, current: int, now: float) -> _Evaluation:
         namespace = str(meta(hpa).get("namespace"))
