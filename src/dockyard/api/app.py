@@ -110,6 +110,7 @@ def _registry_authorizer(tokens: TokenFile) -> Callable[[str, str], str]:
 
 async def _on_startup(app: web.Application) -> None:
     storage: ResourceStorage = app["storage"]
+    storage.namespaces.start()
     await ensure_built_in(storage)
     cleaner = NamespaceCleaner(storage)
     cleaner.start()
@@ -118,6 +119,7 @@ async def _on_startup(app: web.Application) -> None:
 
 async def _on_cleanup(app: web.Application) -> None:
     await app["namespace_cleaner"].stop()
+    await app["storage"].namespaces.stop()
 
 
 # --- middlewares -------------------------------------------------------------------------

@@ -9,7 +9,6 @@ or metav1.Status errors raised as ``StatusError``.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,6 +21,7 @@ from dockyard.api.authz import authorize, check_object
 from dockyard.api.conversion import VersionedStorage, from_storage, storage_info
 from dockyard.api.decoding import MAX_BODY_BYTES, DecodeError, decode_object
 from dockyard.api.managed_fields import track_write
+from dockyard.api.patch_schema import json_copy
 from dockyard.api.patching import PatchError, apply_patch
 from dockyard.api.requests import (
     Target,
@@ -196,7 +196,7 @@ class ResourceHandlers:
         expected = obj["metadata"].get("resourceVersion")
 
         def replace(current: dict[str, Any]) -> dict[str, Any]:
-            new = copy.deepcopy(obj)
+            new: dict[str, Any] = json_copy(obj)  # each retry starts from the body
             new["metadata"].setdefault("name", target.name)
             track_write(new, current, request)
             return new
