@@ -3,6 +3,16 @@
 On first start under a data dir it makes the CA and serving certificate, the admin token
 (written into DATA_DIR/kubeconfig) and a join token for agents (DATA_DIR/node-token). A restart
 on the same data dir reuses all of them, so kubeconfigs and join tokens stay valid.
+
+State lives in SQLite (DATA_DIR/state.db) unless ``--store`` names etcd. Several api servers
+may share one etcd; what they must then share besides it is the cluster's identity: the CA
+(pki/ca.crt, ca.key) and the tokens (tokens.json, admin-token, node-token). ``--shared-dir DIR``
+(default: the data dir) says where those live: a second server on the same machine, or on a
+shared filesystem, points at the first one's data dir (or at a copy of those files). The CA is
+copied into the server's own DATA_DIR/pki, where each server issues its own serving certificate;
+tokens are read from the shared tokens.json (re-read on an unknown token, so a token one server
+makes works at every server). Service IP and node port claims already live in the store.
+The store is opened before anything is written, so an unreachable etcd leaves no files behind.
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import shutil
 import signal
 import socket
 from dataclasses import dataclass, field
@@ -30,6 +41,8 @@ from dockyard.api.tokens import TokenFile
 from dockyard.client.api import ApiClient
 from dockyard.client.config import ClientConfig
 from dockyard.controllers.manager import ControllerManager, ControllerOptions
+from dockyard.store.base import Store
+from dockyard.store.opening import EtcdTLS, is_etcd, open_store
 from dockyard.store.sqlite import SQLiteStore
 
 log = logging.getLogger("dockyard.server")
@@ -58,6 +71,9 @@ class ServerOptions:
     tls_sans: list[str] = field(default_factory=list)
     controllers: ControllerOptions = field(default_factory=ControllerOptions)
     agent: AgentSettings = field(default_factory=lambda: AgentSettings())
+    store: str = ""  # empty: SQLite at DATA_DIR/state.db; else see dockyard.store.opening
+    etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
+    shared_dir: Path | None = None  # where the CA and tokens live (None: the data dir)
 
 
 @dataclass
@@ -94,15 +110,10 @@ def kubeconfig_path(data_dir: Path) -> Path:
 async def run_server(options: ServerOptions) -> None:
     """Run the server until SIGTERM or SIGINT, then release everything it holds."""
     data_dir = options.data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pki = ensure_pki(data_dir, certificate_names(options))
-    tokens = TokenFile(data_dir)
-    admin_token = _ensure_token_file(data_dir / "admin-token", tokens, "admin")
-    _ensure_token_file(data_dir / "node-token", tokens, "join")
-    store = await SQLiteStore.open(data_dir / "state.db",
-                                   history_seconds=options.watch_history_seconds)
+    store = await open_server_store(options)
     runner: web.AppRunner | None = None
     try:
+        pki, tokens, admin_token = ensure_identity(options)
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir,
                                   default_toleration_seconds=options.default_toleration_seconds))
         service_ips.configure(app["storage"], options.service_cidr)
@@ -128,6 +139,55 @@ async def run_server(options: ServerOptions) -> None:
         if runner is not None:
             await runner.cleanup()
         await store.close()
+
+
+async def open_server_store(options: ServerOptions) -> Store:
+    """Open the store the options name; StoreError (nothing written) if it cannot be opened."""
+    if not options.store:
+        data_dir = options.data_dir.resolve()
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return await SQLiteStore.open(data_dir / "state.db",
+                                      history_seconds=options.watch_history_seconds)
+    if not is_etcd(options.store):
+        Path(options.store.removeprefix("sqlite://")).parent.mkdir(parents=True, exist_ok=True)
+    return await open_store(options.store, history_seconds=options.watch_history_seconds,
+                            tls=options.etcd_tls)
+
+
+def ensure_identity(options: ServerOptions) -> tuple[Path, TokenFile, str]:
+    """Return the pki dir, the tokens and the admin token, made on first start (see above)."""
+    data_dir = options.data_dir.resolve()
+    shared = (options.shared_dir or data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pki = ensure_shared_pki(data_dir, shared, certificate_names(options))
+    tokens = TokenFile(shared)
+    admin_token = _ensure_token_file(shared / "admin-token", tokens, "admin")
+    _ensure_token_file(shared / "node-token", tokens, "join")
+    return pki, tokens, admin_token
+
+
+def ensure_shared_pki(data_dir: Path, shared: Path, names: list[str]) -> Path:
+    """Return DATA_DIR/pki holding the shared dir's CA (made there if missing) and a serving
+    certificate of our own; ValueError if DATA_DIR already holds a different CA."""
+    if shared == data_dir:
+        return ensure_pki(data_dir, names)
+    source = shared / "pki"
+    if not (source / "ca.crt").exists():
+        shared.mkdir(parents=True, exist_ok=True, mode=0o700)
+        ensure_pki(shared, names)  # a new cluster: its CA is made in the shared dir
+    pki = data_dir / "pki"
+    pki.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if (pki / "ca.crt").exists():
+        if (pki / "ca.crt").read_bytes() != (source / "ca.crt").read_bytes():
+            raise ValueError(f"{pki / 'ca.crt'} is another CA than {source / 'ca.crt'}: remove "
+                             f"{pki} to use the shared one")
+    else:
+        for name in ("ca.key", "ca.crt"):  # the key first: ca.crt present means both are
+            tmp = pki / (name + ".tmp")
+            shutil.copyfile(source / name, tmp)
+            os.chmod(tmp, 0o600 if name.endswith(".key") else 0o644)
+            os.replace(tmp, pki / name)
+    return ensure_pki(data_dir, names)
 
 
 @dataclass

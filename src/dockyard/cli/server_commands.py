@@ -51,11 +51,22 @@ def server(
     cluster_dns: str = typer.Option("", "--cluster-dns",
                                     help="This node's DNS address for pods (default: gateway)."),
     no_proxy: bool = typer.Option(False, "--no-proxy", help="Run no service proxy or DNS."),
+    store: str = typer.Option(
+        "", "--store", help="Where state lives: etcd://HOST:PORT[,HOST:PORT], etcd+https://..., "
+        "or a SQLite file (default: DATA_DIR/state.db)."),
+    etcd_cafile: str = typer.Option("", "--etcd-cafile", help="CA that signed etcd's cert."),
+    etcd_certfile: str = typer.Option("", "--etcd-certfile", help="Client cert for etcd."),
+    etcd_keyfile: str = typer.Option("", "--etcd-keyfile", help="Client key for etcd."),
+    shared_dir: Path | None = typer.Option(
+        None, "--shared-dir", help="Where the cluster CA and tokens live, shared by api servers "
+        "on one etcd (default: the data dir; a second server: the first's data dir)."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
     from dockyard.api.admission import DefaultTolerationSeconds
     from dockyard.controllers.manager import ControllerOptions
     from dockyard.server import AgentSettings, ServerOptions, run_server
+    from dockyard.store.base import StoreError
+    from dockyard.store.opening import EtcdTLS
 
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
@@ -65,14 +76,21 @@ def server(
                           reserved_memory, list(allow_host_path))
     controllers = ControllerOptions(node_monitor_grace_period=node_monitor_grace_period)
     tolerations = DefaultTolerationSeconds(not_ready_toleration, unreachable_toleration)
-    asyncio.run(run_server(ServerOptions(
-        data_dir, listen, port, no_agent, no_scheduler=no_scheduler,
+    options = ServerOptions(
+        data_dir, listen, port, no_agent=no_agent, no_scheduler=no_scheduler,
         no_controllers=no_controllers, agent=agent, controllers=controllers,
         default_toleration_seconds=tolerations,
         watch_history_seconds=watch_history_seconds, service_cidr=service_cidr,
         cluster_domain=cluster_domain, cluster_dns=cluster_dns, no_proxy=no_proxy,
-        tls_sans=list(tls_san),
-    )))
+        tls_sans=list(tls_san), store=store, shared_dir=shared_dir,
+        etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile),
+    )
+    try:
+        asyncio.run(run_server(options))
+    except (StoreError, ValueError) as err:
+        # A store that cannot be opened, or bad pki/options: say which, exit 1, no traceback.
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(1) from None
 
 
 def kubeconfig(
