@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 
 from dockyard.objects.pod import apply_defaults, validate
+from dockyard.objects.validation import FieldError
+from dockyard.objects.volumes import object_items
 
 pytestmark = pytest.mark.unit
 
@@ -182,3 +184,27 @@ def test_sub_path_stays_inside_the_volume(sub_path: str, ok: bool) -> None:
 def test_env_references(value_from: dict[str, Any], expected: list[tuple[str, str]]) -> None:
     pod = pod_with(env=[{"name": "X", "valueFrom": value_from}])
     assert errors(pod) == expected
+
+
+def test_object_items_yields_objects_and_reports_the_rest_in_order() -> None:
+    errs: list[FieldError] = []
+    items = [{"a": 1}, "x", None, {"b": 2}]
+    assert list(object_items(items, "spec.volumes", errs)) == [
+        ("spec.volumes[0]", {"a": 1}),
+        ("spec.volumes[3]", {"b": 2}),
+    ]
+    assert [(e.field, e.type) for e in errs] == [
+        ("spec.volumes[1]", "FieldValueTypeInvalid"),
+        ("spec.volumes[2]", "FieldValueTypeInvalid"),
+    ]
+
+
+def test_non_object_items_are_named_wherever_they_stand() -> None:
+    pod = pod_with([{"name": "v", "emptyDir": {}}, "junk"], ports=[7], env=["E"],
+                   volumeMounts=[{"name": "v", "mountPath": "/v"}, 3])  # fmt: skip
+    assert [f for f, t in errors(pod) if t == "FieldValueTypeInvalid"] == [
+        "spec.volumes[1]",
+        "spec.containers[0].ports[0]",
+        "spec.containers[0].env[0]",
+        "spec.containers[0].volumeMounts[1]",
+    ]

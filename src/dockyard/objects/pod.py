@@ -57,6 +57,7 @@ from dockyard.objects.validation import (
 from dockyard.objects.volumes import (
     ENV_FIELD_PATHS,
     key_reference,
+    object_items,
     object_reference,
     relative_path,
     validate_volume_source,
@@ -226,11 +227,8 @@ def _validate_status(status: Any, spec: Obj) -> list[FieldError]:
         ("initContainerStatuses", "initContainers"),
     ):
         names = {hashable(c.get("name")) for c in _dicts(spec.get(spec_key))}
-        for i, cs in enumerate(as_list(status, key, f"status.{key}", errs)):
-            field = f"status.{key}[{i}]"
-            if not isinstance(cs, dict):
-                errs.append(type_invalid(field, cs, "must be an object"))
-                continue
+        statuses = as_list(status, key, f"status.{key}", errs)
+        for field, cs in object_items(statuses, f"status.{key}", errs):
             if hashable(cs.get("name")) not in names:
                 errs.append(not_found(f"{field}.name", cs.get("name")))
             non_negative(f"{field}.restartCount", cs.get("restartCount"), errs)
@@ -275,11 +273,7 @@ def validate_pod_spec(spec: Obj, path: str) -> list[FieldError]:
         errs.append(required(f"{path}.containers"))
     seen: set[str] = set()
     for key, items in (("initContainers", inits), ("containers", containers)):
-        for i, container in enumerate(items):
-            field = f"{path}.{key}[{i}]"
-            if not isinstance(container, dict):
-                errs.append(type_invalid(field, container, "must be an object"))
-                continue
+        for field, container in object_items(items, f"{path}.{key}", errs):
             errs += _validate_container(container, field, volumes[0], key == "initContainers")
             name = container.get("name")
             if isinstance(name, str) and name:
@@ -383,11 +377,7 @@ def _validate_toleration(toleration: Any, field: str) -> list[FieldError]:
 def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
     errs: list[FieldError] = []
     names: set[str] = set()
-    for i, volume in enumerate(volumes):
-        field = f"{path}.volumes[{i}]"
-        if not isinstance(volume, dict):
-            errs.append(type_invalid(field, volume, "must be an object"))
-            continue
+    for field, volume in object_items(volumes, f"{path}.volumes", errs):
         name = volume.get("name")
         if not name:
             errs.append(required(f"{field}.name"))
@@ -456,11 +446,7 @@ def _validate_container(
 def _validate_ports(ports: list[Any], field: str) -> list[FieldError]:
     errs: list[FieldError] = []
     names: set[str] = set()
-    for i, port in enumerate(ports):
-        item = f"{field}[{i}]"
-        if not isinstance(port, dict):
-            errs.append(type_invalid(item, port, "must be an object"))
-            continue
+    for item, port in object_items(ports, field, errs):
         errs += port_number(f"{item}.containerPort", port.get("containerPort"))
         errs += port_number(f"{item}.hostPort", port.get("hostPort"), required_=False)
         protocol = port.get("protocol")
@@ -484,11 +470,7 @@ _VALUE_FROM = ("fieldRef", "resourceFieldRef", "configMapKeyRef", "secretKeyRef"
 
 def _validate_env(env: list[Any], field: str) -> list[FieldError]:
     errs: list[FieldError] = []
-    for i, var in enumerate(env):
-        item = f"{field}[{i}]"
-        if not isinstance(var, dict):
-            errs.append(type_invalid(item, var, "must be an object"))
-            continue
+    for item, var in object_items(env, field, errs):
         name = var.get("name")
         if not name:
             errs.append(required(f"{item}.name"))
@@ -573,11 +555,7 @@ def _validate_resources(resources: Obj, field: str) -> list[FieldError]:
 def _validate_mounts(mounts: list[Any], field: str, volumes: set[str]) -> list[FieldError]:
     errs: list[FieldError] = []
     paths: set[str] = set()
-    for i, mount in enumerate(mounts):
-        item = f"{field}[{i}]"
-        if not isinstance(mount, dict):
-            errs.append(type_invalid(item, mount, "must be an object"))
-            continue
+    for item, mount in object_items(mounts, field, errs):
         name = mount.get("name")
         if not name:
             errs.append(required(f"{item}.name"))

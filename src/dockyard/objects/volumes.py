@@ -7,11 +7,14 @@ Kubernetes exposes.
 
 Invariants: validators never raise on malformed input; sources we do not inspect
 (nfs, csi, ...) are accepted as they are, as long as a volume has exactly one source.
+`object_items` is the one walk over a list of objects (volumes, mounts, ports, env, items)
+that reports each non-object item; pod.py's validators use it too.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from dockyard.objects.quantity import QuantityError, parse_quantity
@@ -81,6 +84,15 @@ def relative_path(field: str, value: Any) -> list[FieldError]:
     return errs
 
 
+def object_items(items: list[Any], field: str, errs: list[FieldError]) -> Iterator[tuple[str, Obj]]:
+    """Yield (field path, item) for each object of a list; record a type error for others."""
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            yield f"{field}[{i}]", item
+        else:
+            errs.append(type_invalid(f"{field}[{i}]", item, "must be an object"))
+
+
 def validate_volume_source(volume: Obj, field: str) -> list[FieldError]:
     """Validate the one source of a volume (the caller checks there is exactly one)."""
     for key, rule in _SOURCES.items():
@@ -132,11 +144,8 @@ def _mode(field: str, value: Any) -> list[FieldError]:
 
 def _key_items(source: Obj, field: str) -> list[FieldError]:
     errs = _mode(f"{field}.defaultMode", source.get("defaultMode"))
-    for i, item in enumerate(as_list(source, "items", f"{field}.items", errs)):
-        item_field = f"{field}.items[{i}]"
-        if not isinstance(item, dict):
-            errs.append(type_invalid(item_field, item, "must be an object"))
-            continue
+    items = as_list(source, "items", f"{field}.items", errs)
+    for item_field, item in object_items(items, f"{field}.items", errs):
         key = item.get("key")
         if not key:
             errs.append(required(f"{item_field}.key"))
@@ -166,11 +175,8 @@ def _claim(source: Obj, field: str) -> list[FieldError]:
 
 def _downward_api(source: Obj, field: str) -> list[FieldError]:
     errs = _mode(f"{field}.defaultMode", source.get("defaultMode"))
-    for i, item in enumerate(as_list(source, "items", f"{field}.items", errs)):
-        item_field = f"{field}.items[{i}]"
-        if not isinstance(item, dict):
-            errs.append(type_invalid(item_field, item, "must be an object"))
-            continue
+    items = as_list(source, "items", f"{field}.items", errs)
+    for item_field, item in object_items(items, f"{field}.items", errs):
         if not item.get("path"):
             errs.append(required(f"{item_field}.path"))
         else:
