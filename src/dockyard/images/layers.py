@@ -496,6 +496,11 @@ class _Extractor:
                 os.close(fd)
 
     def _open_strict(self, parts: list[str]) -> int | None:
+        """Open `parts` through real directories only; None where one is gone or a link.
+
+        Not rootpath's walk on purpose: a directory a later entry replaced with a symlink
+        must not pass its mtime on to whatever the link names.
+        """
         fd = os.dup(self.root_fd)
         for comp in parts:
             try:
