@@ -7,7 +7,7 @@ import pytest
 from dockyard.scheduler import reasons
 from dockyard.scheduler.framework import Code, Framework, Profile, Status
 from dockyard.scheduler.plugins import REGISTRY
-from dockyard.scheduler.podinfo import pod_requests
+from dockyard.scheduler.podinfo import pod_info, scheduling_requests
 from dockyard.scheduler.profiles import PROFILES
 from dockyard.scheduler.queue import SchedulingQueue, backoff_seconds
 from dockyard.scheduler.snapshot import Snapshot
@@ -48,19 +48,41 @@ GI = 2**30
     ],
 )
 def test_effective_requests(pod: dict, want: dict) -> None:
-    assert pod_requests(pod) == want
+    assert scheduling_requests(pod) == want
 
 
 def test_limits_count_as_requests_when_requests_are_missing() -> None:
     pod = make_pod("p")
     pod["spec"]["containers"][0]["resources"] = {"limits": {"cpu": "2", "memory": "1Gi"}}
-    assert pod_requests(pod) == {"cpu": 2000, "memory": GI, "pods": 1}
+    assert scheduling_requests(pod) == {"cpu": 2000, "memory": GI, "pods": 1}
 
 
 def test_overhead_is_added() -> None:
     pod = make_pod("p").requests(cpu="1")
     pod["spec"]["overhead"] = {"cpu": "250m"}
-    assert pod_requests(pod)["cpu"] == 1250
+    assert scheduling_requests(pod)["cpu"] == 1250
+
+
+def test_zero_requests_are_dropped_and_pods_counts_one() -> None:
+    # 0 cpu is no request at all: the fit plugin must not look for a "cpu" column
+    pod = make_pod("p").requests(cpu="0", memory="1Gi")
+    assert scheduling_requests(pod) == {"memory": GI, "pods": 1}
+
+
+def test_a_bad_quantity_is_an_error_naming_the_resource() -> None:
+    pod = make_pod("p").requests(cpu="1", memory="lots")
+    with pytest.raises(ValueError, match="memory: .*'lots'"):
+        pod_info(pod)
+
+
+def test_a_bad_affinity_selector_is_an_error() -> None:
+    pod = make_pod("p")
+    term = {"topologyKey": "zone", "labelSelector": {"matchExpressions": [{"key": "a"}]}}
+    pod["spec"]["affinity"] = {
+        "podAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [term]}
+    }
+    with pytest.raises(ValueError, match="not a valid label selector operator"):
+        pod_info(pod)
 
 
 @pytest.mark.parametrize(
@@ -196,8 +218,6 @@ def test_remove_node_drops_its_pods_and_reindexes() -> None:
 def test_queue_orders_by_priority_then_arrival_and_backs_off() -> None:
     sort = REGISTRY["PrioritySort"]().sort_key  # type: ignore[attr-defined]
     q = SchedulingQueue(sort)
-    from dockyard.scheduler.podinfo import pod_info
-
     low, high, later = (
         pod_info(make_pod(n).priority(p)) for n, p in (("low", 1), ("high", 10), ("later", 1))
     )
@@ -225,7 +245,6 @@ class FakeBinder:
 
 async def test_default_binder_creates_a_v1_binding() -> None:
     from dockyard.scheduler.framework import CycleState
-    from dockyard.scheduler.podinfo import pod_info
 
     fw = Framework(PROFILES["default-scheduler"], REGISTRY)
     pod = make_pod("p", "apps")
@@ -255,7 +274,6 @@ def test_reserve_rolls_back_and_permit_waits() -> None:
         ReservePlugin,
         unschedulable,
     )
-    from dockyard.scheduler.podinfo import pod_info
 
     log: list[str] = []
 

@@ -7,8 +7,8 @@ import random
 import numpy as np
 import pytest
 
+from dockyard.objects.selectors import NodeSelectorTerm
 from dockyard.scheduler.framework import CycleState, Framework, Profile
-from dockyard.scheduler.labels import node_term_matches
 from dockyard.scheduler.matching import term_mask
 from dockyard.scheduler.plugins import REGISTRY
 from dockyard.scheduler.plugins.taint_toleration import toleration_matches
@@ -143,8 +143,13 @@ def test_vectorised_node_terms_agree_with_per_node_rule() -> None:
                 )
             )
             reqs.append({"key": key, "operator": op, "values": values})
-        term = {"matchExpressions": reqs}
-        want = [node_term_matches(term, n.labels, n.name) for n in snap.nodes]
+        term: dict = {"matchExpressions": reqs}
+        if rng.random() < 0.3:
+            names = rng.sample([n.name for n in snap.nodes] + ["gone"], 3)
+            term["matchFields"] = [
+                {"key": "metadata.name", "operator": rng.choice(["In", "NotIn"]), "values": names}
+            ]
+        want = [NodeSelectorTerm.from_dict(term).matches(n.labels, n.name) for n in snap.nodes]
         assert term_mask(snap, term).tolist() == want, term
 
 

@@ -9,7 +9,10 @@ import pytest
 from dockyard.objects.selectors import (
     FieldSelector,
     LabelSelector,
+    NodeSelectorTerm,
     SelectorError,
+    compile_selector,
+    freeze,
     supported_fields,
     validate_label_selector,
 )
@@ -211,3 +214,98 @@ def test_supported_fields_per_kind() -> None:
 def test_malformed_labels_match_like_no_labels() -> None:
     assert LabelSelector.parse("!app").matches("oops")  # type: ignore[arg-type]
     assert not LabelSelector.parse("app").matches(None)
+
+
+# --- compiled selectors (the scheduler's hot path) -----------------------------------------
+
+
+def expr(key: str, operator: str, *values: str) -> dict[str, Any]:
+    return {"key": key, "operator": operator, "values": list(values)}
+
+
+@pytest.mark.parametrize(
+    ("selector", "web", "db", "none"),
+    [
+        (None, False, False, False),  # a missing selector matches nothing
+        ({}, True, True, True),  # an empty one matches everything
+        ({"matchLabels": {"app": "web"}}, True, False, False),
+        ({"matchLabels": {"app": "web", "tier": "back"}}, False, False, False),
+        ({"matchExpressions": [expr("app", "In", "db")]}, False, True, False),
+        ({"matchExpressions": [expr("app", "In", "db", "web")]}, True, True, False),
+        ({"matchExpressions": [expr("tier", "NotIn", "front")]}, False, True, True),
+        ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, True, False, False),
+        ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, False, True, True),
+        # matchLabels AND expressions: app=web and tier in (front)
+        (
+            {"matchLabels": {"app": "web"}, "matchExpressions": [expr("tier", "In", "front")]},
+            True,
+            False,
+            False,
+        ),
+    ],
+)
+def test_compiled_selector_matching(
+    selector: dict[str, Any] | None, web: bool, db: bool, none: bool
+) -> None:
+    compiled = compile_selector(selector)
+    assert (compiled.matches(WEB), compiled.matches(DB), compiled.matches({})) == (web, db, none)
+    assert compiled == LabelSelector.from_dict(selector)
+
+
+def test_compile_selector_parses_each_distinct_value_once() -> None:
+    first = compile_selector({"matchLabels": {"a": "1", "b": "2"}})
+    # the same value written in another key order is the same selector, not parsed again
+    assert compile_selector({"matchLabels": {"b": "2", "a": "1"}}) is first
+    assert compile_selector({"matchLabels": {"a": "1"}}) is not first
+    assert freeze({"x": [1, {"y": 2}]}) == freeze({"x": (1, {"y": 2})})
+    hash(freeze({"x": [1, {"y": 2}]}))
+
+
+def test_compile_selector_refuses_a_bad_selector() -> None:
+    with pytest.raises(SelectorError, match="'Near' is not a valid label selector operator"):
+        compile_selector({"matchExpressions": [expr("a", "Near", "b")]})
+
+
+NODE_LABELS = {"cpus": "8", "zone": "a", "gen": "new"}
+
+
+@pytest.mark.parametrize(
+    ("term", "matches"),
+    [
+        ({}, False),  # an empty term matches no node, as in Kubernetes
+        ({"matchExpressions": []}, False),
+        ({"matchExpressions": [expr("cpus", "Gt", "4")]}, True),  # 8 > 4
+        ({"matchExpressions": [expr("cpus", "Gt", "8")]}, False),  # 8 > 8 fails
+        ({"matchExpressions": [expr("cpus", "Lt", "16")]}, True),
+        ({"matchExpressions": [expr("gen", "Gt", "1")]}, False),  # "new" is no integer
+        ({"matchExpressions": [expr("ram", "Lt", "1")]}, False),  # a missing label fails
+        ({"matchExpressions": [expr("zone", "In", "a", "b"), expr("cpus", "Gt", "2")]}, True),
+        ({"matchFields": [expr("metadata.name", "In", "n1", "n2")]}, True),
+        ({"matchFields": [expr("metadata.name", "NotIn", "n1")]}, False),
+        # expressions AND fields
+        (
+            {
+                "matchExpressions": [expr("zone", "In", "b")],
+                "matchFields": [expr("metadata.name", "In", "n1")],
+            },
+            False,
+        ),
+    ],
+)
+def test_node_selector_term(term: dict[str, Any], matches: bool) -> None:
+    assert NodeSelectorTerm.from_dict(term).matches(NODE_LABELS, "n1") is matches
+
+
+@pytest.mark.parametrize(
+    ("term", "message"),
+    [
+        ({"matchExpressions": [expr("cpus", "Gt", "four")]}, "'cpus' needs one integer value"),
+        ({"matchExpressions": [expr("cpus", "Lt", "1", "2")]}, "'cpus' needs one integer value"),
+        ({"matchFields": [expr("metadata.uid", "In", "x")]}, "unsupported matchFields key"),
+        ({"matchFields": [{"key": "metadata.name", "operator": "Exists"}]}, "In or NotIn"),
+        ({"matchExpressions": "cpus"}, "matchExpressions must be a list"),
+    ],
+)
+def test_bad_node_selector_terms_are_named(term: dict[str, Any], message: str) -> None:
+    with pytest.raises(SelectorError, match=message):
+        NodeSelectorTerm.from_dict(term)

@@ -12,7 +12,9 @@ ReplicaSets) with a field path prefix such as "spec.template.spec".
 Invariants: apply_defaults is idempotent; validators never raise on malformed input;
 ``pod_requests`` computes effective requests as the scheduler does:
 max(sum(containers) + sum(sidecars), max over init containers of (init + sidecars started
-before it)) + overhead, cpu in millicores and everything else in whole units.
+before it)) + overhead, cpu in millicores and everything else in whole units; a container's
+limit without a request counts as its request, as defaulting makes it (so pods that never went
+through the api server, such as simulated ones, count the same).
 """
 
 from __future__ import annotations
@@ -702,10 +704,12 @@ def _resource_map(container: Obj, kind: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _amount(name: str, value: Any) -> int:
+def _amount(name: str, value: Any, strict: bool = False) -> int:
     try:
         return cpu_millis(value) if name == "cpu" else to_int(value)
-    except QuantityError:
+    except QuantityError as err:
+        if strict:
+            raise QuantityError(f"{name}: {err}") from None
         return 0
 
 
@@ -724,13 +728,24 @@ def container_requests(container: Obj) -> dict[str, int]:
     return _container_amounts(container, "requests")
 
 
-def _container_amounts(container: Obj, kind: str) -> dict[str, int]:
-    return {n: _amount(n, v) for n, v in _resource_map(container, kind).items()}
+def _container_amounts(container: Obj, kind: str, strict: bool = False) -> dict[str, int]:
+    resources = container.get("resources")
+    if not isinstance(resources, dict):
+        return {}
+    values = resources.get(kind)
+    values = values if isinstance(values, dict) else {}
+    limits = resources.get("limits") if kind == "requests" else None
+    if isinstance(limits, dict) and limits:
+        values = {**limits, **values}
+    return {n: _amount(n, v, strict) for n, v in values.items()}
 
 
-def pod_requests(pod: Obj) -> dict[str, int]:
-    """Return a pod's effective requests as the scheduler counts them (cpu in millicores)."""
-    return _effective(pod, "requests")
+def pod_requests(pod: Obj, *, strict: bool = False) -> dict[str, int]:
+    """Return a pod's effective requests as the scheduler counts them (cpu in millicores).
+
+    A malformed quantity counts 0, or with strict raises QuantityError naming the resource.
+    """
+    return _effective(pod, "requests", strict)
 
 
 def pod_limits(pod: Obj) -> dict[str, int]:
@@ -738,16 +753,16 @@ def pod_limits(pod: Obj) -> dict[str, int]:
     return _effective(pod, "limits")
 
 
-def _effective(pod: Obj, kind: str) -> dict[str, int]:
+def _effective(pod: Obj, kind: str, strict: bool = False) -> dict[str, int]:
     # Worked example: containers 100m + 200m, sidecar 50m, then an init container of 1 cpu:
     # apps + sidecars = 350m, init step = 50m + 1000m = 1050m, so the pod needs 1050m.
     total: dict[str, int] = {}
     for container in _containers(pod, "containers"):
-        _add(total, _container_amounts(container, kind))
+        _add(total, _container_amounts(container, kind, strict))
     sidecars: dict[str, int] = {}
     init_peak: dict[str, int] = {}
     for container in _containers(pod, "initContainers"):
-        amounts = _container_amounts(container, kind)
+        amounts = _container_amounts(container, kind, strict)
         if container.get("restartPolicy") == "Always":
             _add(sidecars, amounts)
             _max_into(init_peak, sidecars)
@@ -759,7 +774,7 @@ def _effective(pod: Obj, kind: str) -> dict[str, int]:
     _max_into(total, init_peak)
     overhead = dict_of(pod.get("spec")).get("overhead")
     if isinstance(overhead, dict):
-        _add(total, {n: _amount(n, v) for n, v in overhead.items()})
+        _add(total, {n: _amount(n, v, strict) for n, v in overhead.items()})
     return total
 
 

@@ -10,8 +10,14 @@ Field selectors support only the fields Kubernetes supports per kind (metadata.n
 metadata.namespace everywhere, plus per-kind fields such as pods' spec.nodeName); anything else
 raises ``SelectorError("field label not supported: X")``. Operators: =, ==, !=.
 
+Node selectors (``NodeSelectorTerm``) add Kubernetes' node operators Gt and Lt (integer
+comparison; a missing or non-integer label fails) and ``matchFields`` on metadata.name; an
+empty term matches no node. ``compile_selector`` parses a metav1.LabelSelector dict once per
+distinct value (a bounded cache keyed by ``freeze``), for callers such as the scheduler that
+match the same few selectors against many label sets.
+
 Invariants: parsing either returns a selector or raises SelectorError naming the bad term;
-matching never raises.
+matching never raises; a parsed selector is never modified, so cached ones can be shared.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class SelectorError(ValueError):
 
 _EQUALS, _DOUBLE_EQUALS, _NOT_EQUALS = "=", "==", "!="
 _IN, _NOT_IN, _EXISTS, _NOT_EXISTS = "in", "notin", "exists", "!"
+_GT, _LT = "gt", "lt"
 
 
 @dataclass(frozen=True)
@@ -63,9 +70,13 @@ class Requirement:
             return not present or labels[self.key] not in self.values
         if self.operator == _EXISTS:
             return present
+        if self.operator in (_GT, _LT):
+            return present and _compare_int(labels[self.key], self.values[0], self.operator)
         return not present
 
     def __str__(self) -> str:
+        if self.operator in (_GT, _LT):
+            return f"{self.key}{'>' if self.operator == _GT else '<'}{self.values[0]}"
         if self.operator == _EXISTS:
             return self.key
         if self.operator == _NOT_EXISTS:
@@ -73,6 +84,14 @@ class Requirement:
         if self.operator in (_IN, _NOT_IN):
             return f"{self.key} {self.operator} ({','.join(self.values)})"
         return f"{self.key}{self.operator}{self.values[0]}"
+
+
+def _compare_int(value: str, bound: str, operator: str) -> bool:
+    try:
+        have = int(value)
+    except ValueError:
+        return False  # a non-integer label fails Gt and Lt alike, as in Kubernetes
+    return have > int(bound) if operator == _GT else have < int(bound)
 
 
 def _requirement(key: str, operator: str, values: Iterable[str]) -> Requirement:
@@ -97,6 +116,10 @@ class LabelSelector:
             sorted(requirements, key=lambda r: r.key)
         )
         self.matches_nothing = nothing
+        # Equality terms (matchLabels, "a=b", "a in (b)") are most terms; checking them as
+        # (key, value) pairs makes matching as fast as comparing dicts by hand.
+        self._equal = tuple((r.key, r.values[0]) for r in self.requirements if _is_equality(r))
+        self._other = tuple(r for r in self.requirements if not _is_equality(r))
 
     @classmethod
     def everything(cls) -> LabelSelector:
@@ -137,7 +160,10 @@ class LabelSelector:
             return False
         if not isinstance(labels, Mapping):
             labels = {}  # absent or malformed labels satisfy only negative requirements
-        return all(r.matches(labels) for r in self.requirements)
+        for key, value in self._equal:
+            if labels.get(key) != value:
+                return False
+        return all(r.matches(labels) for r in self._other)
 
     def empty(self) -> bool:
         """Return True if this selector matches everything."""
@@ -161,19 +187,108 @@ class LabelSelector:
         return hash((self.requirements, self.matches_nothing))
 
 
+def _is_equality(req: Requirement) -> bool:
+    single_in = req.operator == _IN and len(req.values) == 1
+    return req.operator in (_EQUALS, _DOUBLE_EQUALS) or single_in
+
+
 _EXPRESSION_OPS = {"In": _IN, "NotIn": _NOT_IN, "Exists": _EXISTS, "DoesNotExist": _NOT_EXISTS}
+_NODE_OPS = {**_EXPRESSION_OPS, "Gt": _GT, "Lt": _LT}
 
 
-def _expression(expr: Any) -> Requirement:
+def _expression(expr: Any, operators: Mapping[str, str] = _EXPRESSION_OPS) -> Requirement:
     if not isinstance(expr, dict):
         raise SelectorError(f"a matchExpressions entry must be an object, not {expr!r}")
-    operator = _EXPRESSION_OPS.get(hashable(expr.get("operator", "")))
+    operator = operators.get(hashable(expr.get("operator", "")))
     if operator is None:
         raise SelectorError(f"{expr.get('operator')!r} is not a valid label selector operator")
     values = [_label_text(str(expr.get("key")), v) for v in _typed(expr, "values", list)]
     if operator in (_EXISTS, _NOT_EXISTS) and values:
         raise SelectorError("values set must be empty for exists and does not exist")
+    if operator in (_GT, _LT):
+        return _numeric_requirement(str(expr.get("key", "")), operator, values)
     return _requirement(str(expr.get("key", "")), operator, values)
+
+
+def _numeric_requirement(key: str, operator: str, values: list[str]) -> Requirement:
+    try:
+        (bound,) = [str(int(v)) for v in values]
+    except ValueError:
+        raise SelectorError(f"for 'Gt', 'Lt' operators, {key!r} needs one integer value") from None
+    return Requirement(_requirement(key, _EXISTS, []).key, operator, (bound,))
+
+
+# --- compiled selectors for hot paths ------------------------------------------------------
+
+_COMPILED: dict[Any, LabelSelector] = {}
+_COMPILED_MAX = 4096
+_NOTHING = LabelSelector.nothing()
+
+
+def freeze(value: Any) -> Any:
+    """Return a hashable copy of a JSON-like value, for use as a cache key."""
+    kind = type(value)
+    if kind is str:
+        return value  # most leaves: tested first, since ABC checks cost a microsecond each
+    if kind is dict or isinstance(value, Mapping):
+        return tuple(sorted([(k, freeze(v)) for k, v in value.items()]))
+    if kind is list or kind is tuple:
+        return tuple([freeze(v) for v in value])
+    return value
+
+
+def compile_selector(selector: Mapping[str, Any] | None) -> LabelSelector:
+    """Return the parsed metav1.LabelSelector dict, parsing each distinct value once."""
+    if selector is None:
+        return _NOTHING
+    key = freeze(selector)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = LabelSelector.from_dict(dict(selector))
+        if len(_COMPILED) >= _COMPILED_MAX:
+            _COMPILED.clear()  # a bound, not an LRU: selectors in use are re-parsed once
+        _COMPILED[key] = found
+    return found
+
+
+def _field_requirement(field: Any) -> Requirement:
+    """Parse one matchFields entry; only metadata.name exists, and node names need not be labels."""
+    if not isinstance(field, dict) or field.get("key") != "metadata.name":
+        key = field.get("key") if isinstance(field, dict) else field
+        raise SelectorError(f"unsupported matchFields key {key!r}: only metadata.name")
+    operator = {"In": _IN, "NotIn": _NOT_IN}.get(hashable(field.get("operator")))
+    values = [_label_text("metadata.name", v) for v in _typed(field, "values", list)]
+    if operator is None or not values:
+        raise SelectorError("matchFields on metadata.name needs In or NotIn and node names")
+    return Requirement("metadata.name", operator, tuple(sorted(set(values))))
+
+
+class NodeSelectorTerm:
+    """One v1 NodeSelectorTerm: matchExpressions on labels AND matchFields on metadata.name."""
+
+    def __init__(self, expressions: LabelSelector, fields: LabelSelector, empty: bool) -> None:
+        self.expressions = expressions
+        self.fields = fields
+        self.matches_nothing = empty
+
+    @classmethod
+    def from_dict(cls, term: Mapping[str, Any]) -> NodeSelectorTerm:
+        """Parse a NodeSelectorTerm dict (operators In, NotIn, Exists, DoesNotExist, Gt, Lt)."""
+        if not isinstance(term, Mapping):
+            raise SelectorError(f"a node selector term must be an object, not {term!r}")
+        exprs = _typed(dict(term), "matchExpressions", list)
+        fields = _typed(dict(term), "matchFields", list)
+        return cls(
+            LabelSelector(_expression(e, _NODE_OPS) for e in exprs),
+            LabelSelector(_field_requirement(f) for f in fields),
+            not exprs and not fields,
+        )
+
+    def matches(self, labels: Mapping[str, str] | None, name: str) -> bool:
+        """Return True if a node with these labels and this name satisfies the term."""
+        if self.matches_nothing:
+            return False
+        return self.expressions.matches(labels) and self.fields.matches({"metadata.name": name})
 
 
 def _typed(obj: dict[str, Any], key: str, kind: type) -> Any:

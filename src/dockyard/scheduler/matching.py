@@ -4,9 +4,9 @@ Role: the shared arithmetic of the label-driven plugins (NodeSelector, NodeAffin
 InterPodAffinity, PodTopologySpread), done once over numpy columns rather than node by node.
 
 Invariants: masks have one entry per snapshot node and agree exactly with the per-object rules
-in ``scheduler.labels`` (the tests compare the two); node masks are cached in the snapshot's
-node cache, keyed by the frozen requirement, so they are recomputed only when nodes change;
-pod counts are never cached here because pods move every cycle.
+of ``dockyard.objects.selectors.NodeSelectorTerm`` (the tests compare the two); node masks are
+cached in the snapshot's node cache, keyed by the frozen requirement, so they are recomputed
+only when nodes change; pod counts are never cached here because pods move every cycle.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from dockyard.scheduler.labels import freeze, selector_matches
+from dockyard.objects.selectors import compile_selector, freeze
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 
@@ -135,10 +135,11 @@ def matching_counts(
         for ns in spaces:
             total += snap.label_counts(ns, k, v)
         return total
+    compiled = compile_selector(selector)
     counts = np.zeros(snap.n, np.int64)
     for ns in spaces:
         for key in _candidates(snap, ns, match_labels):
-            if selector_matches(selector, snap.pods[key].labels):
+            if compiled.matches(snap.pods[key].labels):
                 counts[snap.pod_node[key]] += 1
     return counts
 

@@ -1,11 +1,11 @@
 """PodInfo: what the scheduler reads from a Pod, parsed once per pod.
 
-Invariants: requests are integers in canonical units (cpu in millicores, everything else in
-whole units, "pods" always 1) and follow Kubernetes' effective-request rule: per resource,
-the larger of the sum over regular containers (plus restartable sidecar init containers)
-and the largest single init container (plus the sidecars started before it), plus
-spec.overhead. A container limit without a request counts as the request, as API defaulting
-would make it. ``dockyard.objects.pod.pod_requests`` did not exist when this was written.
+Invariants: requests are ``dockyard.objects.pod.pod_requests`` (Kubernetes' effective-request
+rule, a limit without a request counting as the request) without zero entries, plus "pods": 1;
+a malformed quantity raises ValueError naming the resource instead of counting 0. Pod
+(anti-)affinity terms are parsed once into ``PodAffinityTerm`` values whose label selector is
+compiled by ``dockyard.objects.selectors`` (the one implementation of selector semantics), so
+matching a term against thousands of pods per cycle parses nothing.
 """
 
 from __future__ import annotations
@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.objects.pod import pod_requests
 from dockyard.objects.quantity import cpu_millis, to_int
-from dockyard.scheduler.labels import selector_matches
+from dockyard.objects.selectors import LabelSelector, compile_selector
 
 Obj = dict[str, Any]
 
@@ -22,6 +23,8 @@ Obj = dict[str, Any]
 # (pkg/scheduler/util: DefaultMilliCPURequest, DefaultMemoryRequest), so spreading still works.
 DEFAULT_MILLI_CPU = 100
 DEFAULT_MEMORY = 200 * 1024 * 1024
+_REQUIRED = "requiredDuringSchedulingIgnoredDuringExecution"
+_PREFERRED = "preferredDuringSchedulingIgnoredDuringExecution"
 
 
 def quantity_units(resource: str, value: str | int | float) -> int:
@@ -29,47 +32,39 @@ def quantity_units(resource: str, value: str | int | float) -> int:
     return cpu_millis(value) if resource == "cpu" else to_int(value)
 
 
-def _container_requests(container: Obj) -> dict[str, int]:
-    resources = container.get("resources") or {}
-    merged = dict(resources.get("limits") or {})
-    merged.update(resources.get("requests") or {})
-    return {name: quantity_units(name, q) for name, q in merged.items()}
+def scheduling_requests(pod: Obj) -> dict[str, int]:
+    """Return the pod's effective requests without zeros, plus "pods": 1 (strict quantities)."""
+    requests = {n: v for n, v in pod_requests(pod, strict=True).items() if v > 0}
+    requests["pods"] = 1
+    return requests
 
 
-def _add(into: dict[str, int], more: dict[str, int]) -> None:
-    for name, value in more.items():
-        into[name] = into.get(name, 0) + value
+@dataclass(frozen=True, slots=True)
+class PodAffinityTerm:
+    """A v1 PodAffinityTerm parsed once: selector compiled, namespaces resolved."""
+
+    label_selector: Obj | None  # as written: the snapshot's label index reads matchLabels
+    selector: LabelSelector
+    namespaces: frozenset[str] | None  # None means every namespace
+    topology_key: str
+
+    def selects(self, other: PodInfo) -> bool:
+        """Return whether the term selects another pod (its namespace and its labels)."""
+        if self.namespaces is not None and other.namespace not in self.namespaces:
+            return False
+        return self.selector.matches(other.labels)
 
 
-def _max_into(into: dict[str, int], more: dict[str, int]) -> None:
-    for name, value in more.items():
-        into[name] = max(into.get(name, 0), value)
-
-
-def pod_requests(pod: Obj) -> dict[str, int]:
-    """Return the pod's effective requests in canonical units, including "pods": 1."""
-    spec = pod.get("spec") or {}
-    total: dict[str, int] = {}
-    for container in spec.get("containers") or []:
-        _add(total, _container_requests(container))
-    sidecars: dict[str, int] = {}
-    init_peak: dict[str, int] = {}
-    for container in spec.get("initContainers") or []:
-        req = _container_requests(container)
-        if container.get("restartPolicy") == "Always":
-            _add(sidecars, req)
-            _max_into(init_peak, sidecars)
-        else:
-            running = dict(sidecars)
-            _add(running, req)
-            _max_into(init_peak, running)
-    _add(total, sidecars)
-    _max_into(total, init_peak)
-    for name, q in (spec.get("overhead") or {}).items():
-        _add(total, {name: quantity_units(name, q)})
-    total = {name: value for name, value in total.items() if value > 0}
-    total["pods"] = 1
-    return total
+def affinity_term(term: Obj, pod_namespace: str) -> PodAffinityTerm:
+    """Parse a PodAffinityTerm of a pod in pod_namespace (raises ValueError on a bad selector)."""
+    names = term.get("namespaces") or []
+    namespaces: frozenset[str] | None = frozenset(names) if names else frozenset([pod_namespace])
+    if term.get("namespaceSelector") == {}:
+        namespaces = None  # an empty namespaceSelector selects every namespace
+    selector = term.get("labelSelector")
+    return PodAffinityTerm(
+        selector, compile_selector(selector), namespaces, term.get("topologyKey") or ""
+    )
 
 
 @dataclass(slots=True)
@@ -91,10 +86,10 @@ class PodInfo:
     preferred_node_terms: list[tuple[int, Obj]]
     tolerations: list[Obj]
     host_ports: list[tuple[str, str, int]]
-    affinity_terms: list[Obj]
-    anti_affinity_terms: list[Obj]
-    preferred_affinity_terms: list[tuple[int, Obj]]
-    preferred_anti_affinity_terms: list[tuple[int, Obj]]
+    affinity_terms: list[PodAffinityTerm]
+    anti_affinity_terms: list[PodAffinityTerm]
+    preferred_affinity_terms: list[tuple[int, PodAffinityTerm]]
+    preferred_anti_affinity_terms: list[tuple[int, PodAffinityTerm]]
     spread_constraints: list[Obj]
     images: list[str]
     creation: str
@@ -104,6 +99,14 @@ class PodInfo:
 
 def _preferred(items: list[Obj] | None, term_key: str) -> list[tuple[int, Obj]]:
     return [(int(i.get("weight", 0)), i.get(term_key) or {}) for i in items or []]
+
+
+def _terms(items: list[Obj] | None, namespace: str) -> list[PodAffinityTerm]:
+    return [affinity_term(t, namespace) for t in items or []]
+
+
+def _preferred_terms(items: list[Obj] | None, namespace: str) -> list[tuple[int, PodAffinityTerm]]:
+    return [(w, affinity_term(t, namespace)) for w, t in _preferred(items, "podAffinityTerm")]
 
 
 def _host_ports(spec: Obj) -> list[tuple[str, str, int]]:
@@ -118,15 +121,15 @@ def _host_ports(spec: Obj) -> list[tuple[str, str, int]]:
 
 
 def pod_info(pod: Obj) -> PodInfo:
-    """Parse a Pod dict into a PodInfo (raises ValueError naming a bad quantity)."""
+    """Parse a Pod dict into a PodInfo (raises ValueError naming a bad quantity or selector)."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     affinity = spec.get("affinity") or {}
     node_aff = affinity.get("nodeAffinity") or {}
     pod_aff = affinity.get("podAffinity") or {}
     anti = affinity.get("podAntiAffinity") or {}
-    required = node_aff.get("requiredDuringSchedulingIgnoredDuringExecution")
-    requests = pod_requests(pod)
+    required = node_aff.get(_REQUIRED)
+    requests = scheduling_requests(pod)
     namespace = meta.get("namespace") or "default"
     name = meta.get("name") or meta.get("generateName") or ""
     return PodInfo(
@@ -142,37 +145,15 @@ def pod_info(pod: Obj) -> PodInfo:
         nonzero_memory=requests.get("memory") or DEFAULT_MEMORY,
         node_selector=dict(spec.get("nodeSelector") or {}),
         required_node_terms=None if required is None else required.get("nodeSelectorTerms") or [],
-        preferred_node_terms=_preferred(
-            node_aff.get("preferredDuringSchedulingIgnoredDuringExecution"), "preference"
-        ),
+        preferred_node_terms=_preferred(node_aff.get(_PREFERRED), "preference"),
         tolerations=list(spec.get("tolerations") or []),
         host_ports=_host_ports(spec),
-        affinity_terms=list(pod_aff.get("requiredDuringSchedulingIgnoredDuringExecution") or []),
-        anti_affinity_terms=list(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or []),
-        preferred_affinity_terms=_preferred(
-            pod_aff.get("preferredDuringSchedulingIgnoredDuringExecution"), "podAffinityTerm"
-        ),
-        preferred_anti_affinity_terms=_preferred(
-            anti.get("preferredDuringSchedulingIgnoredDuringExecution"), "podAffinityTerm"
-        ),
+        affinity_terms=_terms(pod_aff.get(_REQUIRED), namespace),
+        anti_affinity_terms=_terms(anti.get(_REQUIRED), namespace),
+        preferred_affinity_terms=_preferred_terms(pod_aff.get(_PREFERRED), namespace),
+        preferred_anti_affinity_terms=_preferred_terms(anti.get(_PREFERRED), namespace),
         spread_constraints=list(spec.get("topologySpreadConstraints") or []),
         images=[c.get("image", "") for c in spec.get("containers") or [] if c.get("image")],
         creation=meta.get("creationTimestamp") or "",
         pod=pod,
     )
-
-
-def term_namespaces(term: Obj, pod_namespace: str) -> frozenset[str] | None:
-    """Return the namespaces a pod affinity term looks in (None means all namespaces)."""
-    names = term.get("namespaces") or []
-    if term.get("namespaceSelector") == {}:
-        return None  # an empty namespaceSelector selects every namespace
-    return frozenset(names) if names else frozenset([pod_namespace])
-
-
-def term_matches_pod(term: Obj, owner_namespace: str, other: PodInfo) -> bool:
-    """Return whether a pod affinity term (of a pod in owner_namespace) selects another pod."""
-    namespaces = term_namespaces(term, owner_namespace)
-    if namespaces is not None and other.namespace not in namespaces:
-        return False
-    return selector_matches(term.get("labelSelector"), other.labels)

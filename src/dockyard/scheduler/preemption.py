@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
+from dockyard.objects.selectors import LabelSelector, compile_selector
 from dockyard.scheduler import reasons
 from dockyard.scheduler.framework import CycleState, Diagnosis, Framework
-from dockyard.scheduler.labels import selector_matches
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 from dockyard.scheduler.solvers.knapsack import bundles, min_cost_cover, steps_for
@@ -51,12 +51,12 @@ class Budget:
 
     name: str
     namespace: str
-    selector: Obj | None
+    selector: LabelSelector
     allowed: int
 
     def covers(self, pi: PodInfo) -> bool:
         """Return whether the budget protects the pod."""
-        return pi.namespace == self.namespace and selector_matches(self.selector, pi.labels)
+        return pi.namespace == self.namespace and self.selector.matches(pi.labels)
 
 
 @dataclass(slots=True)
@@ -99,15 +99,13 @@ def budgets(pdbs: list[Obj], snap: Snapshot) -> list[Budget]:
     for pdb in pdbs:
         meta, spec = pdb.get("metadata") or {}, pdb.get("spec") or {}
         ns = meta.get("namespace") or "default"
-        selector = spec.get("selector")
+        selector = compile_selector(spec.get("selector"))
         status = pdb.get("status") or {}
         if "disruptionsAllowed" in status:
             allowed = int(status["disruptionsAllowed"])
         else:
             healthy = sum(
-                1
-                for k in snap.namespace_pods.get(ns, ())
-                if selector_matches(selector, snap.pods[k].labels)
+                1 for k in snap.namespace_pods.get(ns, ()) if selector.matches(snap.pods[k].labels)
             )
             if "minAvailable" in spec:
                 allowed = healthy - _scaled(spec["minAvailable"], healthy)

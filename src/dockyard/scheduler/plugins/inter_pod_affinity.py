@@ -15,8 +15,6 @@ preferred terms towards the incoming pod; that symmetric part is not implemented
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from dockyard.scheduler import reasons
@@ -32,19 +30,16 @@ from dockyard.scheduler.framework import (
     unschedulable,
 )
 from dockyard.scheduler.matching import domains, matching_counts
-from dockyard.scheduler.podinfo import PodInfo, term_matches_pod, term_namespaces
+from dockyard.scheduler.podinfo import PodAffinityTerm, PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 
 Array = np.ndarray
-Obj = dict[str, Any]
 
 
-def _term_domain_counts(snap: Snapshot, pi: PodInfo, term: Obj) -> tuple[Array, float]:
+def _term_domain_counts(snap: Snapshot, term: PodAffinityTerm) -> tuple[Array, float]:
     """Return per node the matching pods in its domain, and the matching pods cluster-wide."""
-    counts = matching_counts(
-        snap, term_namespaces(term, pi.namespace), term.get("labelSelector")
-    ).astype(float)
-    dom = domains(snap, term.get("topologyKey", ""))
+    counts = matching_counts(snap, term.namespaces, term.label_selector).astype(float)
+    dom = domains(snap, term.topology_key)
     return dom.per_node(dom.totals(counts)), float(counts.sum())
 
 
@@ -76,7 +71,7 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
         existing = self._existing_anti_affinity(pi, snap)
         anti = np.ones(snap.n, bool)
         for term in pi.anti_affinity_terms:
-            in_domain, _ = _term_domain_counts(snap, pi, term)
+            in_domain, _ = _term_domain_counts(snap, term)
             anti &= in_domain == 0
         affinity = self._affinity(pi, snap)
         state.data[self.name] = (existing, anti, affinity)
@@ -86,14 +81,10 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
         mask = np.ones(snap.n, bool)
         anywhere = 0.0
         for term in pi.affinity_terms:
-            in_domain, total = _term_domain_counts(snap, pi, term)
+            in_domain, total = _term_domain_counts(snap, term)
             mask &= in_domain > 0
             anywhere += total
-        if (
-            pi.affinity_terms
-            and anywhere == 0
-            and all(term_matches_pod(t, pi.namespace, pi) for t in pi.affinity_terms)
-        ):
+        if pi.affinity_terms and anywhere == 0 and all(t.selects(pi) for t in pi.affinity_terms):
             return np.ones(snap.n, bool)
         return mask
 
@@ -101,9 +92,9 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
         mask = np.ones(snap.n, bool)
         for other in snap.anti_affinity_pods.values():
             for term in other.anti_affinity_terms:
-                if not term_matches_pod(term, other.namespace, pi):
+                if not term.selects(pi):
                     continue
-                codes, _ = snap.label_codes(term.get("topologyKey", ""))
+                codes, _ = snap.label_codes(term.topology_key)
                 code = codes[snap.pod_node[other.key]]
                 if code >= 0:
                     mask &= codes != code
@@ -127,7 +118,7 @@ class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):
             return None
         raw = np.zeros(len(idx))
         for weight, term in terms:
-            in_domain, _ = _term_domain_counts(snap, pi, term)
+            in_domain, _ = _term_domain_counts(snap, term)
             raw += weight * in_domain[idx]
         low, high = raw.min(), raw.max()
         return None if high == low else 100.0 * (raw - low) / (high - low)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from dockyard.objects.selectors import freeze
 from dockyard.scheduler import reasons
 from dockyard.scheduler.framework import (
     CycleState,
@@ -16,7 +17,6 @@ from dockyard.scheduler.framework import (
     Status,
     unresolvable,
 )
-from dockyard.scheduler.labels import freeze
 from dockyard.scheduler.matching import required_affinity_mask, term_mask
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from dockyard.objects.selectors import freeze
 from dockyard.scheduler import reasons
 from dockyard.scheduler.framework import (
     CycleState,
@@ -21,7 +22,6 @@ from dockyard.scheduler.framework import (
     Status,
     unresolvable,
 )
-from dockyard.scheduler.labels import freeze
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dockyard.objects.selectors import compile_selector, freeze
 from dockyard.scheduler import reasons
 from dockyard.scheduler.framework import (
     SUCCESS,
@@ -29,7 +30,6 @@ from dockyard.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from dockyard.scheduler.labels import freeze, selector_matches
 from dockyard.scheduler.matching import domains, matching_counts, pod_node_mask
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
@@ -99,7 +99,7 @@ class PodTopologySpread(PreFilterPlugin, FilterPlugin, ScorePlugin):
         for constraint in hard:
             per_node, has_key, minimum = _domain_skew(pi, snap, constraint)
             self_match = (
-                1 if selector_matches(constraint_selector(constraint, pi), pi.labels) else 0
+                1 if compile_selector(constraint_selector(constraint, pi)).matches(pi.labels) else 0
             )
             keyed &= has_key
             skewed &= per_node + self_match - minimum <= int(constraint.get("maxSkew", 1))

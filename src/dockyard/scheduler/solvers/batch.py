@@ -51,6 +51,7 @@ import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse import coo_array
 
+from dockyard.objects.selectors import freeze
 from dockyard.scheduler.framework import CycleState, Framework
 from dockyard.scheduler.podinfo import PodInfo, pod_info
 from dockyard.scheduler.profiles import frameworks
@@ -132,8 +133,6 @@ class BatchSolver:
     # --- the problem -----------------------------------------------------------------------
 
     def _eligible(self, pi: PodInfo, cache: dict[Any, Array]) -> Array:
-        from dockyard.scheduler.labels import freeze
-
         key = freeze([pi.tolerations, pi.node_selector, pi.required_node_terms, pi.node_name])
         mask = cache.get(key)
         if mask is None:
