@@ -201,3 +201,21 @@ def domains(
             count=len(vocab),
         )
     return found
+
+
+def domain_counts(
+    snap: Snapshot,
+    namespaces: frozenset[str] | None,
+    selector: Obj | None,
+    topology_key: str,
+    eligible: Callable[[], Array] | None = None,
+    eligible_key: Any = None,
+) -> tuple[Domains, Array, Array]:
+    """Return a topology key's domains, the selected pods per node, and their per-domain totals.
+
+    The counting both pod (anti-)affinity and topology spread do: pods the selector picks in
+    the namespaces, summed over each domain's eligible nodes (see ``domains``).
+    """
+    counts = matching_counts(snap, namespaces, selector)
+    dom = domains(snap, topology_key, eligible, eligible_key)
+    return dom, counts, dom.totals(counts)

@@ -38,6 +38,12 @@ _RULE_SCORES = (
     ("TaintToleration", 3),
 )
 
+
+def _strategy(name: str, *resource_scores: tuple[str, int]) -> Profile:
+    """Return a strategy profile: the shared filters, its resource scores, the rule scores."""
+    return Profile(name, filters=FILTERS, scores=(*resource_scores, *_RULE_SCORES))
+
+
 PROFILES: dict[str, Profile] = {
     DEFAULT_PROFILE: Profile(
         DEFAULT_PROFILE,
@@ -50,33 +56,17 @@ PROFILES: dict[str, Profile] = {
             *_RULE_SCORES,
         ),
     ),
-    "pack": Profile(
+    "pack": _strategy(
         "pack",
-        filters=FILTERS,
-        scores=(
-            ("PreferOccupiedNodes", 10),
-            ("NodeResourcesMostAllocated", 1),
-            ("NodeResourcesBalancedAllocation", 1),
-            *_RULE_SCORES,
-        ),
+        ("PreferOccupiedNodes", 10),
+        ("NodeResourcesMostAllocated", 1),
+        ("NodeResourcesBalancedAllocation", 1),
     ),
-    "spread": Profile(
-        "spread",
-        filters=FILTERS,
-        scores=(
-            ("NodeResourcesLeastAllocated", 10),
-            ("NodeResourcesBalancedAllocation", 1),
-            *_RULE_SCORES,
-        ),
+    "spread": _strategy(
+        "spread", ("NodeResourcesLeastAllocated", 10), ("NodeResourcesBalancedAllocation", 1)
     ),
-    "balanced": Profile(
-        "balanced",
-        filters=FILTERS,
-        scores=(
-            ("NodeResourcesBalancedAllocation", 10),
-            ("NodeResourcesLeastAllocated", 1),
-            *_RULE_SCORES,
-        ),
+    "balanced": _strategy(
+        "balanced", ("NodeResourcesBalancedAllocation", 10), ("NodeResourcesLeastAllocated", 1)
     ),
 }
 

@@ -29,7 +29,7 @@ from dockyard.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from dockyard.scheduler.matching import domains, matching_counts
+from dockyard.scheduler.matching import domain_counts
 from dockyard.scheduler.podinfo import PodAffinityTerm, PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 
@@ -38,9 +38,10 @@ Array = np.ndarray
 
 def _term_domain_counts(snap: Snapshot, term: PodAffinityTerm) -> tuple[Array, float]:
     """Return per node the matching pods in its domain, and the matching pods cluster-wide."""
-    counts = matching_counts(snap, term.namespaces, term.label_selector).astype(float)
-    dom = domains(snap, term.topology_key)
-    return dom.per_node(dom.totals(counts)), float(counts.sum())
+    dom, counts, totals = domain_counts(
+        snap, term.namespaces, term.label_selector, term.topology_key
+    )
+    return dom.per_node(totals), float(counts.sum())
 
 
 class InterPodAffinity(PreFilterPlugin, FilterPlugin, ScorePlugin):

@@ -30,7 +30,7 @@ from dockyard.scheduler.framework import (
     unresolvable,
     unschedulable,
 )
-from dockyard.scheduler.matching import domains, matching_counts, pod_node_mask
+from dockyard.scheduler.matching import domain_counts, pod_node_mask
 from dockyard.scheduler.podinfo import PodInfo
 from dockyard.scheduler.snapshot import Snapshot
 
@@ -54,15 +54,14 @@ def constraint_selector(constraint: Obj, pi: PodInfo) -> Obj | None:
 
 def _domain_skew(pi: PodInfo, snap: Snapshot, constraint: Obj) -> tuple[Array, Array, int]:
     """Return per node: its domain's matching count, whether it has the key, and the minimum."""
-    selector = constraint_selector(constraint, pi)
-    counts = matching_counts(snap, frozenset([pi.namespace]), selector)
-    dom = domains(
+    dom, _, totals = domain_counts(
         snap,
+        frozenset([pi.namespace]),
+        constraint_selector(constraint, pi),
         constraint.get("topologyKey", ""),
         lambda: pod_node_mask(snap, pi),
         (freeze(pi.node_selector), freeze(pi.required_node_terms)),
     )
-    totals = dom.totals(counts)
     minimum = int(totals[: dom.count][dom.present].min()) if dom.present_count else 0
     if dom.present_count < int(constraint.get("minDomains") or 1):
         minimum = 0

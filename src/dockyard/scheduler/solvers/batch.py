@@ -582,6 +582,21 @@ def _class_rows(rows: _Rows, xs: list[tuple[int, int, int]], counts: Array, exac
         rows.add(entries, float(counts[cl]) if exact else 0.0, float(counts[cl]))
 
 
+def _per_node(xs: list[tuple[int, int, int]]) -> dict[int, list[int]]:
+    """Return each node's variable columns."""
+    per_node: dict[int, list[int]] = {}
+    for j, (_, n, _) in enumerate(xs):
+        per_node.setdefault(n, []).append(j)
+    return per_node
+
+
+def _usage(
+    prob: _Problem, xs: list[tuple[int, int, int]], js: list[int], r: int
+) -> list[tuple[int, float]]:
+    """Return (column, request of resource r) over the columns js, leaving zero requests out."""
+    return [(j, float(prob.class_req[xs[j][0], r])) for j in js if prob.class_req[xs[j][0], r] > 0]
+
+
 def _pack_model(prob: _Problem, counts: Array) -> Model:
     xs = _vars(prob)
     nodes = sorted({n for _, n, _ in xs} | set(np.flatnonzero(prob.used0).tolist()))
@@ -589,17 +604,11 @@ def _pack_model(prob: _Problem, counts: Array) -> Model:
     ncols = len(xs) + len(nodes)
     rows = _Rows()
     _class_rows(rows, xs, counts, exact=True)
-    per_node: dict[int, list[int]] = {}
     for j, (_, n, ub) in enumerate(xs):
-        per_node.setdefault(n, []).append(j)
         rows.add([(j, 1.0), (ycol[n], -float(ub))], -np.inf, 0.0)
-    for n, js in per_node.items():
+    for n, js in _per_node(xs).items():
         for r in range(prob.class_req.shape[1]):
-            entries = [
-                (j, float(prob.class_req[xs[j][0], r]))
-                for j in js
-                if prob.class_req[xs[j][0], r] > 0
-            ]
+            entries = _usage(prob, xs, js, r)
             if entries:
                 rows.add(entries + [(ycol[n], -float(max(prob.free[n, r], 0)))], -np.inf, 0.0)
     _symmetry(prob, nodes, ycol, rows)
@@ -632,23 +641,17 @@ def _spread_model(prob: _Problem, counts: Array) -> Model:
     ncols = len(xs) + 1
     rows = _Rows()
     _class_rows(rows, xs, counts, exact=True)
-    per_node: dict[int, list[int]] = {}
-    for j, (_, n, _) in enumerate(xs):
-        per_node.setdefault(n, []).append(j)
+    per_node = _per_node(xs)
     for n in range(len(prob.free)):
+        js = per_node.get(n, [])
         for r in (0, 1):
             alloc = float(prob.allocatable[n, r])
             if alloc <= 0:
                 continue
-            entries = [(j, float(prob.class_req[xs[j][0], r])) for j in per_node.get(n, [])]
-            entries = [(j, v) for j, v in entries if v > 0]
+            entries = _usage(prob, xs, js, r)
             rows.add(entries + [(ucol, -alloc)], -np.inf, -float(prob.requested[n, r]))
         for r in range(2, prob.class_req.shape[1]):
-            entries = [
-                (j, float(prob.class_req[xs[j][0], r]))
-                for j in per_node.get(n, [])
-                if prob.class_req[xs[j][0], r] > 0
-            ]
+            entries = _usage(prob, xs, js, r)
             if entries:
                 rows.add(entries, -np.inf, float(max(prob.free[n, r], 0)))
     c = np.zeros(ncols)
@@ -672,16 +675,9 @@ def _value_model(prob: _Problem) -> Model:
     ncols = len(xs)
     rows = _Rows()
     _class_rows(rows, xs, np.array([len(c) for c in prob.classes]), exact=False)
-    per_node: dict[int, list[int]] = {}
-    for j, (_, n, _) in enumerate(xs):
-        per_node.setdefault(n, []).append(j)
-    for n, js in per_node.items():
+    for n, js in _per_node(xs).items():
         for r in range(prob.class_req.shape[1]):
-            entries = [
-                (j, float(prob.class_req[xs[j][0], r]))
-                for j in js
-                if prob.class_req[xs[j][0], r] > 0
-            ]
+            entries = _usage(prob, xs, js, r)
             if entries:
                 rows.add(entries, -np.inf, float(max(prob.free[n, r], 0)))
     c = -np.array([prob.class_value[cl] for cl, _, _ in xs], float)
