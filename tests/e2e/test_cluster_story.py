@@ -7,6 +7,8 @@ Real parts only: a `dockyard server` with its local agent (node-1), a second nod
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import random
 import secrets
@@ -14,13 +16,14 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockyard.images.bootstrap import bootstrap_busybox
 from dockyard.images.store import ImageStore
 from dockyard.runtime import Runtime
-from tests.e2e.test_agent_support import DOCKYARD, AgentServer, wait_until
+from tests.e2e.test_agent_support import DOCKYARD, KUBECTL, AgentServer, wait_until
 from tests.integration.runtime_fixtures import leftovers
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -28,7 +31,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 class StoryServer(AgentServer):
     """A server whose node lifecycle reacts in seconds: a grace of 25 s (two of the agents'
-    10 s Lease renewals and a margin), no toleration once a node is unreachable."""
+    10 s Lease renewals and a margin), and pods that its admission gives no toleration once
+    their node is unreachable or not ready (0 s)."""
 
     def args(self) -> list[str]:
         return [*super().args(), "--node-monitor-grace-period", "25",
@@ -139,6 +143,12 @@ def test_pods_of_a_dead_node_are_recreated_on_another(server: StoryServer,
         server.apply(DEPLOYMENT)
         wait_until(lambda: nodes_of(server, "app=web") == ["node-2", "node-2"], 120,
                    "both replicas running on node-2")
+        # The server's --default-*-toleration-seconds 0 reached the pods through admission.
+        pod = json.loads(server.kubectl("get", "pods", "-l", "app=web", "-o", "json").stdout)
+        tolerations = pod["items"][0]["spec"]["tolerations"]
+        for key in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready"):
+            assert {"key": key, "operator": "Exists", "effect": "NoExecute",
+                    "tolerationSeconds": 0} in tolerations
         server.kubectl("uncordon", "node-1")
         node2.kill()
         wait_until(lambda: nodes_of(server, "app=web") == ["node-1", "node-1"], 180,
@@ -200,18 +210,94 @@ def replicas(server: AgentServer) -> int:
     return int(server.get("deployment", "burner")["spec"]["replicas"])
 
 
+class HpaWatch:
+    """`kubectl get hpa NAME --watch -o json` in the background: every version the HPA had."""
+
+    def __init__(self, server: AgentServer, name: str) -> None:
+        self.path = server.base / f"hpa-{name}.watch.json"
+        with open(self.path, "w") as out:
+            self.process = subprocess.Popen(
+                [KUBECTL, "--kubeconfig", str(server.kubeconfig), "--cache-dir",
+                 str(server.base / "kubecache"), "get", "hpa", name, "--watch", "-o", "json"],
+                stdout=out, stderr=subprocess.DEVNULL)
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Return the versions seen so far, oldest first."""
+        text, decoder, out, at = self.path.read_text(), json.JSONDecoder(), [], 0
+        while (at := _skip_space(text, at)) < len(text):
+            try:
+                obj, at = decoder.raw_decode(text, at)
+            except json.JSONDecodeError:
+                break  # the last object is still being written
+            out.append(obj)
+        return out
+
+    def rescales(self) -> list[dict[str, Any]]:
+        """Return the statuses written with a rescale (a new lastScaleTime), oldest first."""
+        out, last = [], None
+        for hpa in self.versions():
+            status = hpa.get("status") or {}
+            if status.get("lastScaleTime") and status["lastScaleTime"] != last:
+                out.append(status)
+            last = status.get("lastScaleTime")
+        return out
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGTERM)
+        self.process.wait(timeout=10)
+
+
+def _skip_space(text: str, at: int) -> int:
+    while at < len(text) and text[at].isspace():
+        at += 1
+    return at
+
+
+def cpu_utilization(status: dict[str, Any]) -> int:
+    [metric] = status["currentMetrics"]
+    assert metric["resource"]["name"] == "cpu"
+    return int(metric["resource"]["current"]["averageUtilization"])
+
+
+def rescale_messages(server: AgentServer) -> list[str]:
+    events = json.loads(server.kubectl("get", "events", "-o", "json").stdout)["items"]
+    return [e["message"] for e in events if e.get("reason") == "SuccessfulRescale"
+            and e["involvedObject"].get("kind") == "HorizontalPodAutoscaler"]
+
+
 def test_cpu_load_scales_out_and_back(server: StoryServer) -> None:
     server.apply(BURNER)
-    wait_until(lambda: nodes_of(server, "app=burner"), 120, "the burner running")
-    pod = server.kubectl("get", "pods", "-l", "app=burner", "-o", "name").stdout.split()[0]
-    server.kubectl("exec", pod, "--", "touch", "/tmp/burn")
-    wait_until(lambda: replicas(server) == 3, 180, "the HPA scaling out to 3")
-    hpa = server.get("hpa", "burner")
-    assert hpa["status"]["currentMetrics"][0]["resource"]["name"] == "cpu"
-    server.kubectl("exec", pod, "--", "rm", "/tmp/burn")
-    wait_until(lambda: replicas(server) == 1, 180, "the HPA scaling back to 1")
-    events = server.kubectl("get", "events").stdout
-    assert "SuccessfulRescale" in events
+    watch = HpaWatch(server, "burner")
+    try:
+        wait_until(lambda: nodes_of(server, "app=burner"), 120, "the burner running")
+        pod = server.kubectl("get", "pods", "-l", "app=burner", "-o", "name").stdout.split()[0]
+        server.kubectl("exec", pod, "--", "touch", "/tmp/burn")
+        wait_until(lambda: replicas(server) == 3, 180, "the HPA scaling out to 3")
+        wait_until(lambda: any(s["desiredReplicas"] == 3 for s in watch.rescales()), 30,
+                   "the status of the rescale to 3")
+        assert "New size: 3; reason: cpu resource utilization (percentage of request) above " \
+               "target" in rescale_messages(server)
+        ups = watch.rescales()
+        for status in ups:  # 1 → 3 at once, or 1 → 2 → 3: every step was above the target
+            assert status["desiredReplicas"] > status["currentReplicas"]
+            assert cpu_utilization(status) > 50, status
+        first = ups[0]
+        if first["currentReplicas"] == 1:
+            # one pod: ceil(1 × utilization / 50%) replicas, at most 3 (maxReplicas); the
+            # status holds the utilization truncated to a whole percent, hence the +1 bound.
+            u = cpu_utilization(first)
+            assert min(math.ceil(u / 50), 3) <= first["desiredReplicas"] \
+                <= min(math.ceil((u + 1) / 50), 3), first
+        server.kubectl("exec", pod, "--", "rm", "/tmp/burn")
+        wait_until(lambda: replicas(server) == 1, 180, "the HPA scaling back to 1")
+        wait_until(lambda: watch.rescales()[-1]["desiredReplicas"] == 1, 30,
+                   "the status of the rescale to 1")
+        down = watch.rescales()[-1]
+        assert down["currentReplicas"] > 1 and cpu_utilization(down) < 50, down
+        assert "New size: 1; reason: All metrics below target" in rescale_messages(server)
+    finally:
+        watch.stop()
 
 
 def test_a_node_pulls_images_from_the_cluster_registry(server: StoryServer,

@@ -17,6 +17,7 @@ from dockyard.controllers.hpa import (
     rescale_reason,
     scale_down_limit,
     scale_up_limit,
+    spec_changed,
     stabilize,
 )
 
@@ -157,3 +158,12 @@ def test_rescale_reasons_in_kubernetes_words() -> None:
         "New size: 3; reason: cpu resource utilization (percentage of request) above target"
     assert rescale_reason("memory resource", 4, 2) == "memory resource above target"
     assert rescale_reason(cpu, 1, 3) == "All metrics below target"
+
+
+def test_only_a_spec_change_asks_for_an_evaluation_now() -> None:
+    hpa = {"metadata": {"name": "h", "resourceVersion": "1"},
+           "spec": {"minReplicas": 1, "maxReplicas": 3}, "status": {"desiredReplicas": 1}}
+    status_write = {**hpa, "metadata": {"name": "h", "resourceVersion": "2"},
+                    "status": {"desiredReplicas": 3}}
+    assert not spec_changed(hpa, status_write)
+    assert spec_changed(hpa, {**hpa, "spec": {"minReplicas": 1, "maxReplicas": 5}})

@@ -14,10 +14,12 @@ highest recommendation of the stabilisation window (default 300 s); policies lim
 pods (or what percent) may be added or removed per period (defaults: up max(4 pods, 100%) per
 15 s, down 100% per 15 s).
 
-Each rescale records a SuccessfulRescale event in Kubernetes' words: "New size: 3; reason: cpu
-resource utilization (percentage of request) above target" when a metric drove it up, "New
-size: 1; reason: All metrics below target" when down; the status written in the same pass
-carries the currentMetrics (utilization) that made the decision.
+An HPA is evaluated when it is created or its spec changes, then every period; its own
+status writes do not trigger an evaluation (see ``spec_changed``). Each rescale records a
+SuccessfulRescale event in Kubernetes' words: "New size: 3; reason: cpu resource utilization
+(percentage of request) above target" when a metric drove it up, "New size: 1; reason: All
+metrics below target" when down; the status written in the same pass carries the
+currentMetrics (utilization) that made the decision.
 
 Invariants: without metrics (the API absent, no pod reporting, a pod without a request) the
 HPA gets ScalingActive=False, reason FailedGetResourceMetric, and the target is not scaled;
@@ -339,6 +341,17 @@ def set_hpa_condition(conditions: list[Obj], kind: str, status: str, reason: str
                        "reason": reason, "message": message})
 
 
+def spec_changed(old: Obj, new: Obj) -> bool:
+    """Return True if an HPA update needs an evaluation now (its spec changed).
+
+    Kubernetes evaluates an HPA once per sync period, whatever updates it meanwhile. Here a
+    spec change is evaluated at once, but never a status change: each of our own status writes
+    would start another evaluation and metrics read at once, in a chain, and the agents report
+    0 cpu to reads less than a second apart.
+    """
+    return old.get("spec") != new.get("spec")
+
+
 # --- the controller ------------------------------------------------------------------------
 
 
@@ -365,7 +378,12 @@ class HorizontalPodAutoscalerController(Controller):
         self.downscale_stabilization = downscale_stabilization
         self._history: dict[str, History] = {}
         pods.add_index("namespace", index_by_namespace)
-        hpas.add_handler(self.enqueue, lambda old, new: self.enqueue(new), self._deleted)
+        hpas.add_handler(self.enqueue, self._updated, self._deleted)
+
+    def _updated(self, old: Obj, new: Obj) -> None:
+        if spec_changed(old, new):
+            self.enqueue(new)
+        # else: our own status write, or a label edit; the periodic re-queue evaluates it
 
     def _deleted(self, hpa: Obj) -> None:
         self._history.pop(object_key(hpa), None)
