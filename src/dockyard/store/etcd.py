@@ -11,8 +11,10 @@ Mapping:
 - ``update``/``delete``: a txn comparing mod_revision to the expected one (or create_revision
   > 0 when unconditional), else a range of the key to tell ``NotFoundError`` from
   ``ConflictError``. A failed comparison changes nothing and takes no revision.
-- ``watch``: one streaming ``/v3/watch`` per call with ``prev_kv``, from ``after_revision + 1``.
-  A DELETE event carries the last value (from ``prev_kv``) with the delete's revision.
+- ``watch``: served by the watch cache (etcd_watch_cache.py), one streaming ``/v3/watch`` on
+  every key for the whole process, when its ring of recent events reaches back to
+  ``after_revision``; otherwise a ``/v3/watch`` of its own from ``after_revision + 1``. Both ask
+  for ``prev_kv``: a DELETE event carries the last value with the delete's revision.
 - Compaction: etcd's compact(X) keeps revision X watchable; our mark C means "history up to C
   is gone, a watch after C works", so compacting to C asks etcd for X = C + 1 (capped at the
   current revision). A timer compacts to the revision that was current ``history_seconds`` ago,
@@ -54,6 +56,7 @@ from dockyard.store.base import (
     ValueTooLargeError,
     WatchEvent,
 )
+from dockyard.store.etcd_watch_cache import Subscription, WatchCache
 from dockyard.store.history import HistoryClock
 from dockyard.store.keys import check_key, check_value, prefix_end
 
@@ -122,6 +125,7 @@ class EtcdStore:
         self._clock = HistoryClock(history_seconds, revision)
         self._streams: set[aiohttp.ClientResponse] = set()
         self._closed = False
+        self._cache = WatchCache(lambda after: EtcdStream(self, "", after))
         self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-etcd-compact")
 
     @classmethod
@@ -312,10 +316,15 @@ class EtcdStore:
     def watch(self, prefix: str, after_revision: int) -> EtcdWatch:
         """Return changes under prefix after after_revision, then live changes, until closed.
 
-        Iterating raises CompactedError if after_revision is below the compacted revision
-        (etcd tells), FutureRevisionError if above the current one. See EtcdWatch.
+        Iterating raises CompactedError if after_revision is below the compacted revision,
+        FutureRevisionError if above the current one, WatchTooSlowError if the consumer falls
+        too far behind the watch cache. See EtcdWatch.
         """
         return EtcdWatch(self, prefix, after_revision)
+
+    def watcher_count(self) -> int:
+        """Return how many watches the watch cache serves."""
+        return self._cache.watcher_count()
 
     # -- compaction and shutdown ---------------------------------------------------------------
 
@@ -340,6 +349,7 @@ class EtcdStore:
         self._maintainer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._maintainer
+        await self._cache.close()
         for response in list(self._streams):
             response.close()
         await self._session.close()
@@ -348,6 +358,88 @@ class EtcdStore:
 
 
 class EtcdWatch:
+    """One watch: from the watch cache when its ring covers the revision, else from etcd.
+
+    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
+    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing: events already taken stay
+    queued here, and the rest stay in the cache's watcher or the etcd connection. The revision
+    checks run on the first ``__anext__``; ``aclose`` ends the watch.
+    """
+
+    def __init__(self, store: EtcdStore, prefix: str, after_revision: int) -> None:
+        self._store = store
+        self._prefix = prefix
+        self._after = after_revision
+        self._upto = after_revision  # the newest revision queued for the consumer
+        self._ready: deque[WatchEvent] = deque()
+        self._subscription: Subscription | None = None
+        self._direct: EtcdStream | None = None
+        self._finished = False
+
+    def __aiter__(self) -> EtcdWatch:
+        return self
+
+    async def __anext__(self) -> WatchEvent:
+        while not self._ready:
+            if self._finished or self._store._closed:
+                await self.aclose()
+                raise StopAsyncIteration
+            if self._direct is not None:
+                return await anext(self._direct)  # StopAsyncIteration ends us as well
+            if self._subscription is None:
+                await self._start()
+                continue
+            try:
+                await self._take(self._subscription)
+            except StoreError:
+                await self.aclose()
+                raise
+        return self._ready.popleft()
+
+    async def _start(self) -> None:
+        current = await self._store.current_revision()
+        if self._after > current:
+            raise FutureRevisionError(
+                f"watch from revision {self._after}: the store is at {current}"
+            )
+        if self._after < self._store._compacted:
+            raise CompactedError(self._after, self._store._compacted)
+        subscription = self._store._cache.subscribe(self._prefix, self._after)
+        if subscription is None:  # older than the cache's ring: etcd has the history
+            self._direct = EtcdStream(self._store, self._prefix, self._after)
+            return
+        self._subscription = subscription
+        self._queue(subscription.replay)
+
+    async def _take(self, subscription: Subscription) -> None:
+        events = await subscription.watcher.get()
+        if events:
+            self._queue(events)
+            return
+        error = subscription.stream.error
+        self._finished = True
+        if error is not None and not self._store._closed:
+            if isinstance(error, CompactedError):
+                raise CompactedError(self._upto, error.oldest) from error
+            raise StoreError(f"etcd watch on {self._prefix!r} broke: {error}") from error
+
+    def _queue(self, events: list[WatchEvent]) -> None:
+        for event in events:
+            # A watch newer than what the stream had delivered drops the events it has seen.
+            if event.revision > self._upto:
+                self._ready.append(event)
+                self._upto = event.revision
+
+    async def aclose(self) -> None:
+        """End the watch (safe to call twice)."""
+        self._finished = True
+        if self._subscription is not None:
+            self._subscription.close()
+        if self._direct is not None:
+            await self._direct.aclose()
+
+
+class EtcdStream:
     """One streaming ``/v3/watch`` call, its JSON lines turned into WatchEvents.
 
     An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
@@ -366,7 +458,7 @@ class EtcdWatch:
         self._response: aiohttp.ClientResponse | None = None
         self._finished = False
 
-    def __aiter__(self) -> EtcdWatch:
+    def __aiter__(self) -> EtcdStream:
         return self
 
     async def __anext__(self) -> WatchEvent:
