@@ -158,7 +158,7 @@ class LabelSelector:
         """Return True if a label set satisfies every requirement."""
         if self.matches_nothing:
             return False
-        if not isinstance(labels, Mapping):
+        if type(labels) is not dict and not isinstance(labels, Mapping):
             labels = {}  # absent or malformed labels satisfy only negative requirements
         for key, value in self._equal:
             if labels.get(key) != value:
