@@ -17,7 +17,7 @@ _KUBE = (("apply", "apply:apply"), ("get", "get:get"), ("describe", "get:describ
          ("uncordon", "kube_commands:uncordon"), ("drain", "kube_commands:drain"),
          ("autoscale", "kube_commands:autoscale"), ("version", "kube_commands:version"),
          ("status", "kube_commands:status"), ("port-forward", "kube_commands:port_forward"))
-_DOCKER = ("ps", "logs", "stop", "start", "restart", "rm", "stats")
+_DOCKER = ("ps", "logs", "attach", "stop", "start", "restart", "rm", "stats")
 _GROUPS = (("rollout", "rollout:rollout_app"), ("set", "kube_commands:set_app"),
            ("top", "kube_commands:top_app"))
 
