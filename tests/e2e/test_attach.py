@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.test_agent_support import AgentServer, new_server, wait_until
+from tests.e2e.test_agent_support import KUBECTL, AgentServer, new_server, wait_until
 from tests.e2e.test_cli_support import DOCKYARD, dockyard
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -54,12 +54,19 @@ def wait_running(server: AgentServer, name: str) -> None:
 
 def on_terminal(server: AgentServer, args: list[str], typed: bytes,
                 timeout: float = 90) -> tuple[int, bytes]:  # fmt: skip
-    """Run `dockyard ARGS` on a new pty; once attached, type `typed`; return (exit, output)."""
+    """Run `dockyard ARGS` on a new pty; once attached, type `typed`; return (exit, output).
+
+    ARGS starting with "kubectl" run kubectl 1.32 against the server instead.
+    """
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     env = dict(os.environ, KUBECONFIG=str(server.kubeconfig), HOME=str(server.base / "home"))
     (server.base / "home").mkdir(exist_ok=True)
-    proc = subprocess.Popen([DOCKYARD, *args], stdin=slave, stdout=slave, stderr=slave, env=env,
+    argv = [DOCKYARD, *args]
+    if args[0] == "kubectl":
+        argv = [KUBECTL, "--kubeconfig", str(server.kubeconfig), "--cache-dir",
+                str(server.base / "kubecache"), *args[1:]]  # fmt: skip
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
                             start_new_session=True)  # fmt: skip
     os.close(slave)
     output, deadline, sent = b"", time.monotonic() + timeout, False
@@ -156,6 +163,21 @@ def test_dockyard_attach_to_a_detached_interactive_pod(server: AgentServer) -> N
     result = dockyard(server.kubeconfig, "attach", "console")
     assert result.returncode == 125 and "is not running" in result.stderr, result.stderr
     server.kubectl("delete", "pod", "console", "--grace-period=0")
+
+
+def test_kubectl_attach_it_to_a_terminal_pod(server: AgentServer) -> None:
+    result = dockyard(server.kubeconfig, "run", "-dit", "--name", "kshell", "busybox", "sh")
+    assert result.returncode == 0, result.stderr
+    wait_running(server, "kshell")
+    code, output = on_terminal(server, ["kubectl", "attach", "-it", "kshell"],
+                               b"stty size; echo ku''be; exit 5\r")
+    assert code == 0 and b"kube\r\n" in output, output
+    assert f"{ROWS} {COLS}".encode() in output, output  # kubectl's resize frame reached it
+    wait_until(lambda: server.get("pod", "kshell")["status"].get("phase") == "Failed", 60,
+               "the shell's exit")
+    state = server.get("pod", "kshell")["status"]["containerStatuses"][0]["state"]
+    assert state["terminated"]["exitCode"] == 5
+    server.kubectl("delete", "pod", "kshell", "--grace-period=0")
 
 
 def test_old_kubectl_gets_a_clear_attach_error(server: AgentServer) -> None:
