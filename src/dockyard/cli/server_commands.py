@@ -115,7 +115,8 @@ def token_create(
 
     if not (data_dir / "tokens.json").exists():
         typer.echo(f"no server state in {data_dir} — start `dockyard server --data-dir "
-                   f"{data_dir}` once first", err=True)
+                   f"{data_dir}` once first (a server with --shared-dir DIR keeps its tokens "
+                   f"in DIR: pass that)", err=True)
         raise typer.Exit(1)
     tokens = TokenFile(data_dir)
     typer.echo(tokens.create("node", node) if node else tokens.create("join"))
