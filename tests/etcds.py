@@ -19,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cryptography import x509
@@ -61,6 +61,7 @@ class RunningEtcd:
     process: subprocess.Popen[bytes]
     log: Path
     certs: EtcdCerts | None = None
+    args: list[str] = field(default_factory=list)
 
     @property
     def store_spec(self) -> str:
@@ -77,6 +78,13 @@ class RunningEtcd:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+    def restart(self) -> None:
+        """Stop etcd and start it again on the same ports and data."""
+        self.stop()
+        with self.log.open("ab") as out:
+            self.process = subprocess.Popen(self.args, stdout=out, stderr=out)
+        _wait_until_answering(self)
 
 
 def start_etcd(workdir: Path, certs: EtcdCerts | None = None) -> RunningEtcd:
@@ -99,7 +107,7 @@ def start_etcd(workdir: Path, certs: EtcdCerts | None = None) -> RunningEtcd:
     log = workdir / "etcd.log"
     with log.open("ab") as out:
         process = subprocess.Popen(args, stdout=out, stderr=out)
-    etcd = RunningEtcd(url, process, log, certs)
+    etcd = RunningEtcd(url, process, log, certs, args)
     _wait_until_answering(etcd)
     return etcd
 

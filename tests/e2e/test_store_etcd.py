@@ -199,6 +199,29 @@ def test_both_servers_present_one_ca(server_a: RunningServer, server_b: RunningS
     assert server_b.request("GET", "/version", token=server_a.token)[0] == 200
 
 
+def test_a_server_outlives_an_etcd_restart(tmp_path: Path) -> None:
+    etcd = start_etcd(tmp_path / "etcd")
+    try:
+        server = start_server(tmp_path / "data", "--store", etcd.store_spec, "--no-scheduler",
+                              controllers=False)
+        try:
+            kubectl = Kubectl(server, tmp_path / "cache")
+            kubectl.run("create", "configmap", "before")
+            etcd.restart()
+            # Requests and watches after the restart reach the same etcd again.
+            eventually(lambda: subprocess.run(
+                [*kubectl.base, "get", "configmap", "before"], capture_output=True,
+                timeout=60).returncode == 0)
+            watch = kubectl.watch("configmaps", "-o", "name", "--watch-only")
+            time.sleep(1)
+            kubectl.run("create", "configmap", "after")
+            read_until(watch, "configmap/after")
+        finally:
+            server.stop()
+    finally:
+        etcd.stop()
+
+
 def test_unreachable_etcd_is_a_clear_error_and_writes_nothing(tmp_path: Path) -> None:
     port = free_port()
     data_dir = tmp_path / "never"
