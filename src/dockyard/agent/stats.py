@@ -51,7 +51,7 @@ def node_memory_working_set() -> int:
 
 
 class StatsCollector:
-    """Keeps the last two cpu samples of the node and of each running container."""
+    """Keeps recent cpu samples of the node and of each running container."""
 
     def __init__(self, runtime: Runtime,
                  listing: Callable[[], Awaitable[list[ContainerStatus]]] | None = None) -> None:
@@ -66,20 +66,23 @@ class StatsCollector:
                 await self.summary()
             await asyncio.sleep(SAMPLE_SECONDS)
 
-    def _rate(self, key: str, now: float, cpu: float) -> tuple[int, float]:
+    def rate(self, key: str, now: float, cpu: float) -> tuple[int, float]:
+        """Record a cumulative cpu reading; return the rate (nanocores) and its window."""
         samples = self._samples.setdefault(key, [])
         base = next((s for s in reversed(samples) if now - s.at >= MIN_WINDOW), None)
         samples.append(Sample(now, cpu))
-        del samples[:-3]
         if base is None:
             return 0, 0.0
+        # Keep the base: requests closer together than MIN_WINDOW must not push out the
+        # last sample old enough to diff with (a burst of them used to make cpu read 0).
+        del samples[:samples.index(base)]
         window = now - base.at
         return int(max(0.0, cpu - base.cpu_seconds) / window * 1e9), window
 
     async def summary(self) -> dict[str, Any]:
         """Return node and per-container usage (cpu nanocores, memory bytes) with windows."""
         now = time.time()
-        cpu, window = self._rate("node", now, node_cpu_seconds())
+        cpu, window = self.rate("node", now, node_cpu_seconds())
         out: dict[str, Any] = {"timestamp": now, "node": {
             "cpuNanoCores": cpu, "memoryWorkingSetBytes": node_memory_working_set(),
             "window": window or SAMPLE_SECONDS}, "pods": {}}
@@ -94,7 +97,7 @@ class StatsCollector:
             except Exception:
                 continue
             live.add(c.id)
-            rate, win = self._rate(c.id, now, stats.cpu_seconds)
+            rate, win = self.rate(c.id, now, stats.cpu_seconds)
             pod = out["pods"].setdefault(f"{sandbox.namespace}/{sandbox.name}", {
                 "namespace": sandbox.namespace, "name": sandbox.name, "uid": sandbox.pod_uid,
                 "containers": []})
