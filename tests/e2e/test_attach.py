@@ -133,6 +133,10 @@ def test_run_i_rm_pipes_stdin_and_removes_the_pod(server: AgentServer) -> None:
                       "cat", stdin="hi\n")
     assert (result.returncode, result.stdout) == (0, "hi\n"), result.stderr
     assert not pod_exists(server, "piped")
+    result = dockyard(server.kubeconfig, "run", "-i", "--rm", "--name", "early", "busybox",
+                      "sh", "-c", "echo early; cat; echo done >&2", stdin="late\n")
+    # printed before any attach could start, yet shown: the output comes from the log
+    assert (result.returncode, result.stdout) == (0, "early\nlate\ndone\n"), result.stderr
     big = "".join(f"line {i}\n" for i in range(20000))  # 228 KB: many stdin packets
     result = dockyard(server.kubeconfig, "run", "-i", "--rm", "--name", "counted", "busybox",
                       "wc", "-c", stdin=big)

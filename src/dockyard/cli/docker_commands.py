@@ -9,9 +9,10 @@ How Docker's ideas map onto the Kubernetes API (all standard calls):
   binary: 512m = 512Mi); `-v HOST:CTR[:ro]` → a hostPath volume, `-v NAME:CTR` → emptyDir;
 - `--restart no|always|on-failure|unless-stopped` → restartPolicy Never|Always|OnFailure|Always;
 - `run -i` / `-t` → the container's ``stdin`` (with ``stdinOnce``, as `kubectl run -i`) and
-  ``tty``; without -d, `run` then attaches (pods/attach) once the pod runs, as `kubectl run -it`
-  does: what the container printed before the attach is not shown (with -i, output of a
-  container that exited first comes from its log);
+  ``tty``; without -d, `run` then attaches (pods/attach) once the pod runs. With -t the
+  terminal goes both ways through the attach, as `kubectl run -it`: what the container printed
+  before the attach is not shown. With -i alone stdin goes through the attach and the output
+  comes from the followed log, which has all of it (stdout and stderr merged, as plain `run`);
 - a stopped container: Kubernetes has no stopped pods, so `stop` deletes the pod and keeps its
   manifest in a ConfigMap ``dockyard-stopped-NAME`` (label ``dockyard.io/stopped``) that
   `start` re-creates it from and `ps -a` lists as Exited; `stop` on a Deployment scales it to 0
@@ -415,16 +416,10 @@ async def _interactive(api: ApiClient, pods: ResourceClient, spec: RunSpec,
     """Attach to the new pod's container (stdin, terminal); return its exit code."""
     try:
         pod = await _wait_started(api, pods, spec, timeout)
-        status: Obj = {}
-        if _running(pod):
-            status = await attach_to_pod(api, pods.namespace or "", spec.name, None,
-                                         spec.interactive, spec.tty)
-        if status.get("status") != "Success":
-            if _running(await pods.get(spec.name)):
-                raise CliError(f"cannot attach to {spec.name}: {status.get('message')}")
-            # it ended before we could attach: what it printed is in its log
-            sys.stdout.write(await pods.read_log(spec.name))
-            sys.stdout.flush()
+        if spec.tty:
+            await _attach_terminal(api, pods, spec, _running(pod))
+        else:
+            await _attach_piped(api, pods, spec, _running(pod))
         pod = await wait_for_object(pods, spec.name, _finished, 30.0,
                                     f"{spec.name} to report its exit code")
         return _exit_code(pod)
@@ -432,6 +427,54 @@ async def _interactive(api: ApiClient, pods: ResourceClient, spec: RunSpec,
         if spec.remove:
             with contextlib.suppress(NotFoundError):
                 await pods.delete(spec.name, grace_period_seconds=0)
+
+
+async def _attach_terminal(api: ApiClient, pods: ResourceClient, spec: RunSpec,
+                           running: bool) -> None:  # fmt: skip
+    """Relay the terminal both ways; a container that ended first has its log printed."""
+    status: Obj = {}
+    if running:
+        status = await attach_to_pod(api, pods.namespace or "", spec.name, None,
+                                     spec.interactive, True)  # fmt: skip
+    if status.get("status") != "Success":
+        await _ended_before_attach(pods, spec.name, status)
+        sys.stdout.write(await pods.read_log(spec.name))
+        sys.stdout.flush()
+
+
+async def _attach_piped(api: ApiClient, pods: ResourceClient, spec: RunSpec,
+                        running: bool) -> None:  # fmt: skip
+    """Send stdin through pods/attach; show the output from the log, which has all of it.
+
+    Attached output would miss what the container printed before the attach (kubectl run -i
+    loses it); the log is complete, and like `run` without -i it has stdout and stderr merged.
+    """
+    async def stdin_relay() -> None:
+        status = await attach_to_pod(api, pods.namespace or "", spec.name, None, True, False,
+                                     output=False)  # fmt: skip
+        if status.get("status") != "Success":
+            await _ended_before_attach(pods, spec.name, status)
+
+    relay = asyncio.create_task(stdin_relay()) if running else None
+    try:
+        async for chunk in pods.read_log(spec.name, follow=True):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+        if relay is not None:
+            await relay
+    finally:
+        if relay is not None and not relay.done():
+            relay.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay
+
+
+async def _ended_before_attach(pods: ResourceClient, name: str, status: Obj) -> None:
+    """Return if the container ended before the attach could start, else raise CliError."""
+    try:  # its status may not say so yet
+        await wait_for_object(pods, name, _finished, 3.0, "its exit")
+    except CliError:
+        raise CliError(f"cannot attach to {name}: {status.get('message') or status}") from None
 
 
 def _running(pod: Obj) -> bool:

@@ -45,14 +45,19 @@ async def exec_in_pod(api: ApiClient, namespace: str, pod: str, container: str |
 
 
 async def attach_to_pod(api: ApiClient, namespace: str, pod: str, container: str | None,
-                        stdin: bool, tty: bool) -> dict[str, Any]:
-    """Attach to a pod's running container, relaying stdio; return the session's status."""
-    return await _stream(api, "attach", namespace, pod, container, stdin, tty, [])
+                        stdin: bool, tty: bool, output: bool = True) -> dict[str, Any]:
+    """Attach to a pod's running container, relaying stdio; return the session's status.
+
+    Without `output` only stdin is relayed (the caller shows the output another way).
+    """
+    return await _stream(api, "attach", namespace, pod, container, stdin, tty, [], output)
 
 
 async def _stream(api: ApiClient, kind: str, namespace: str, pod: str, container: str | None,
-                  stdin: bool, tty: bool, params: list[tuple[str, str]]) -> dict[str, Any]:
-    params = [*params, ("stdout", "true"), ("stderr", "false" if tty else "true")]
+                  stdin: bool, tty: bool, params: list[tuple[str, str]],
+                  output: bool = True) -> dict[str, Any]:  # fmt: skip
+    params = [*params, ("stdout", str(output).lower()),
+              ("stderr", str(output and not tty).lower())]  # fmt: skip
     if container:
         params.append(("container", container))
     if stdin:
