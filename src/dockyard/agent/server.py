@@ -272,11 +272,12 @@ async def _attach_input(ws: web.WebSocketResponse, session: AttachSession,
             with contextlib.suppress(OSError):  # stdin already closed: Kubernetes drops it too
                 await session.write(data)
         elif channel == CLOSE and v5 and data[:1] == bytes([STDIN]) and options.stdin:
-            if not options.stdin_once and not options.tty:
+            if options.tty:
+                continue  # a terminal's end of input is a key (Ctrl-D), not a close
+            if not options.stdin_once:
                 return
-            if options.stdin_once and not options.tty:
-                with contextlib.suppress(OSError):
-                    session.close_stdin()
+            with contextlib.suppress(OSError):
+                session.close_stdin()
         elif channel == RESIZE and options.tty:
             with contextlib.suppress(Exception):  # a bad size must not end the session
                 size = json.loads(data)
