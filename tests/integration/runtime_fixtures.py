@@ -25,7 +25,7 @@ import pytest
 from dockyard.images.bootstrap import bootstrap_busybox
 from dockyard.images.store import ImageStore
 from dockyard.runtime import ContainerConfig, Runtime
-from dockyard.runtime.cgroups import V1_CONTROLLERS, controller_dir
+from dockyard.runtime.cgroups import HIERARCHIES, controller_dir
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def leftovers(rt: Runtime) -> list[str]:
     found += [f"iptables {line}" for line in save.splitlines()
               if rt.network.name in line or rt.network.pod_cidr in line
               or rt.network.masq_chain in line]  # fmt: skip
-    for controller in V1_CONTROLLERS:
+    for controller in HIERARCHIES:
         if controller_dir(controller, rt.cgroup_root).exists():
             found.append(f"cgroup {controller}:{rt.cgroup_root}")
     netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -24,6 +24,9 @@ from pathlib import Path
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids",
                   "systemd")  # fmt: skip
+# On hybrid hosts runc also makes each cgroup in the v2 hierarchy mounted at `unified`;
+# nothing is read there, but the dirs must go with the v1 ones.
+HIERARCHIES = (*V1_CONTROLLERS, "unified")
 MAX_PIDS_LIMIT = 4096
 DEFAULT_PIDS_LIMIT = 1024
 
@@ -55,7 +58,7 @@ def is_cgroup_v1() -> bool:
 
 
 def controller_dir(controller: str, path: str) -> Path:
-    """Return the dir of a cgroup path in one v1 controller's hierarchy."""
+    """Return the dir of a cgroup path in one hierarchy (a v1 controller's, or `unified`)."""
     return CGROUP_ROOT / controller / path.lstrip("/")
 
 
@@ -113,8 +116,8 @@ def _memory_stat(memory_dir: Path) -> dict[str, int]:
 
 
 def remove_cgroup(path: str) -> None:
-    """Remove a cgroup (and its empty children) in every v1 hierarchy."""
-    for controller in V1_CONTROLLERS:
+    """Remove a cgroup (and its empty children) in every hierarchy."""
+    for controller in HIERARCHIES:
         top = controller_dir(controller, path)
         if not top.is_dir():
             continue
@@ -124,7 +127,7 @@ def remove_cgroup(path: str) -> None:
 
 def remove_if_empty(path: str) -> None:
     """Remove a parent cgroup in every hierarchy if no child or task is left in it."""
-    for controller in V1_CONTROLLERS:
+    for controller in HIERARCHIES:
         d = controller_dir(controller, path)
         try:
             d.rmdir()
