@@ -8,6 +8,7 @@ malformed query parameter gets a 400 naming it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,8 +36,10 @@ class Target:
         return self.name is None
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_target(path: str) -> Target:
     """Return the target of an /api or /apis path, or raise 404."""
+    # Cached: the same collection paths come again and again (every create in a namespace).
     parts = [p for p in path.split("/") if p]
     if parts[:1] == ["api"] and len(parts) >= 3:
         group, version, rest = "", parts[1], parts[2:]
