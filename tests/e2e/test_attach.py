@@ -52,6 +52,11 @@ def wait_running(server: AgentServer, name: str) -> None:
     wait_until(running, 90, f"{name} to run")
 
 
+def in_raw_mode(master: int) -> bool:
+    """Return True once the client has put the pty in raw mode (no line editing)."""
+    return not termios.tcgetattr(master)[3] & termios.ICANON
+
+
 def on_terminal(server: AgentServer, args: list[str], typed: bytes,
                 timeout: float = 90) -> tuple[int, bytes]:  # fmt: skip
     """Run `dockyard ARGS` on a new pty; once attached, type `typed`; return (exit, output).
@@ -79,8 +84,8 @@ def on_terminal(server: AgentServer, args: list[str], typed: bytes,
                 except OSError:  # EIO: every holder of the pty's other end has gone
                     break
                 output += chunk
-            if not sent and PROMPT_HINT in output:
-                time.sleep(0.3)  # the CLI switches the terminal to raw mode after the hint
+            if not sent and PROMPT_HINT in output and in_raw_mode(master):
+                # Typed earlier, the input could be flushed by the client's switch to raw mode.
                 os.write(master, typed)
                 sent = True
         return proc.wait(timeout=max(1.0, deadline - time.monotonic())), output

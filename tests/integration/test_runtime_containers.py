@@ -262,7 +262,7 @@ async def test_previous_attempt_logs(runtime: Runtime, busybox: BusyboxImage) ->
 async def test_attach_to_stdin_and_output(runtime: Runtime, busybox: BusyboxImage) -> None:
     sid = await sandbox(runtime)
     script = "while read l; do echo got:$l; done; echo bye >&2"
-    cfg = busybox.container("cat", command=["sh", "-c", script], stdin=True)
+    cfg = busybox.container("cat", command=["sh", "-c", script], stdin=True, stdin_once=True)
     cid = await runtime.create_container(sid, cfg)
     await runtime.start_container(cid)
     session = await runtime.attach(cid)
@@ -274,6 +274,24 @@ async def test_attach_to_stdin_and_output(runtime: Runtime, busybox: BusyboxImag
     await wait_state(runtime, cid, "exited")
     assert (await runtime.container_status(cid)).exit_code == 0
     assert [r.message async for r in runtime.read_logs(cid)] == [b"got:one", b"bye"]
+
+
+async def test_stdin_stays_open_for_the_next_attach_without_stdin_once(
+    runtime: Runtime, busybox: BusyboxImage
+) -> None:
+    sid = await sandbox(runtime)
+    script = "while read l; do echo got:$l; done"
+    cid = await runtime.create_container(
+        sid, busybox.container("shell", command=["sh", "-c", script], stdin=True))
+    await runtime.start_container(cid)
+    for line in (b"first", b"second"):
+        session = await runtime.attach(cid)
+        await session.write(line + b"\n")
+        assert await asyncio.wait_for(session.read(), 10) == ("stdout", b"got:" + line + b"\n")
+        session.close_stdin()
+        session.close()
+    assert (await runtime.container_status(cid)).state == "running"
+    await runtime.stop_container(cid, 5)
 
 
 async def test_tty_container_resize(runtime: Runtime, busybox: BusyboxImage) -> None:

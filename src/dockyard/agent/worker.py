@@ -304,7 +304,8 @@ class PodWorker:
             user="" if user is None else (f"{user}:{group}" if group is not None else str(user)),
             mounts=mounts, resources=podspec.resources(container),
             privileged=bool(security.get("privileged")), tty=bool(container.get("tty")),
-            stdin=bool(container.get("stdin")), attempt=attempt, image=str(container["image"]),
+            stdin=bool(container.get("stdin")), stdin_once=bool(container.get("stdinOnce")),
+            attempt=attempt, image=str(container["image"]),
             labels={POD_UID_LABEL: self.uid, CONTAINER_LABEL: name},
             annotations={"io.dockyard.image.id": self._image_id(image)},
         )  # fmt: skip

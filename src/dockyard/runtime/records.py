@@ -64,6 +64,7 @@ class ContainerConfig:
     privileged: bool = False
     tty: bool = False
     stdin: bool = False
+    stdin_once: bool = False  # Kubernetes' stdinOnce: stdin closes when the first attach ends
     attempt: int = 0
     image: str = ""
     labels: dict[str, str] = field(default_factory=dict)

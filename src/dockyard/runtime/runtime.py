@@ -304,7 +304,7 @@ class Runtime:
             self._save_container(rec)
             argv = monitor.conmon_argv(
                 container_id, config.name, paths, self.run_dir / "runc", self.runc_binary,
-                tty=config.tty, stdin=config.stdin,
+                tty=config.tty, stdin=config.stdin, stdin_once=config.stdin_once,
                 log_size_max=self.log_max_bytes * self.log_max_files,
             )  # fmt: skip
             rec.pid = await monitor.spawn(argv, paths)
