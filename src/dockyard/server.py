@@ -13,6 +13,11 @@ copied into the server's own DATA_DIR/pki, where each server issues its own serv
 tokens are read from the shared tokens.json (re-read on an unknown token, so a token one server
 makes works at every server). Service IP and node port claims already live in the store.
 The store is opened before anything is written, so an unreachable etcd leaves no files behind.
+
+The scheduler and the controllers run once per cluster: with ``--leader-elect`` (the default)
+a server runs them only while it holds the Lease kube-system/dockyard-controllers (see
+ElectedLoops and dockyard.client.leader_election); the agent and proxy are per node and always
+run. A lone server finds the Lease free and starts its loops before it reports ready.
 """
 
 from __future__ import annotations
@@ -40,6 +45,14 @@ from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
 from dockyard.api.tokens import TokenFile
 from dockyard.client.api import ApiClient
 from dockyard.client.config import ClientConfig
+from dockyard.client.leader_election import (
+    LEASE_DURATION,
+    RENEW_DEADLINE,
+    RETRY_PERIOD,
+    LeaderElectionConfig,
+    LeaderElector,
+    default_identity,
+)
 from dockyard.controllers.manager import ControllerManager, ControllerOptions
 from dockyard.store.base import Store
 from dockyard.store.opening import EtcdTLS, is_etcd, open_store
@@ -48,6 +61,18 @@ from dockyard.store.sqlite import SQLiteStore
 log = logging.getLogger("dockyard.server")
 # Open watches are long requests: on shutdown, give them this long, then close them.
 SHUTDOWN_SECONDS = 2.0
+# The Lease (in kube-system) whose holder runs the scheduler and controllers.
+LEADER_LEASE = "dockyard-controllers"
+
+
+@dataclass
+class LeaderElectionSettings:
+    """--leader-elect and its three durations (seconds; Kubernetes' defaults)."""
+
+    enabled: bool = True
+    lease_duration: float = LEASE_DURATION
+    renew_deadline: float = RENEW_DEADLINE
+    retry_period: float = RETRY_PERIOD
 
 
 @dataclass
@@ -74,6 +99,7 @@ class ServerOptions:
     store: str = ""  # empty: SQLite at DATA_DIR/state.db; else see dockyard.store.opening
     etcd_tls: EtcdTLS = field(default_factory=EtcdTLS)
     shared_dir: Path | None = None  # where the CA and tokens live (None: the data dir)
+    leader_election: LeaderElectionSettings = field(default_factory=LeaderElectionSettings)
 
 
 @dataclass
@@ -199,24 +225,114 @@ class Loops:
 
 
 async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -> Loops:
-    """Start the scheduler (and the other loops) against this server over loopback HTTPS."""
+    """Start the loops against this server over loopback HTTPS (the scheduler and controllers
+    behind the leader election unless it is off)."""
     config = ClientConfig(server=url, token=token, ca_data=ca_bundle(pki), ca_file=None)
     loops = Loops(ApiClient(config, user_agent="dockyard-server"))
-    if not options.no_scheduler:
-        from dockyard.scheduler.loop import SchedulerLoop  # numpy: only when scheduling here
-
-        scheduler = SchedulerLoop(loops.api)
-        await scheduler.start()
-        loops.running.append(scheduler)
-    if not options.no_controllers:
-        controllers = ControllerManager(loops.api, options.controllers)
-        await controllers.start()
-        loops.running.append(controllers)
+    if not (options.no_scheduler and options.no_controllers):
+        cluster_loops = ClusterLoops(loops.api, options)
+        if options.leader_election.enabled:
+            elected = ElectedLoops(loops.api, options.leader_election, cluster_loops)
+            await elected.start()
+            loops.running.append(elected)
+        else:
+            await cluster_loops.start()
+            loops.running.append(cluster_loops)
     if not options.no_agent:
         loops.running.append(await _start_agent(url, pki, token, options))
         if not options.no_proxy:
             loops.running.append(await _start_node_proxy(loops.api, options))
     return loops
+
+
+class ClusterLoops:
+    """The scheduler and the controllers: one set per cluster (the agent and proxy are per node).
+
+    Each start() builds them afresh, so a server that leads again after a lost term starts
+    from new informer caches rather than the ones it had before another server led.
+    """
+
+    def __init__(self, api: ApiClient, options: ServerOptions) -> None:
+        self.api = api
+        self.options = options
+        self.running: list[Any] = []
+
+    async def start(self) -> None:
+        """Start the scheduler and the controllers the options ask for."""
+        if not self.options.no_scheduler:
+            from dockyard.scheduler.loop import SchedulerLoop  # numpy: only when scheduling
+
+            scheduler = SchedulerLoop(self.api)
+            self.running.append(scheduler)  # before start: a cancelled start is still stopped
+            await scheduler.start()
+        if not self.options.no_controllers:
+            controllers = ControllerManager(self.api, self.options.controllers)
+            self.running.append(controllers)
+            await controllers.start()
+
+    async def stop(self) -> None:
+        """Stop what start() started, in reverse order."""
+        while self.running:
+            with contextlib.suppress(Exception):
+                await self.running.pop().stop()
+
+
+class ElectedLoops:
+    """Runs ClusterLoops only while this server holds the Lease LEADER_LEASE in kube-system.
+
+    One Lease covers the scheduler and the controllers (they run in one process here, so two
+    Leases would only let them split across servers for no gain). On a lost term the loops are
+    stopped and the server campaigns again, instead of exiting as kube-controller-manager does:
+    the api server, agent and proxy in this process keep serving, and the next term starts
+    fresh loops (see ClusterLoops).
+    """
+
+    def __init__(self, api: ApiClient, settings: LeaderElectionSettings,
+                 loops: ClusterLoops) -> None:  # fmt: skip
+        self.loops = loops
+        self.config = LeaderElectionConfig(
+            lease_name=LEADER_LEASE, identity=default_identity(), namespace="kube-system",
+            lease_duration=settings.lease_duration, renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period)
+        self.elector = LeaderElector(api, self.config, self._started, self._stopped)
+        self._started_event = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Campaign once; if the Lease is ours, return once the loops have started.
+
+        So a lone server (nobody holds the Lease) starts its loops at once, as without the
+        election; a server that lost the first try goes on campaigning in the background.
+        """
+        log.info("leader election: campaigning for lease kube-system/%s as %s", LEADER_LEASE,
+                 self.config.identity)
+        self._task = asyncio.create_task(self.elector.run(), name="leader-election")
+        attempted = asyncio.create_task(self.elector.attempted.wait())
+        await asyncio.wait([attempted, self._task], return_when=asyncio.FIRST_COMPLETED)
+        attempted.cancel()
+        if self.elector.is_leader:
+            started = asyncio.create_task(self._started_event.wait())
+            await asyncio.wait([started, self._task], return_when=asyncio.FIRST_COMPLETED)
+            started.cancel()
+
+    async def stop(self) -> None:
+        """Stop leading (the loops first), then release the Lease for the next server."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _started(self) -> None:
+        log.info("leader election: leading; starting the scheduler and controllers")
+        try:
+            await self.loops.start()
+        finally:
+            self._started_event.set()
+
+    async def _stopped(self) -> None:
+        log.info("leader election: not leading; stopping the scheduler and controllers")
+        await self.loops.stop()
 
 
 def cluster_dns_address(options: ServerOptions) -> str:

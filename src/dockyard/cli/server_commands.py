@@ -60,11 +60,30 @@ def server(
     shared_dir: Path | None = typer.Option(
         None, "--shared-dir", help="Where the cluster CA and tokens live, shared by api servers "
         "on one etcd (default: the data dir; a second server: the first's data dir)."),
+    leader_elect: bool = typer.Option(
+        True, "--leader-elect/--no-leader-elect",
+        help="Run the scheduler and controllers only while holding the Lease "
+        "kube-system/dockyard-controllers (for several servers on one etcd)."),
+    leader_elect_lease_duration: float = typer.Option(
+        15.0, "--leader-elect-lease-duration",
+        help="Seconds a candidate waits after the last renewal it saw before taking over."),
+    leader_elect_renew_deadline: float = typer.Option(
+        10.0, "--leader-elect-renew-deadline",
+        help="Seconds the leader keeps trying to renew before it stops leading."),
+    leader_elect_retry_period: float = typer.Option(
+        2.0, "--leader-elect-retry-period",
+        help="Seconds between tries to acquire or renew the Lease."),
 ) -> None:
     """Run the api server, store and loops on this machine (like k3s server)."""
     from dockyard.api.admission import DefaultTolerationSeconds
+    from dockyard.client.leader_election import check_durations
     from dockyard.controllers.manager import ControllerOptions
-    from dockyard.server import AgentSettings, ServerOptions, run_server
+    from dockyard.server import (
+        AgentSettings,
+        LeaderElectionSettings,
+        ServerOptions,
+        run_server,
+    )
     from dockyard.store.base import StoreError
     from dockyard.store.opening import EtcdTLS
 
@@ -76,6 +95,15 @@ def server(
                           reserved_memory, list(allow_host_path))
     controllers = ControllerOptions(node_monitor_grace_period=node_monitor_grace_period)
     tolerations = DefaultTolerationSeconds(not_ready_toleration, unreachable_toleration)
+    election = LeaderElectionSettings(leader_elect, leader_elect_lease_duration,
+                                      leader_elect_renew_deadline, leader_elect_retry_period)
+    try:
+        check_durations(leader_elect_lease_duration, leader_elect_renew_deadline,
+                        leader_elect_retry_period)
+    except ValueError as err:
+        typer.echo(f"error: {err} (--leader-elect-lease-duration, --leader-elect-renew-deadline,"
+                   f" --leader-elect-retry-period)", err=True)
+        raise typer.Exit(2) from None
     options = ServerOptions(
         data_dir, listen, port, no_agent=no_agent, no_scheduler=no_scheduler,
         no_controllers=no_controllers, agent=agent, controllers=controllers,
@@ -83,7 +111,7 @@ def server(
         watch_history_seconds=watch_history_seconds, service_cidr=service_cidr,
         cluster_domain=cluster_domain, cluster_dns=cluster_dns, no_proxy=no_proxy,
         tls_sans=list(tls_san), store=store, shared_dir=shared_dir,
-        etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile),
+        etcd_tls=EtcdTLS(etcd_cafile, etcd_certfile, etcd_keyfile), leader_election=election,
     )
     try:
         asyncio.run(run_server(options))
