@@ -1,8 +1,8 @@
 """Start real etcd servers (Debian's etcd-server) for tests and benches: free loopback ports,
 data in a given temp dir, stopped by PID. Optionally TLS with a throwaway CA made here.
 
-The launch follows tests/integration/test_store_contract.py's EtcdHarness (same flags), but
-synchronous, so module-scoped fixtures and bench scripts can use it around subprocesses.
+Synchronous, so module-scoped fixtures and bench scripts can use it around subprocesses;
+async tests (the store contract's EtcdHarness) call it through asyncio.to_thread.
 """
 
 from __future__ import annotations

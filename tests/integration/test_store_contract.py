@@ -2,23 +2,18 @@
 
 Each test runs once per entry of BACKENDS: a harness that opens a store on real data (a SQLite
 file in the temp dir; a real etcd started on free loopback ports with its data in the temp dir
-and stopped by PID) and can reopen it after a restart. Adding a backend is one line there.
+and stopped by PID, by tests/etcds.py) and can reopen it after a restart. Adding a backend is
+one line there.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
-import aiohttp
 import pytest
 
 from dockyard.store.base import (
@@ -35,6 +30,7 @@ from dockyard.store.base import (
 )
 from dockyard.store.etcd import EtcdStore
 from dockyard.store.sqlite import SQLiteStore
+from tests.etcds import ETCD, RunningEtcd, etcd_installed, start_etcd
 
 pytestmark = pytest.mark.integration
 
@@ -80,80 +76,30 @@ class SQLiteHarness:
             await store.close()
 
 
-ETCD = shutil.which("etcd") or "/usr/bin/etcd"
-
-
-def free_port() -> int:
-    """Return a loopback port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class EtcdHarness:
-    """A real etcd (Debian's etcd-server) on free loopback ports, data in the test's temp dir."""
+    """A real etcd (tests/etcds.py: Debian's etcd-server) on free loopback ports, data in the
+    test's temp dir, restarted on the same data by reopen."""
 
     def __init__(self, tmp_path: Path) -> None:
-        if not os.access(ETCD, os.X_OK):
+        if not etcd_installed():
             pytest.skip(f"{ETCD} is missing: apt-get install etcd-server")
-        self.data_dir = tmp_path / "etcd"
-        self.log = tmp_path / "etcd.log"
-        self.client_port, self.peer_port = free_port(), free_port()
-        self.url = f"http://127.0.0.1:{self.client_port}"
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.workdir = tmp_path
+        self.etcd: RunningEtcd | None = None
         self.history_seconds = 300.0
         self.stores: list[EtcdStore] = []
 
-    async def start(self) -> None:
-        peer = f"http://127.0.0.1:{self.peer_port}"
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    ETCD, "--name", "contract", "--data-dir", str(self.data_dir),
-                    "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
-                    "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                    "--initial-cluster", f"contract={peer}",
-                    # 1.5 MiB values plus the request around them.
-                    "--max-request-bytes", str(3 * 1024 * 1024),
-                    "--logger", "zap", "--log-level", "error",
-                ],
-                stdout=log, stderr=log,
-            )
-        async with aiohttp.ClientSession() as session:
-            for _ in range(200):
-                if self.proc.poll() is not None:
-                    pytest.fail(f"etcd exited: {self.log.read_text()[-2000:]}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.post(f"{self.url}/v3/kv/range", json={"key": "AA=="}) as r:
-                        if r.status == 200:
-                            return
-                await asyncio.sleep(0.05)
-        pytest.fail("etcd did not answer within 10 s")
-
-    async def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.to_thread(self.proc.wait, 10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                await asyncio.to_thread(self.proc.wait, 10)
-        self.proc = None
-
     async def open(self, *, history_seconds: float = 300.0) -> Store:
-        if self.proc is None:
-            await self.start()
+        if self.etcd is None:
+            self.etcd = await asyncio.to_thread(start_etcd, self.workdir)
         self.history_seconds = history_seconds
-        store = await EtcdStore.open(self.url, history_seconds=history_seconds)
+        store = await EtcdStore.open(self.etcd.url, history_seconds=history_seconds)
         self.stores.append(store)
         return store
 
     async def reopen(self, store: Store) -> Store:
         await store.close()
-        await self.stop()
-        await self.start()
+        assert self.etcd is not None
+        await asyncio.to_thread(self.etcd.restart)
         return await self.open(history_seconds=self.history_seconds)
 
     async def compact(self, store: Store, revision: int) -> None:
@@ -163,7 +109,8 @@ class EtcdHarness:
     async def aclose(self) -> None:
         for store in self.stores:
             await store.close()
-        await self.stop()
+        if self.etcd is not None:
+            await asyncio.to_thread(self.etcd.stop)
 
 
 BACKENDS: dict[str, Any] = {

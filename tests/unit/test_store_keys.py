@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dockyard.store.base import MAX_VALUE_BYTES, StoreError, ValueTooLargeError
-from dockyard.store.keys import check_key, check_value, prefix_end
+from dockyard.store.keys import check_key, check_limit, check_put, check_value, prefix_end
 from dockyard.store.sqlite import _key_range
 
 pytestmark = pytest.mark.unit
@@ -54,3 +54,18 @@ def test_values_must_be_bytes_within_the_limit() -> None:
         check_value("/k", b"x" * (MAX_VALUE_BYTES + 1))
     with pytest.raises(StoreError, match="must be bytes"):
         check_value("/k", "text")  # type: ignore[arg-type]
+
+
+def test_puts_check_the_key_then_the_value() -> None:
+    check_put("/k", b"v")
+    with pytest.raises(StoreError, match="NUL"):
+        check_put("/a\x00b", "text")  # type: ignore[arg-type]
+    with pytest.raises(StoreError, match="must be bytes"):
+        check_put("/k", "text")  # type: ignore[arg-type]
+
+
+def test_list_limits_are_zero_or_positive() -> None:
+    check_limit(0)
+    check_limit(5)
+    with pytest.raises(StoreError, match="limit must be 0"):
+        check_limit(-1)

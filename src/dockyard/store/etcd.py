@@ -38,7 +38,6 @@ import contextlib
 import json
 import logging
 import ssl
-from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -57,8 +56,9 @@ from dockyard.store.base import (
     WatchEvent,
 )
 from dockyard.store.etcd_watch_cache import Subscription, WatchCache
-from dockyard.store.history import HistoryClock
-from dockyard.store.keys import check_key, check_value, prefix_end
+from dockyard.store.history import CompactionTimer, HistoryClock
+from dockyard.store.keys import check_key, check_limit, check_put, prefix_end
+from dockyard.store.watching import QueuedWatch
 
 log = logging.getLogger(__name__)
 CALL_CONNECTIONS = 32  # kept-alive connections for unary calls; more only queue inside etcd
@@ -122,11 +122,12 @@ class EtcdStore:
             connector=aiohttp.TCPConnector(limit=0, ssl=_ssl_arg(ssl_context))
         )
         self._compacted = compacted
-        self._clock = HistoryClock(history_seconds, revision)
         self._streams: set[aiohttp.ClientResponse] = set()
         self._closed = False
         self._cache = WatchCache(lambda after: EtcdStream(self, "", after))
-        self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-etcd-compact")
+        self._compactor = CompactionTimer(
+            self, history_seconds, revision, compacted, "dockyard-etcd-compact"
+        )
 
     @classmethod
     async def open(
@@ -195,8 +196,7 @@ class EtcdStore:
         A nonzero ``revision`` reads etcd's snapshot at that revision (a consistent paged
         list); CompactedError if it is compacted, FutureRevisionError if not reached.
         """
-        if limit < 0:
-            raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
+        check_limit(limit)
         body = _range_of(prefix)
         if start_after and start_after >= prefix:
             body["key"] = _b64(start_after + "\0")
@@ -257,8 +257,7 @@ class EtcdStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         """Store a new key; raise AlreadyExistsError if present."""
-        check_key(key)
-        check_value(key, value)
+        check_put(key, value)
         answer, ok = await self._txn(
             {"target": "CREATE", "result": "EQUAL", "create_revision": 0},
             {"request_put": {"key": _b64(key), "value": _b64(value)}},
@@ -271,8 +270,7 @@ class EtcdStore:
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
         """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
-        check_key(key)
-        check_value(key, value)
+        check_put(key, value)
         answer, ok = await self._txn(
             self._guard(expected_revision),
             {"request_put": {"key": _b64(key), "value": _b64(value), "prev_kv": True}},
@@ -328,27 +326,12 @@ class EtcdStore:
 
     # -- compaction and shutdown ---------------------------------------------------------------
 
-    async def _maintain(self) -> None:
-        while True:
-            await asyncio.sleep(self._clock.interval)
-            try:
-                target = self._clock.note(await self.current_revision())
-                if target > self._compacted:
-                    await self.compact(target)
-            except StoreError as err:
-                if self._closed:
-                    return
-                # Keep the timer alive: the next tick retries, and history only grows.
-                log.warning("etcd compaction failed: %s", err)
-
     async def close(self) -> None:
         """End every watch and close the HTTP sessions."""
         if self._closed:
             return
         self._closed = True
-        self._maintainer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._maintainer
+        await self._compactor.stop()
         await self._cache.close()
         for response in list(self._streams):
             response.close()
@@ -356,52 +339,33 @@ class EtcdStore:
         await self._watch_session.close()
 
 
-
-class EtcdWatch:
+class EtcdWatch(QueuedWatch):
     """One watch: from the watch cache when its ring covers the revision, else from etcd.
 
-    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
-    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing: events already taken stay
-    queued here, and the rest stay in the cache's watcher or the etcd connection. The revision
-    checks run on the first ``__anext__``; ``aclose`` ends the watch.
+    A cancelled ``__anext__`` loses nothing (see watching.py): the events not yet queued here
+    stay in the cache's watcher or the etcd connection. The revision checks run on the first
+    ``__anext__``; ``aclose`` ends the watch.
     """
 
     def __init__(self, store: EtcdStore, prefix: str, after_revision: int) -> None:
+        super().__init__(prefix, after_revision)
         self._store = store
-        self._prefix = prefix
-        self._after = after_revision
-        self._upto = after_revision  # the newest revision queued for the consumer
-        self._ready: deque[WatchEvent] = deque()
         self._subscription: Subscription | None = None
         self._direct: EtcdStream | None = None
-        self._finished = False
 
-    def __aiter__(self) -> EtcdWatch:
-        return self
+    def _store_closed(self) -> bool:
+        return self._store._closed
 
-    async def __anext__(self) -> WatchEvent:
-        while not self._ready:
-            if self._finished or self._store._closed:
-                await self.aclose()
-                raise StopAsyncIteration
-            if self._direct is not None:
-                return await anext(self._direct)  # StopAsyncIteration ends us as well
-            if self._subscription is None:
-                await self._start()
-                continue
-            try:
-                await self._take(self._subscription)
-            except StoreError:
-                await self.aclose()
-                raise
-        return self._ready.popleft()
+    async def _fill(self) -> None:
+        if self._direct is not None:
+            self._queue([await anext(self._direct)])  # StopAsyncIteration ends us as well
+        elif self._subscription is None:
+            await self._start()
+        else:
+            await self._take(self._subscription)
 
     async def _start(self) -> None:
-        current = await self._store.current_revision()
-        if self._after > current:
-            raise FutureRevisionError(
-                f"watch from revision {self._after}: the store is at {current}"
-            )
+        self._refuse_future(await self._store.current_revision())
         if self._after < self._store._compacted:
             raise CompactedError(self._after, self._store._compacted)
         subscription = self._store._cache.subscribe(self._prefix, self._after)
@@ -423,69 +387,41 @@ class EtcdWatch:
                 raise CompactedError(self._upto, error.oldest) from error
             raise StoreError(f"etcd watch on {self._prefix!r} broke: {error}") from error
 
-    def _queue(self, events: list[WatchEvent]) -> None:
-        for event in events:
-            # A watch newer than what the stream had delivered drops the events it has seen.
-            if event.revision > self._upto:
-                self._ready.append(event)
-                self._upto = event.revision
-
     async def aclose(self) -> None:
         """End the watch (safe to call twice)."""
-        self._finished = True
+        await super().aclose()
         if self._subscription is not None:
             self._subscription.close()
         if self._direct is not None:
             await self._direct.aclose()
 
 
-class EtcdStream:
+class EtcdStream(QueuedWatch):
     """One streaming ``/v3/watch`` call, its JSON lines turned into WatchEvents.
 
-    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
-    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing: unread bytes stay in the
-    connection and parsed events stay queued. The request is sent on the first ``__anext__``;
-    ``aclose`` ends it.
+    A cancelled ``__anext__`` loses nothing (see watching.py): unread bytes stay in the
+    connection. The request is sent on the first ``__anext__``; ``aclose`` ends it.
     """
 
     def __init__(self, store: EtcdStore, prefix: str, after_revision: int) -> None:
+        super().__init__(prefix, after_revision)
         self._store = store
-        self._prefix = prefix
-        self._after = after_revision
-        self._upto = after_revision  # the newest revision queued for the consumer
-        self._ready: deque[WatchEvent] = deque()
         self._buffer = bytearray()
         self._response: aiohttp.ClientResponse | None = None
-        self._finished = False
 
-    def __aiter__(self) -> EtcdStream:
-        return self
+    def _store_closed(self) -> bool:
+        return self._store._closed
 
-    async def __anext__(self) -> WatchEvent:
-        while not self._ready:
-            if self._finished or self._store._closed:
-                await self.aclose()
-                raise StopAsyncIteration
-            try:
-                if self._response is None:
-                    await self._start()
-                await self._read_more()
-            except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
-                await self.aclose()
-                if self._store._closed:
-                    raise StopAsyncIteration from None
-                raise StoreError(f"etcd watch on {self._prefix!r} broke: {err}") from err
-            except StoreError:
-                await self.aclose()
-                raise
-        return self._ready.popleft()
+    async def _fill(self) -> None:
+        try:
+            if self._response is None:
+                await self._start()
+            await self._read_more()
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
+            raise StoreError(f"etcd watch on {self._prefix!r} broke: {err}") from err
 
     async def _start(self) -> None:
-        current = await self._store.current_revision()
-        if self._after > current:
-            raise FutureRevisionError(
-                f"watch from revision {self._after}: the store is at {current}"
-            )
+        self._refuse_future(await self._store.current_revision())
         request = {
             **_range_of(self._prefix), "start_revision": self._after + 1, "prev_kv": True
         }
@@ -521,9 +457,9 @@ class EtcdStream:
             line = bytes(self._buffer[:end])
             del self._buffer[: end + 1]
             if line.strip():
-                self._queue(json.loads(line))
+                self._take_message(json.loads(line))
 
-    def _queue(self, message: Json) -> None:
+    def _take_message(self, message: Json) -> None:
         if "error" in message:
             raise StoreError(f"etcd watch failed: {message['error']}")
         result = message.get("result", {})
@@ -533,15 +469,11 @@ class EtcdStream:
                 self._store._compacted = max(self._store._compacted, compact - 1)
                 raise CompactedError(self._upto, compact - 1)
             raise StoreError(f"etcd cancelled the watch: {result.get('cancel_reason', '')}")
-        for raw in result.get("events") or []:
-            event = _event(raw)
-            if event.revision > self._upto:
-                self._ready.append(event)
-                self._upto = event.revision
+        self._queue(_event(raw) for raw in result.get("events") or [])
 
     async def aclose(self) -> None:
         """End the watch and its request (safe to call twice)."""
-        self._finished = True
+        await super().aclose()
         if self._response is not None:
             self._store._streams.discard(self._response)
             self._response.close()

@@ -1,4 +1,4 @@
-"""Keys and values as every backend accepts them, and the end of a prefix's range.
+"""Keys, values and list limits as every backend accepts them, and the end of a prefix's range.
 
 Keys are strings compared by code point, which is also the byte order of their UTF-8 encoding,
 so the same bound works for SQLite's BINARY collation and for etcd's byte-wise key order.
@@ -25,6 +25,18 @@ def check_value(key: str, value: bytes) -> None:
         raise ValueTooLargeError(
             f"value for {key!r} is {len(value)} bytes; the limit is {MAX_VALUE_BYTES}"
         )
+
+
+def check_put(key: str, value: bytes) -> None:
+    """Raise StoreError unless key and value may be written (check_key, then check_value)."""
+    check_key(key)
+    check_value(key, value)
+
+
+def check_limit(limit: int) -> None:
+    """Raise StoreError unless a list's limit is 0 (all) or positive."""
+    if limit < 0:
+        raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
 
 
 def prefix_end(prefix: str) -> str | None:

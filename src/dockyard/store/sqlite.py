@@ -61,7 +61,6 @@ import fcntl
 import logging
 import os
 import sqlite3
-from collections import deque
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -75,8 +74,8 @@ from dockyard.store.base import (
     WatchEvent,
 )
 from dockyard.store.fanout import WATCH_QUEUE_LIMIT, Broadcaster, Watcher
-from dockyard.store.history import HistoryClock
-from dockyard.store.keys import check_key, check_value, prefix_end
+from dockyard.store.history import CompactionTimer
+from dockyard.store.keys import check_key, check_limit, check_put, prefix_end
 from dockyard.store.sqlite_reader import Readers
 from dockyard.store.sqlite_writer import (
     EVENT_COLUMNS,
@@ -88,6 +87,7 @@ from dockyard.store.sqlite_writer import (
     Outcome,
     Writer,
 )
+from dockyard.store.watching import QueuedWatch
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -268,10 +268,11 @@ class SQLiteStore:
         self._hub = Broadcaster(WATCH_QUEUE_LIMIT)
         self._closed = False
         self._readers = Readers(self._reader_conn, READ_THREADS, self._loop)
-        self._clock = HistoryClock(history_seconds, writer.revision)
         writer.deliver = self._deliver
         writer.start()
-        self._maintainer = asyncio.create_task(self._maintain(), name="dockyard-store-compact")
+        self._compactor = CompactionTimer(
+            self, history_seconds, writer.revision, writer.compacted, "dockyard-store-compact"
+        )
 
     @classmethod
     async def open(
@@ -350,8 +351,7 @@ class SQLiteStore:
         consistent paged list, as etcd gives); CompactedError if that history is compacted,
         FutureRevisionError if the store has not reached it.
         """
-        if limit < 0:
-            raise StoreError(f"limit must be 0 (all) or positive, not {limit}")
+        check_limit(limit)
         if revision > self._writer.committing:
             raise FutureRevisionError(
                 f"revision {revision} is ahead of the store's {self._writer.committing}"
@@ -399,15 +399,13 @@ class SQLiteStore:
 
     async def create(self, key: str, value: bytes) -> KeyValue:
         """Store a new key; raise AlreadyExistsError if present."""
-        check_key(key)
-        check_value(key, value)
+        check_put(key, value)
         result: KeyValue = await self._write("create", key, value)
         return result
 
     async def update(self, key: str, value: bytes, expected_revision: int) -> KeyValue:
         """Replace the value if mod_revision equals expected_revision (0 = unconditional)."""
-        check_key(key)
-        check_value(key, value)
+        check_put(key, value)
         result: KeyValue = await self._write("update", key, value, expected_revision)
         return result
 
@@ -445,27 +443,12 @@ class SQLiteStore:
 
     # -- compaction and shutdown ---------------------------------------------------------------
 
-    async def _maintain(self) -> None:
-        while True:
-            await asyncio.sleep(self._clock.interval)
-            target = self._clock.note(self._writer.revision)
-            if target > self._writer.compacted:
-                try:
-                    await self.compact(target)
-                except StoreError as err:
-                    if self._closed:
-                        return
-                    # Keep the timer alive: the next tick retries, and history only grows.
-                    log.warning("compaction to revision %d failed: %s", target, err)
-
     async def close(self) -> None:
         """Finish queued writes, end every watch, and release threads and files."""
         if self._closed:
             return
         self._closed = True
-        self._maintainer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._maintainer
+        await self._compactor.stop()
         self._hub.close()
         self._writer.stop()
         await asyncio.to_thread(self._writer.join)
@@ -475,56 +458,36 @@ class SQLiteStore:
         os.close(self._lock_fd)
 
 
-
-class SQLiteWatch:
+class SQLiteWatch(QueuedWatch):
     """One watch: history after a revision, then live changes, in revision order.
 
-    An iterator object rather than an async generator so that a cancelled ``__anext__`` (as in
-    ``asyncio.wait_for(anext(watch), timeout)``) loses nothing and leaves the watch usable:
-    queued events stay queued and the replay resumes where it was. It subscribes on the first
-    ``__anext__``; ``aclose`` (or dropping it) unsubscribes.
+    A cancelled ``__anext__`` leaves the watch usable (see watching.py): queued events stay
+    queued and the replay resumes where it was. It subscribes on the first ``__anext__``;
+    ``aclose`` (or dropping it) unsubscribes.
     """
 
     def __init__(self, store: SQLiteStore, prefix: str, after_revision: int) -> None:
+        super().__init__(prefix, after_revision)
         self._store = store
-        self._prefix = prefix
-        self._after = after_revision
-        self._upto = after_revision  # the newest revision queued for the consumer
-        self._ready: deque[WatchEvent] = deque()
         self._watcher: Watcher | None = None
         self._replaying = False
-        self._finished = False
 
-    def __aiter__(self) -> SQLiteWatch:
-        return self
+    def _store_closed(self) -> bool:
+        return self._store._closed
 
-    async def __anext__(self) -> WatchEvent:
-        while not self._ready:
-            if self._finished or self._store._closed:
-                await self.aclose()
-                raise StopAsyncIteration
-            try:
-                if self._watcher is None:
-                    self._start()
-                if self._replaying:
-                    await self._replay_page()
-                else:
-                    await self._take_live()
-            except StoreError:
-                await self.aclose()
-                if self._store._closed:
-                    raise StopAsyncIteration from None
-                raise
-        return self._ready.popleft()
+    async def _fill(self) -> None:
+        if self._watcher is None:
+            self._start()
+        if self._replaying:
+            await self._replay_page()
+        else:
+            await self._take_live()
 
     def _start(self) -> None:
         # Subscribe before reading history: see the module docstring.
         self._watcher = self._store._hub.subscribe(self._prefix)
         writer = self._store._writer
-        if self._after > writer.committing:
-            raise FutureRevisionError(
-                f"watch from revision {self._after}: the store is at {writer.committing}"
-            )
+        self._refuse_future(writer.committing)
         # Nothing committed after the subscription can be missing from the live queue, so a
         # watch from the current revision (the usual one, after a list) skips the replay.
         self._replaying = self._after < writer.revision
@@ -535,9 +498,7 @@ class SQLiteWatch:
         )
         if self._upto < compacted:
             raise CompactedError(self._upto, compacted)
-        for row in rows:
-            self._ready.append(_event_from_row(row))
-            self._upto = row[0]
+        self._queue(_event_from_row(row) for row in rows)
         if len(rows) < REPLAY_PAGE:
             self._replaying = False
 
@@ -546,14 +507,11 @@ class SQLiteWatch:
         events = await self._watcher.get()
         if not events:  # the store closed
             self._finished = True
-        for event in events:
-            if event.revision > self._upto:
-                self._ready.append(event)
-                self._upto = event.revision
+        self._queue(events)
 
     async def aclose(self) -> None:
         """End the watch and unsubscribe (safe to call twice)."""
-        self._finished = True
+        await super().aclose()
         if self._watcher is not None:
             self._store._hub.unsubscribe(self._watcher)
 
