@@ -49,6 +49,7 @@ from dockyard.controllers.base import (
     selector_of,
     write_status,
 )
+from dockyard.objects.doubling import doubling_sizes
 from dockyard.objects.meta import parse_time
 from dockyard.objects.pod import is_pod_ready, is_terminal, pod_phase
 
@@ -117,13 +118,7 @@ def is_active(pod: Obj) -> bool:
 
 def slow_start_batches(count: int, initial: int = 1) -> list[int]:
     """Return batch sizes 1, 2, 4, ... adding up to ``count`` (client-go's slowStartBatch)."""
-    batches, size, left = [], initial, count
-    while left > 0:
-        batch = min(size, left)
-        batches.append(batch)
-        left -= batch
-        size *= 2
-    return batches
+    return doubling_sizes(count, initial)
 
 
 def pod_from_template(rs: Obj) -> Obj:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockyard.objects.selectors import validate_label_selector
+from dockyard.objects.selectors import operator_values_error, validate_label_selector
 from dockyard.objects.validation import (
     FieldError,
     as_dict,
@@ -20,7 +20,6 @@ from dockyard.objects.validation import (
     dict_of,
     dns1123_label,
     duplicate,
-    forbidden,
     hashable,
     invalid,
     list_of,
@@ -102,17 +101,9 @@ def node_requirement(req: Any, field: str, *, label_key: bool) -> list[FieldErro
         return [type_invalid(field, req, "must be an object")]
     errs: list[FieldError] = []
     operator, values = req.get("operator"), list_of(req.get("values"))
-    if operator in ("In", "NotIn") and not values:
-        errs.append(
-            required(f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'")
-        )
-    elif operator in ("Exists", "DoesNotExist") and values:
-        errs.append(
-            forbidden(
-                f"{field}.values",
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            )
-        )
+    error = operator_values_error(operator, values, field)
+    if error is not None:
+        errs.append(error)
     elif operator in ("Gt", "Lt"):
         if len(values) != 1:
             errs.append(

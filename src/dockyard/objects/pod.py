@@ -376,17 +376,22 @@ def _validate_toleration(toleration: Any, field: str) -> list[FieldError]:
     return errs
 
 
+def _label_name(name: Any, field: str) -> list[FieldError]:
+    """Return the errors of a required name that must be a DNS-1123 label (volumes, containers)."""
+    if not name:
+        return [required(field)]
+    if not isinstance(name, str):
+        return [type_invalid(field, name, "must be a string")]
+    return check(field, name, dns1123_label)
+
+
 def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[FieldError]]:
     errs: list[FieldError] = []
     names: set[str] = set()
     for field, volume in object_items(volumes, f"{path}.volumes", errs):
         name = volume.get("name")
-        if not name:
-            errs.append(required(f"{field}.name"))
-        elif not isinstance(name, str):
-            errs.append(type_invalid(f"{field}.name", name, "must be a string"))
-        else:
-            errs += check(f"{field}.name", name, dns1123_label)
+        errs += _label_name(name, f"{field}.name")
+        if name and isinstance(name, str):
             if name in names:
                 errs.append(duplicate(f"{field}.name", name))
             names.add(name)
@@ -405,14 +410,7 @@ def _validate_volumes(volumes: list[Any], path: str) -> tuple[set[str], list[Fie
 def _validate_container(
     container: Obj, field: str, volumes: set[str], init: bool
 ) -> list[FieldError]:
-    errs: list[FieldError] = []
-    name = container.get("name")
-    if not name:
-        errs.append(required(f"{field}.name"))
-    elif not isinstance(name, str):
-        errs.append(type_invalid(f"{field}.name", name, "must be a string"))
-    else:
-        errs += check(f"{field}.name", name, dns1123_label)
+    errs = _label_name(container.get("name"), f"{field}.name")
     image = container.get("image")
     if not image:
         errs.append(required(f"{field}.image"))
@@ -957,11 +955,21 @@ _ID_FIELDS = ("runAsUser", "runAsGroup", "fsGroup")
 _BOOL_FIELDS = ("privileged", "readOnlyRootFilesystem", "allowPrivilegeEscalation", "runAsNonRoot")
 
 
-def _validate_security_context(context: Any, field: str) -> list[FieldError]:
-    if context is None:
+def _optional_object(value: Any, field: str) -> list[FieldError] | None:
+    """Return the errors that end an optional object's checks early, or None to go on.
+
+    Absent (None) has no errors; anything but an object is one type error.
+    """
+    if value is None:
         return []
-    if not isinstance(context, dict):
-        return [type_invalid(field, context, "must be an object")]
+    if not isinstance(value, dict):
+        return [type_invalid(field, value, "must be an object")]
+    return None
+
+
+def _validate_security_context(context: Any, field: str) -> list[FieldError]:
+    if (early := _optional_object(context, field)) is not None:
+        return early
     errs: list[FieldError] = []
     for key in _ID_FIELDS:
         non_negative(f"{field}.{key}", context.get(key), errs)
@@ -1000,10 +1008,8 @@ _LIFECYCLE_HANDLERS = ("exec", "httpGet", "tcpSocket", "sleep")
 
 
 def _validate_lifecycle(lifecycle: Any, field: str) -> list[FieldError]:
-    if lifecycle is None:
-        return []
-    if not isinstance(lifecycle, dict):
-        return [type_invalid(field, lifecycle, "must be an object")]
+    if (early := _optional_object(lifecycle, field)) is not None:
+        return early
     errs: list[FieldError] = []
     for hook in ("postStart", "preStop"):
         handler = lifecycle.get(hook)

@@ -378,23 +378,30 @@ def validate_label_selector(selector: Any, field: str) -> list[FieldError]:
     return errs
 
 
+def operator_values_error(operator: Any, values: list[Any], field: str) -> FieldError | None:
+    """Return the error of In/NotIn without values or Exists/DoesNotExist with some, else None.
+
+    Label selector expressions and node selector requirements share this rule (field is the
+    requirement's path; the error names its ``values``).
+    """
+    if operator in ("In", "NotIn") and not values:
+        return required(f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'")
+    if operator in ("Exists", "DoesNotExist") and values:
+        return forbidden(
+            f"{field}.values",
+            "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+        )
+    return None
+
+
 def _validate_expression(expr: Any, field: str) -> list[FieldError]:
     if not isinstance(expr, dict):
         return [type_invalid(field, expr, "must be an object")]
     errs: list[FieldError] = []
     operator = expr.get("operator")
-    values = list_of(expr.get("values"))
-    if operator in ("In", "NotIn") and not values:
-        errs.append(
-            required(f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'")
-        )
-    elif operator in ("Exists", "DoesNotExist") and values:
-        errs.append(
-            forbidden(
-                f"{field}.values",
-                "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-            )
-        )
+    error = operator_values_error(operator, list_of(expr.get("values")), field)
+    if error is not None:
+        errs.append(error)
     elif hashable(operator) not in _EXPRESSION_OPS:
         errs.append(not_supported(f"{field}.operator", operator, list(_EXPRESSION_OPS)))
     values = as_list(expr, "values", f"{field}.values", errs)

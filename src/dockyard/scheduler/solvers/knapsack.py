@@ -28,6 +28,8 @@ from functools import reduce
 
 import numpy as np
 
+from dockyard.objects.doubling import doubling_sizes
+
 DEFAULT_MAX_STEPS = 64
 Vector = tuple[int, ...]
 
@@ -216,13 +218,7 @@ def _unpack(packed: int, width: int) -> tuple[int, ...]:
 
 def bundles(count: int) -> list[int]:
     """Return binary bundle sizes (1, 2, 4, ..., rest) whose subsets sum to every 0..count."""
-    out, size = [], 1
-    while count > 0:
-        take = min(size, count)
-        out.append(take)
-        count -= take
-        size *= 2
-    return out
+    return doubling_sizes(count)
 
 
 def steps_for(items: int, dims: int, budget: int = 400_000) -> int:
