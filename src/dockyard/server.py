@@ -232,7 +232,8 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
     if not (options.no_scheduler and options.no_controllers):
         cluster_loops = ClusterLoops(loops.api, options)
         if options.leader_election.enabled:
-            elected = ElectedLoops(loops.api, options.leader_election, cluster_loops)
+            elected = ElectedLoops(loops.api, options.leader_election, cluster_loops,
+                                   leader_identity(options.data_dir.resolve()))
             await elected.start()
             loops.running.append(elected)
         else:
@@ -243,6 +244,26 @@ async def start_loops(url: str, pki: Path, token: str, options: ServerOptions) -
         if not options.no_proxy:
             loops.running.append(await _start_node_proxy(loops.api, options))
     return loops
+
+
+def leader_identity(data_dir: Path) -> str:
+    """Return this data dir's holder identity (hostname_uuid), made on first start.
+
+    Kept in DATA_DIR/leader-identity, so a server restarted after a crash finds the Lease
+    still naming it and leads again at once, instead of waiting out its own dead term (client-go
+    makes a fresh identity per process; a data dir serves one process at a time, as its
+    kubeconfig, serving certificate and agent state already require).
+    """
+    path = data_dir / "leader-identity"
+    if path.exists():
+        identity = path.read_text().strip()
+        if identity:
+            return identity
+    identity = default_identity()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(identity + "\n")
+    os.replace(tmp, path)
+    return identity
 
 
 class ClusterLoops:
@@ -287,11 +308,11 @@ class ElectedLoops:
     fresh loops (see ClusterLoops).
     """
 
-    def __init__(self, api: ApiClient, settings: LeaderElectionSettings,
-                 loops: ClusterLoops) -> None:  # fmt: skip
+    def __init__(self, api: ApiClient, settings: LeaderElectionSettings, loops: ClusterLoops,
+                 identity: str) -> None:  # fmt: skip
         self.loops = loops
         self.config = LeaderElectionConfig(
-            lease_name=LEADER_LEASE, identity=default_identity(), namespace="kube-system",
+            lease_name=LEADER_LEASE, identity=identity, namespace="kube-system",
             lease_duration=settings.lease_duration, renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period)
         self.elector = LeaderElector(api, self.config, self._started, self._stopped)

@@ -5,13 +5,13 @@ Only the holder of the Lease kube-system/dockyard-controllers runs the loops: a 
 gets exactly 3 pods; SIGKILL of the leader hands over once the Lease expires (short durations
 through the --leader-elect-* flags) and the survivor's controllers scale; SIGTERM releases the
 Lease, so the other server takes over at once, long before the lease duration.
-Each test has its own etcd, so no Lease outlives it.
+A lone server restarted after SIGKILL resumes its own term at once (its identity is kept in its
+data dir). Each test has its own etcd (or SQLite), so no Lease outlives it.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import signal
 import subprocess
 import time
@@ -58,11 +58,11 @@ def lease_spec(server: RunningServer) -> dict[str, Any]:
 
 
 def identity(server: RunningServer) -> str:
-    """Return the holder identity the server logged when it began campaigning."""
+    """Return the holder identity the server keeps in its data dir (and logged)."""
+    kept = (server.data_dir / "leader-identity").read_text().strip()
     log = (server.data_dir.parent / f"{server.data_dir.name}-server.log").read_text()
-    found = re.search(r"campaigning for lease kube-system/dockyard-controllers as (\S+)", log)
-    assert found, "the server never campaigned"
-    return found.group(1)
+    assert f"campaigning for lease kube-system/dockyard-controllers as {kept}" in log
+    return kept
 
 
 def pod_names(server: RunningServer, namespace: str) -> list[str]:
@@ -153,6 +153,8 @@ def test_sigkill_of_the_leader_hands_over_after_the_lease_expires(
     kubectl(b, "create", "deployment", "web", "-n", "le-two", "--image", "busybox",
             "--replicas", "3")
     eventually(lambda: len(pod_names(b, "le-two")) == 3)
+    # Events are written in the background: let a's reach etcd before it dies.
+    eventually(lambda: event_counts(b, "le-two").get("SuccessfulCreate") == 3)
     a.stop(signal.SIGKILL)  # no release: b must wait out the Lease
     killed = time.monotonic()
     eventually(lambda: lease_spec(b)["holderIdentity"] == identity(b), timeout=20)
@@ -184,3 +186,24 @@ def test_sigterm_of_the_leader_releases_the_lease_for_the_other_at_once(
     kubectl(b, "create", "deployment", "web", "-n", "le-three", "--image", "busybox",
             "--replicas", "2")
     eventually(lambda: len(pod_names(b, "le-three")) == 2)
+
+
+def test_a_lone_server_killed_and_restarted_leads_again_at_once(tmp_path: Path) -> None:
+    server = start_server(tmp_path / "data", *LONG)  # SQLite: the single-machine default
+    try:
+        first = lease_spec(server)
+        kept = identity(server)
+        assert first["holderIdentity"] == kept
+    finally:
+        server.stop(signal.SIGKILL)  # no release: the Lease still names it for 60 s
+    server = start_server(tmp_path / "data", *LONG)
+    try:
+        began = time.monotonic()
+        again = lease_spec(server)
+        assert again["holderIdentity"] == kept and again["leaseTransitions"] == 0
+        assert again["acquireTime"] == first["acquireTime"]  # the same term, renewed
+        kubectl(server, "create", "deployment", "web", "--image", "busybox", "--replicas", "2")
+        eventually(lambda: len(pod_names(server, "default")) == 2, timeout=20)
+        assert time.monotonic() - began < 20  # far inside the 60 s a new identity would wait
+    finally:
+        server.stop()
