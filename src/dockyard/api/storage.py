@@ -6,6 +6,10 @@ every write), generateName, finalizers and deletionTimestamp, graceful deletion 
 to a node, status written only through /status, defaults and validation from
 ``dockyard.objects``. Invariants: nothing invalid is ever stored; a failed request changes
 nothing; ``dryRun`` runs every check and stores nothing; a no-op update does not write.
+
+A namespaced create is refused in a missing or terminating namespace; ``namespaces`` (see
+``dockyard.api.namespace_cache``) answers that from memory, and every namespace write made here
+is reported to it as soon as the store commits it.
 """
 
 from __future__ import annotations
