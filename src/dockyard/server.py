@@ -252,16 +252,19 @@ def leader_identity(data_dir: Path) -> str:
     Kept in DATA_DIR/leader-identity, so a server restarted after a crash finds the Lease
     still naming it and leads again at once, instead of waiting out its own dead term (client-go
     makes a fresh identity per process; a data dir serves one process at a time, as its
-    kubeconfig, serving certificate and agent state already require).
+    kubeconfig, serving certificate and agent state already require). The file also records
+    the host and the data dir's path: a data dir copied elsewhere gets an identity of its own,
+    so two servers never share one.
     """
     path = data_dir / "leader-identity"
-    if path.exists():
-        identity = path.read_text().strip()
-        if identity:
+    place = f"{socket.gethostname().lower()}:{data_dir}"
+    with contextlib.suppress(OSError, ValueError):
+        identity, kept_place = path.read_text().splitlines()[:2]
+        if identity and kept_place == place:
             return identity
     identity = default_identity()
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(identity + "\n")
+    tmp.write_text(f"{identity}\n{place}\n")
     os.replace(tmp, path)
     return identity
 
@@ -353,6 +356,7 @@ class ElectedLoops:
 
     async def _stopped(self) -> None:
         log.info("leader election: not leading; stopping the scheduler and controllers")
+        self._started_event.set()  # a term cut short before _started ran must not hang start()
         await self.loops.stop()
 
 

@@ -59,7 +59,7 @@ def lease_spec(server: RunningServer) -> dict[str, Any]:
 
 def identity(server: RunningServer) -> str:
     """Return the holder identity the server keeps in its data dir (and logged)."""
-    kept = (server.data_dir / "leader-identity").read_text().strip()
+    kept = (server.data_dir / "leader-identity").read_text().splitlines()[0]
     log = (server.data_dir.parent / f"{server.data_dir.name}-server.log").read_text()
     assert f"campaigning for lease kube-system/dockyard-controllers as {kept}" in log
     return kept

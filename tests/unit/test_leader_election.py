@@ -9,7 +9,10 @@ expiry and the run() cases use sub-second durations.
 from __future__ import annotations
 
 import asyncio
+import shutil
+import socket
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +24,7 @@ from dockyard.client.leader_election import (
     LeaderElector,
     check_durations,
 )
+from dockyard.server import leader_identity
 
 pytestmark = pytest.mark.unit
 
@@ -302,3 +306,16 @@ def test_durations_out_of_order_are_refused(lease: float, renew: float, retry: f
 def test_an_empty_identity_is_refused() -> None:
     with pytest.raises(ValueError, match="identity"):
         LeaderElectionConfig(lease_name=LEASE, identity="")
+
+
+def test_a_data_dir_keeps_its_identity_and_a_copy_gets_its_own(tmp_path: Path) -> None:
+    first = tmp_path / "a"
+    first.mkdir()
+    identity = leader_identity(first)
+    assert identity.startswith(socket.gethostname().lower() + "_")
+    assert leader_identity(first) == identity  # a restart leads again as itself
+    copy = tmp_path / "copy"
+    shutil.copytree(first, copy)
+    assert leader_identity(copy) != identity  # else two servers would both "hold" the Lease
+    (first / "leader-identity").write_text("garbage")
+    assert leader_identity(first) not in ("garbage", identity)
