@@ -211,13 +211,16 @@ async def run_creates(bench: Bench, server: RunningServer, args: argparse.Namesp
         print_profile(args.profile)
 
 
-async def run_list(bench: Bench, pods: int) -> None:
+async def run_list(bench: Bench, pods: int, label: str = "") -> None:
+    """Create pods by 32 writers, then list them five times; print both (label first)."""
+    started = time.perf_counter()
     await bench.fill_pods(pods)
+    print(f"{label}{pods} pods created by 32 writers in {time.perf_counter() - started:.1f} s")
     times = []
     for _ in range(5):
         elapsed, n = await bench.list_pods()
         times.append(elapsed * 1000)
-    print(f"list of {n} pods (JSON): median {statistics.median(times):.0f} ms, "
+    print(f"{label}list of {n} pods (JSON): median {statistics.median(times):.0f} ms, "
           f"best {min(times):.0f} ms")
 
 

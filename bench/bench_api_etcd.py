@@ -27,43 +27,9 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.bench_api import Bench, percentile, rss_mb  # noqa: E402
+from bench.bench_api import Bench, percentile, rss_mb, run_list  # noqa: E402
 from tests.etcds import RunningEtcd, start_etcd  # noqa: E402
 from tests.servers import RunningServer, start_server  # noqa: E402
-
-
-async def create_latency(bench: Bench, writers: int, seconds: float) -> list[float]:
-    """Return the latencies of closed-loop ConfigMap creates by writers for seconds.
-
-    Kept here rather than Bench.create_latency, whose signature bench_api.py is free to change.
-    Each writer's connection (TLS handshake) is opened before the clock starts.
-    """
-    await bench.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
-                                            "metadata": {"name": "writers"}})
-    headers = bench.headers
-    url = bench.server.url + "/api/v1/namespaces/writers/configmaps"
-
-    async def warm() -> None:
-        async with bench.session.get(url, headers=headers) as resp:
-            await resp.read()
-
-    await asyncio.gather(*(warm() for _ in range(writers)))
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-
-    async def writer(w: int) -> None:
-        i = 0
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            code = await bench.post("/api/v1/namespaces/writers/configmaps", {
-                "apiVersion": "v1", "kind": "ConfigMap",
-                "metadata": {"name": f"w{w}-{i}"}, "data": {"k": "v" * 100}})
-            assert code == 201, code
-            latencies.append(time.perf_counter() - started)
-            i += 1
-
-    await asyncio.gather(*(writer(w) for w in range(writers)))
-    return latencies
 
 
 async def measure(label: str, server: RunningServer, args: argparse.Namespace) -> None:
@@ -73,20 +39,11 @@ async def measure(label: str, server: RunningServer, args: argparse.Namespace) -
     context = ssl.create_default_context(cafile=str(server.ca_file))
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=0)) as s:
         bench = Bench(server, s)
-        ms = [x * 1000 for x in await create_latency(bench, args.writers, args.seconds)]
+        ms = [x * 1000 for x in await bench.create_latency(args.writers, args.seconds, 0.0)]
         print(f"[{label}] create with {args.writers} concurrent writers: {len(ms)} creates in "
               f"{args.seconds:.0f} s ({len(ms) / args.seconds:.0f}/s), "
               f"p50 {statistics.median(ms):.1f} ms, p99 {percentile(ms, 0.99):.1f} ms")
-        started = time.perf_counter()
-        await bench.fill_pods(args.pods)
-        print(f"[{label}] {args.pods} pods created by 32 writers in "
-              f"{time.perf_counter() - started:.1f} s")
-        times = []
-        for _ in range(5):
-            elapsed, n = await bench.list_pods()
-            times.append(elapsed * 1000)
-        print(f"[{label}] list of {n} pods (JSON): median {statistics.median(times):.0f} ms, "
-              f"best {min(times):.0f} ms")
+        await run_list(bench, args.pods, f"[{label}] ")
         seen = [x * 1000 for x in await bench.watchers(args.watchers)]
         print(f"[{label}] {len(seen)} watchers saw one update: p50 {statistics.median(seen):.0f}"
               f" ms, p99 {percentile(seen, 0.99):.0f} ms, max {max(seen):.0f} ms")

@@ -40,6 +40,9 @@ from dockyard.images.bootstrap import bootstrap_busybox
 from dockyard.images.store import ImageStore
 from dockyard.runtime import ContainerConfig, Runtime, SandboxConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.bench_runtime import busybox_runtime  # noqa: E402
+
 DOCKYARD = str(Path(sys.executable).with_name("dockyard"))
 PROTOCOLS = ("v5.channel.k8s.io",)
 
@@ -229,22 +232,8 @@ async def full_path(server: Server, lines: int, mib: int) -> None:
 async def main(args: argparse.Namespace) -> None:
     """Run the benchmark in a temporary dir and clean everything up."""
     base = Path(tempfile.mkdtemp(prefix="dockyard-bench-attach-"))
-    store = ImageStore(base / "images")
-    image = bootstrap_busybox(store)
-    template = ContainerConfig(name="t", lower_dirs=store.unpacked_layers(image),
-                               image_config=image.config)  # fmt: skip
-    rt = Runtime(run_dir=base / "run", data_dir=base / "data", bridge=f"dyb{secrets.token_hex(4)}",
-                 pod_cidr=f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
-    try:
+    async with busybox_runtime(base) as (rt, template):
         await bench(rt, template, args.lines, args.mib)
-    finally:
-        for container in await rt.list_containers():
-            await rt.stop_container(container.id, grace_seconds=0)
-            await rt.remove_container(container.id)
-        for sandbox in rt.list_sandboxes():
-            await rt.remove_sandbox(sandbox.id)
-        await rt.destroy_network()
-        await rt.close()
     if args.server:
         server = Server(base / "server")
         server.base.mkdir()

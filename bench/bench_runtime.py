@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import secrets
@@ -27,7 +28,7 @@ import statistics
 import subprocess
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +234,10 @@ async def cleanup(base: Path) -> None:
             remove_rootfs(d)
 
 
-async def main(args: argparse.Namespace) -> None:
-    """Run the benchmarks in a temporary dir and clean everything up."""
-    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+@contextlib.asynccontextmanager
+async def busybox_runtime(base: Path) -> AsyncIterator[tuple[Runtime, ContainerConfig]]:
+    """Yield a Runtime on a bridge of its own under base and a busybox container template;
+    remove every container and sandbox it made and its network afterwards (bench_attach too)."""
     store = ImageStore(base / "images")
     image = bootstrap_busybox(store)
     template = ContainerConfig(name="t", lower_dirs=store.unpacked_layers(image),
@@ -243,15 +245,28 @@ async def main(args: argparse.Namespace) -> None:
     rt = Runtime(run_dir=base / "run", data_dir=base / "data", bridge=f"dyb{secrets.token_hex(4)}",
                  pod_cidr=f"10.{random.randint(200, 254)}.{random.randint(0, 255)}.0/24")
     try:
-        if args.runs > 0:
-            await bench_start_stop(rt, template, base, args.runs,
-                                   args.podman and shutil.which("podman") is not None)
-        if args.pods > 0:
-            await bench_pods(rt, template, args.pods)
+        yield rt, template
     finally:
+        for container in await rt.list_containers():
+            await rt.stop_container(container.id, grace_seconds=0)
+            await rt.remove_container(container.id)
         for sandbox in rt.list_sandboxes():
             await rt.remove_sandbox(sandbox.id)
         await rt.destroy_network()
+        await rt.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    """Run the benchmarks in a temporary dir and clean everything up."""
+    base = Path(tempfile.mkdtemp(prefix="dockyard-bench-"))
+    try:
+        async with busybox_runtime(base) as (rt, template):
+            if args.runs > 0:
+                await bench_start_stop(rt, template, base, args.runs,
+                                       args.podman and shutil.which("podman") is not None)
+            if args.pods > 0:
+                await bench_pods(rt, template, args.pods)
+    finally:
         await cleanup(base)
         shutil.rmtree(base, ignore_errors=True)
 

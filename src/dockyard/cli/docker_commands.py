@@ -32,10 +32,11 @@ import os
 import re
 import secrets
 import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import typer
 
@@ -51,7 +52,7 @@ from dockyard.cli.kubeargs import (
     NamespaceOption,
     parse_duration,
     resource,
-    run,
+    run_on_api,
 )
 from dockyard.cli.printers import aligned, dump, echo
 from dockyard.cli.rollout import restart_patch
@@ -60,6 +61,7 @@ from dockyard.client import AlreadyExistsError, ApiClient, NotFoundError, Resour
 from dockyard.objects.meta import human_duration, parse_time
 from dockyard.objects.quantity import to_int
 
+T = TypeVar("T")
 Obj = dict[str, Any]
 MANAGED_BY = "app.kubernetes.io/managed-by"
 RUN_LABEL = "run"
@@ -75,8 +77,9 @@ _NAME_RE = re.compile(r"[^a-z0-9-]+")
 DockerOutput = typer.Option("", "--format", "-o", help="json or yaml instead of a table.")
 
 
-def _run_docker(main: Any) -> Any:
-    return run(main, exit_code=DOCKER_ERROR)
+def _on_api(kube: Kube, work: Callable[[ApiClient, str], Coroutine[Any, Any, T]]) -> T:
+    """Run a docker-style verb's work(api, namespace): errors exit 125, as Docker's."""
+    return run_on_api(kube, work, DOCKER_ERROR)
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -133,7 +136,7 @@ def run_command(
         if interactive and tty and not detach:
             _check_terminal()
     kube = Kube(kubeconfig, context, namespace)
-    code = _run_docker(lambda: _run(kube, spec, timeout))
+    code = _on_api(kube, lambda api, ns: _run(api, ns, spec, timeout))
     raise typer.Exit(code)
 
 
@@ -309,31 +312,26 @@ def build_objects(spec: RunSpec, namespace: str) -> list[Obj]:
     return [deployment, service]
 
 
-async def _run(kube: Kube, spec: RunSpec, timeout: float) -> int:
-    api, ns = kube.client()
-    async with api:
-        objs = build_objects(spec, ns)
-        for obj in objs:
-            plural = {"Pod": "pods", "Deployment": "deployments", "Service": "services"}
-            rc = api.resource(obj["apiVersion"], plural[obj["kind"]], ns)
-            try:
-                await rc.create(obj, field_manager="dockyard")
-            except AlreadyExistsError:
-                raise CliError(f'the name "{spec.name}" is already in use by a '
-                               f"{obj['kind']}: remove it with `dockyard rm {spec.name}` or "
-                               "choose another --name") from None
-        if spec.replicas:
-            echo(spec.name)
-            return 0
-        pods = api.resource("v1", "pods", ns)
-        if spec.detach:
-            if timeout > 0:
-                await _wait_started(api, pods, spec, timeout)
-            echo(spec.name)
-            return 0
-        if spec.interactive or spec.tty:
-            return await _interactive(api, pods, spec, timeout)
-        return await _attached(api, pods, spec, timeout)
+async def _run(api: ApiClient, ns: str, spec: RunSpec, timeout: float) -> int:
+    for obj in build_objects(spec, ns):
+        plural = {"Pod": "pods", "Deployment": "deployments", "Service": "services"}
+        rc = api.resource(obj["apiVersion"], plural[obj["kind"]], ns)
+        try:
+            await rc.create(obj, field_manager="dockyard")
+        except AlreadyExistsError:
+            raise CliError(f'the name "{spec.name}" is already in use by a '
+                           f"{obj['kind']}: remove it with `dockyard rm {spec.name}` or "
+                           "choose another --name") from None
+    if spec.replicas:
+        echo(spec.name)
+        return 0
+    pods = api.resource("v1", "pods", ns)
+    if spec.detach:
+        if timeout > 0:
+            await _wait_started(api, pods, spec, timeout)
+        echo(spec.name)
+        return 0
+    return await _run_to_exit(api, pods, spec, timeout)
 
 
 async def _wait_started(api: ApiClient, pods: ResourceClient, spec: RunSpec,
@@ -342,7 +340,7 @@ async def _wait_started(api: ApiClient, pods: ResourceClient, spec: RunSpec,
         return await wait_for_object(pods, spec.name, _started, timeout,
                                      f"{spec.name} to start")
     except CliError as e:
-        await _remove_failed(pods, spec.name)
+        await _remove_pod(pods, spec.name)
         raise CliError(await _explain(e, spec.image)) from None
 
 
@@ -390,43 +388,40 @@ def _image_store_dirs() -> list[Path]:
     return [d for d in dirs if (d / "images").is_dir()]
 
 
-async def _remove_failed(pods: ResourceClient, name: str) -> None:
-    """Delete a pod that could not start (Docker leaves no container behind either)."""
+async def _remove_pod(pods: ResourceClient, name: str) -> None:
+    """Delete a pod that could not start or ran with --rm (Docker leaves no container either)."""
     with contextlib.suppress(NotFoundError):
         await pods.delete(name, grace_period_seconds=0)
 
 
-async def _attached(api: ApiClient, pods: ResourceClient, spec: RunSpec, timeout: float) -> int:
-    try:
-        await _wait_started(api, pods, spec, timeout)
-        async for chunk in pods.read_log(spec.name, follow=True):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
-        pod = await wait_for_object(pods, spec.name, _finished, 30.0,
-                                    f"{spec.name} to report its exit code")
-        return _exit_code(pod)
-    finally:
-        if spec.remove:
-            with contextlib.suppress(NotFoundError):
-                await pods.delete(spec.name, grace_period_seconds=0)
+async def _run_to_exit(api: ApiClient, pods: ResourceClient, spec: RunSpec,
+                       timeout: float) -> int:  # fmt: skip
+    """Wait for the new pod to start, relay its streams, return its exit code (--rm: remove it).
 
-
-async def _interactive(api: ApiClient, pods: ResourceClient, spec: RunSpec,
-                       timeout: float) -> int:
-    """Attach to the new pod's container (stdin, terminal); return its exit code."""
+    With -t the terminal goes through pods/attach, with -i stdin (the output from the log);
+    plain `run` follows the log.
+    """
     try:
         pod = await _wait_started(api, pods, spec, timeout)
         if spec.tty:
             await _attach_terminal(api, pods, spec, _running(pod))
-        else:
+        elif spec.interactive:
             await _attach_piped(api, pods, spec, _running(pod))
+        else:
+            await _print_chunks(pods.read_log(spec.name, follow=True))
         pod = await wait_for_object(pods, spec.name, _finished, 30.0,
                                     f"{spec.name} to report its exit code")
         return _exit_code(pod)
     finally:
         if spec.remove:
-            with contextlib.suppress(NotFoundError):
-                await pods.delete(spec.name, grace_period_seconds=0)
+            await _remove_pod(pods, spec.name)
+
+
+async def _print_chunks(chunks: AsyncIterator[bytes]) -> None:
+    """Write a followed log to stdout as it comes."""
+    async for chunk in chunks:
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
 
 
 async def _attach_terminal(api: ApiClient, pods: ResourceClient, spec: RunSpec,
@@ -457,9 +452,7 @@ async def _attach_piped(api: ApiClient, pods: ResourceClient, spec: RunSpec,
 
     relay = asyncio.create_task(stdin_relay()) if running else None
     try:
-        async for chunk in pods.read_log(spec.name, follow=True):
-            sys.stdout.buffer.write(chunk)
-            sys.stdout.flush()
+        await _print_chunks(pods.read_log(spec.name, follow=True))
         if relay is not None:
             await relay
     finally:
@@ -512,18 +505,17 @@ def ps(
 ) -> None:
     """List containers (pods): running ones, or with -a all."""
     kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    _run_docker(lambda: _ps(kube, all_containers, quiet, output))
+    _on_api(kube, lambda api, ns: _ps(api, None if all_namespaces else ns, all_containers, quiet,
+                                      output))  # fmt: skip
 
 
-async def _ps(kube: Kube, all_containers: bool, quiet: bool, output: str) -> None:
-    api, ns = kube.client()
-    scope = None if kube.all_namespaces else ns
-    async with api:
-        pods = (await api.resource("v1", "pods", scope).list()).items
-        stopped = []
-        if all_containers:
-            stopped = (await api.resource("v1", "configmaps", scope).list(
-                f"{STOPPED_LABEL}=true")).items
+async def _ps(api: ApiClient, scope: str | None, all_containers: bool, quiet: bool,
+              output: str) -> None:  # fmt: skip
+    pods = (await api.resource("v1", "pods", scope).list()).items
+    stopped = []
+    if all_containers:
+        stopped = (await api.resource("v1", "configmaps", scope).list(
+            f"{STOPPED_LABEL}=true")).items
     now = datetime.now(UTC)
     rows = [ps_row(p, now) for p in pods]
     rows += [_stopped_row(cm, now) for cm in stopped]
@@ -612,26 +604,22 @@ def logs(
 ) -> None:
     """Print a container's log (pods/log)."""
     kube = Kube(kubeconfig, context, namespace)
-    _run_docker(lambda: _logs(kube, name, follow, tail, timestamps, container))
+    _on_api(kube, lambda api, ns: _logs(api, ns, name, follow, tail, timestamps, container))
 
 
-async def _logs(kube: Kube, name: str, follow: bool, tail: int, timestamps: bool,
+async def _logs(api: ApiClient, ns: str, name: str, follow: bool, tail: int, timestamps: bool,
                 container: str) -> None:
-    api, ns = kube.client()
-    async with api:
-        pods = api.resource("v1", "pods", ns)
-        pod = await _find_pod(api, ns, name)
-        tail_lines = tail if tail >= 0 else None
-        if follow:
-            async for chunk in pods.read_log(pod, container or None, follow=True,
-                                             tail_lines=tail_lines, timestamps=timestamps):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-            return
-        text = await pods.read_log(pod, container or None, tail_lines=tail_lines,
-                                   timestamps=timestamps)
-        sys.stdout.write(text)
-        sys.stdout.flush()
+    pods = api.resource("v1", "pods", ns)
+    pod = await _find_pod(api, ns, name)
+    tail_lines = tail if tail >= 0 else None
+    if follow:
+        await _print_chunks(pods.read_log(pod, container or None, follow=True,
+                                          tail_lines=tail_lines, timestamps=timestamps))
+        return
+    text = await pods.read_log(pod, container or None, tail_lines=tail_lines,
+                               timestamps=timestamps)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 async def _find_pod(api: ApiClient, ns: str, name: str) -> str:
@@ -669,16 +657,14 @@ def exec_command(
     kube = Kube(kubeconfig, context, namespace)
     if command[:1] == ["--"]:  # kubectl's `exec POD -- CMD` form: the separator is not the command
         command = command[1:]
-    code = _run_docker(lambda: _exec(kube, name, command, interactive, tty, container))
+    code = _on_api(kube, lambda api, ns: _exec(api, ns, name, command, interactive, tty, container))
     raise typer.Exit(code)
 
 
-async def _exec(kube: Kube, name: str, command: list[str], stdin: bool, tty: bool,
+async def _exec(api: ApiClient, ns: str, name: str, command: list[str], stdin: bool, tty: bool,
                 container: str) -> int:
-    api, ns = kube.client()
-    async with api:
-        pod = await _find_pod(api, ns, name)
-        return await exec_in_pod(api, ns, pod, container or None, command, stdin, tty)
+    pod = await _find_pod(api, ns, name)
+    return await exec_in_pod(api, ns, pod, container or None, command, stdin, tty)
 
 
 def attach(
@@ -691,30 +677,28 @@ def attach(
 ) -> None:
     """Attach to a running container's stdio (pods/attach); exit with its exit code."""
     kube = Kube(kubeconfig, context, namespace)
-    code = _run_docker(lambda: _attach(kube, name, container, no_stdin))
+    code = _on_api(kube, lambda api, ns: _attach(api, ns, name, container, no_stdin))
     raise typer.Exit(code)
 
 
-async def _attach(kube: Kube, name: str, container: str, no_stdin: bool) -> int:
-    api, ns = kube.client()
-    async with api:
-        pods = api.resource("v1", "pods", ns)
-        pod_name = await _find_pod(api, ns, name)
-        pod = await pods.get(pod_name)
-        spec = _container_spec(pod, container)
-        if not _running(pod):
-            raise CliError(f"cannot attach to {pod_name}: its container is not running")
-        # as Docker: stdin and the terminal are what the container was created with
-        stdin, tty = bool(spec.get("stdin")) and not no_stdin, bool(spec.get("tty"))
-        if stdin and tty:
-            _check_terminal()
-        status = await attach_to_pod(api, ns, pod_name, spec["name"], stdin, tty)
-        if status.get("status") != "Success":
-            raise CliError(f"cannot attach to {pod_name}: {status.get('message') or status}")
-        with contextlib.suppress(CliError):  # still running: we detached, exit 0 as Docker
-            pod = await wait_for_object(pods, pod_name, _finished, 5.0, "its exit code")
-            return _exit_code(pod)
-        return 0
+async def _attach(api: ApiClient, ns: str, name: str, container: str, no_stdin: bool) -> int:
+    pods = api.resource("v1", "pods", ns)
+    pod_name = await _find_pod(api, ns, name)
+    pod = await pods.get(pod_name)
+    spec = _container_spec(pod, container)
+    if not _running(pod):
+        raise CliError(f"cannot attach to {pod_name}: its container is not running")
+    # as Docker: stdin and the terminal are what the container was created with
+    stdin, tty = bool(spec.get("stdin")) and not no_stdin, bool(spec.get("tty"))
+    if stdin and tty:
+        _check_terminal()
+    status = await attach_to_pod(api, ns, pod_name, spec["name"], stdin, tty)
+    if status.get("status") != "Success":
+        raise CliError(f"cannot attach to {pod_name}: {status.get('message') or status}")
+    with contextlib.suppress(CliError):  # still running: we detached, exit 0 as Docker
+        pod = await wait_for_object(pods, pod_name, _finished, 5.0, "its exit code")
+        return _exit_code(pod)
+    return 0
 
 
 def _container_spec(pod: Obj, container: str) -> Obj:
@@ -741,15 +725,18 @@ def stop(
 ) -> None:
     """Stop containers: keep their definition, delete the running pod."""
     kube = Kube(kubeconfig, context, namespace)
-    _run_docker(lambda: _each(kube, names, lambda api, ns, n: _stop(api, ns, n, time_seconds)))
+    _each(kube, names, lambda api, ns, n: _stop(api, ns, n, time_seconds))
 
 
-async def _each(kube: Kube, names: list[str], action: Any) -> None:
-    api, ns = kube.client()
-    async with api:
+def _each(kube: Kube, names: list[str], action: Any) -> None:
+    """Run action(api, namespace, name) for each name in turn, printing each name done."""
+
+    async def every(api: ApiClient, ns: str) -> None:
         for name in names:
             await action(api, ns, name)
             echo(name)
+
+    _on_api(kube, every)
 
 
 async def _stop(api: ApiClient, ns: str, name: str, grace: int) -> None:
@@ -820,7 +807,7 @@ def start(
 ) -> None:
     """Start stopped containers again."""
     kube = Kube(kubeconfig, context, namespace)
-    _run_docker(lambda: _each(kube, names, _start))
+    _each(kube, names, _start)
 
 
 async def _start(api: ApiClient, ns: str, name: str) -> None:
@@ -862,7 +849,7 @@ def restart(
         await _stop(api, ns, name, time_seconds)
         await _start(api, ns, name)
 
-    _run_docker(lambda: _each(kube, names, again))
+    _each(kube, names, again)
 
 
 def rm(
@@ -874,7 +861,7 @@ def rm(
 ) -> None:
     """Remove containers (running ones only with -f)."""
     kube = Kube(kubeconfig, context, namespace)
-    _run_docker(lambda: _each(kube, names, lambda api, ns, n: _rm(api, ns, n, force)))
+    _each(kube, names, lambda api, ns, n: _rm(api, ns, n, force))
 
 
 async def _rm(api: ApiClient, ns: str, name: str, force: bool) -> None:
@@ -920,27 +907,25 @@ def stats(
 ) -> None:
     """Show containers' cpu and memory use (metrics.k8s.io), refreshed every 2 seconds."""
     kube = Kube(kubeconfig, context, namespace)
-    _run_docker(lambda: _stats(kube, names or [], no_stream or bool(output), output))
+    _on_api(kube, lambda api, ns: _stats(api, ns, names or [], no_stream or bool(output), output))
 
 
-async def _stats(kube: Kube, names: list[str], once: bool, output: str) -> None:
-    api, ns = kube.client()
-    async with api:
-        while True:
-            rows = await stats_rows(api, ns, names)
-            if output:
-                print(dump(rows, output))
-            else:
-                if not once:
-                    sys.stdout.write("\x1b[2J\x1b[H")
-                print(aligned(["NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %"],
-                              [[r["name"], f"{r['cpuPercent']:.2f}%",
-                                f"{_mib(r['memoryBytes'])} / {_mib(r['memoryLimitBytes'])}",
-                                f"{r['memoryPercent']:.2f}%"] for r in rows]))
-                sys.stdout.flush()
-            if once:
-                return
-            await asyncio.sleep(2)
+async def _stats(api: ApiClient, ns: str, names: list[str], once: bool, output: str) -> None:
+    while True:
+        rows = await stats_rows(api, ns, names)
+        if output:
+            print(dump(rows, output))
+        else:
+            if not once:
+                sys.stdout.write("\x1b[2J\x1b[H")
+            print(aligned(["NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %"],
+                          [[r["name"], f"{r['cpuPercent']:.2f}%",
+                            f"{_mib(r['memoryBytes'])} / {_mib(r['memoryLimitBytes'])}",
+                            f"{r['memoryPercent']:.2f}%"] for r in rows]))
+            sys.stdout.flush()
+        if once:
+            return
+        await asyncio.sleep(2)
 
 
 async def stats_rows(api: ApiClient, ns: str, names: list[str]) -> list[Obj]:

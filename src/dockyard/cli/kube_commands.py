@@ -41,7 +41,7 @@ from dockyard.cli.kubeargs import (
     namespace_for,
     one_target,
     parse_duration,
-    run,
+    run_on_api,
     split_targets,
 )
 from dockyard.cli.printers import aligned, check_output, dump, echo, info_name, print_objects
@@ -71,20 +71,18 @@ def scale(
     if replicas < 0:
         raise typer.BadParameter("--replicas must be 0 or more")
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _scale(kube, target, replicas))
+    run_on_api(kube, lambda api, ns: _scale(api, ns, target, replicas))
 
 
-async def _scale(kube: Kube, args: list[str], replicas: int) -> None:
-    api, ns = kube.client()
-    async with api:
-        for info, name in split_targets(args):
-            if name is None:
-                raise CliError("scale needs a name: TYPE/NAME")
-            if "scale" not in info.subresources:
-                raise CliError(f"{info.plural} cannot be scaled")
-            rc = api.resource(info.api_version, info.plural, ns)
-            await rc.patch(name, {"spec": {"replicas": replicas}}, "merge", subresource="scale")
-            print(f"{info_name(info, name)} scaled")
+async def _scale(api: ApiClient, ns: str, args: list[str], replicas: int) -> None:
+    for info, name in split_targets(args):
+        if name is None:
+            raise CliError("scale needs a name: TYPE/NAME")
+        if "scale" not in info.subresources:
+            raise CliError(f"{info.plural} cannot be scaled")
+        rc = api.resource(info.api_version, info.plural, ns)
+        await rc.patch(name, {"spec": {"replicas": replicas}}, "merge", subresource="scale")
+        print(f"{info_name(info, name)} scaled")
 
 
 # -- set image ------------------------------------------------------------------------------
@@ -106,28 +104,26 @@ def set_image(
             raise typer.BadParameter(f"{item!r}: use CONTAINER=IMAGE")
         pairs.append((container, image))
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _set_image(kube, target, pairs))
+    run_on_api(kube, lambda api, ns: _set_image(api, ns, target, pairs))
 
 
-async def _set_image(kube: Kube, target: str, pairs: list[tuple[str, str]]) -> None:
-    api, ns = kube.client()
-    async with api:
-        info, name = one_target(target)
-        rc = api.resource(info.api_version, info.plural, namespace_for(info, ns))
-        obj = await rc.get(name)
-        pod_spec = obj["spec"] if info.kind == "Pod" else obj["spec"]["template"]["spec"]
-        names = [c["name"] for c in pod_spec.get("containers") or []]
-        containers = []
-        for container, image in pairs:
-            chosen = names if container == "*" else [container]
-            for c in chosen:
-                if c not in names:
-                    raise CliError(f'unable to find container named "{c}"')
-                containers.append({"name": c, "image": image})
-        body: Obj = {"containers": containers}
-        patch = {"spec": body} if info.kind == "Pod" else {"spec": {"template": {"spec": body}}}
-        await rc.patch(name, patch, "strategic")
-        print(f"{info_name(info, name)} image updated")
+async def _set_image(api: ApiClient, ns: str, target: str, pairs: list[tuple[str, str]]) -> None:
+    info, name = one_target(target)
+    rc = api.resource(info.api_version, info.plural, namespace_for(info, ns))
+    obj = await rc.get(name)
+    pod_spec = obj["spec"] if info.kind == "Pod" else obj["spec"]["template"]["spec"]
+    names = [c["name"] for c in pod_spec.get("containers") or []]
+    containers = []
+    for container, image in pairs:
+        chosen = names if container == "*" else [container]
+        for c in chosen:
+            if c not in names:
+                raise CliError(f'unable to find container named "{c}"')
+            containers.append({"name": c, "image": image})
+    body: Obj = {"containers": containers}
+    patch = {"spec": body} if info.kind == "Pod" else {"spec": {"template": {"spec": body}}}
+    await rc.patch(name, patch, "strategic")
+    print(f"{info_name(info, name)} image updated")
 
 
 # -- cordon / uncordon / drain --------------------------------------------------------------
@@ -139,7 +135,7 @@ def cordon(
     context: str = ContextOption,
 ) -> None:
     """Mark a node unschedulable."""
-    run(lambda: _cordon(Kube(kubeconfig, context), node, True))
+    run_on_api(Kube(kubeconfig, context), lambda api, _: _set_unschedulable(api, node, True))
 
 
 def uncordon(
@@ -148,13 +144,7 @@ def uncordon(
     context: str = ContextOption,
 ) -> None:
     """Mark a node schedulable again."""
-    run(lambda: _cordon(Kube(kubeconfig, context), node, False))
-
-
-async def _cordon(kube: Kube, node: str, unschedulable: bool) -> None:
-    api, _ = kube.client()
-    async with api:
-        await _set_unschedulable(api, node, unschedulable)
+    run_on_api(Kube(kubeconfig, context), lambda api, _: _set_unschedulable(api, node, False))
 
 
 async def _set_unschedulable(api: ApiClient, node: str, unschedulable: bool) -> None:
@@ -183,21 +173,17 @@ def drain(
     """Cordon a node and evict its pods (honouring PodDisruptionBudgets)."""
     del ignore_daemonsets
     kube = Kube(kubeconfig, context)
-    run(lambda: _drain(kube, node, force, delete_emptydir_data, timeout))
+    run_on_api(kube, lambda api, _: _drain(api, node, force, delete_emptydir_data, timeout))
 
 
-async def _drain(kube: Kube, node: str, force: bool, emptydir: bool, timeout: float) -> None:
-    api, _ = kube.client()
-    async with api:
-        await _set_unschedulable(api, node, True)
-        pods = (await api.resource("v1", "pods").list(
-            field_selector=f"spec.nodeName={node}")).items
-        pods = [p for p in pods if (p.get("status") or {}).get("phase") not in
-                ("Succeeded", "Failed")]
-        _check_drainable(pods, force, emptydir)
-        deadline = time.monotonic() + timeout
-        await asyncio.gather(*(_evict(api, p, deadline) for p in pods))
-        print(f"node/{node} drained")
+async def _drain(api: ApiClient, node: str, force: bool, emptydir: bool, timeout: float) -> None:
+    await _set_unschedulable(api, node, True)
+    pods = (await api.resource("v1", "pods").list(field_selector=f"spec.nodeName={node}")).items
+    pods = [p for p in pods if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")]
+    _check_drainable(pods, force, emptydir)
+    deadline = time.monotonic() + timeout
+    await asyncio.gather(*(_evict(api, p, deadline) for p in pods))
+    print(f"node/{node} drained")
 
 
 def _check_drainable(pods: list[Obj], force: bool, emptydir: bool) -> None:
@@ -262,20 +248,19 @@ def events(
     """List events, oldest first (kubectl events)."""
     check_output(output, ("", "json", "yaml", "name"))
     kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    run(lambda: _events(kube, for_object, types, output))
+    run_on_api(kube, lambda api, ns: _events(api, ns, all_namespaces, for_object, types, output))
 
 
-async def _events(kube: Kube, for_object: str, types: str, output: str) -> None:
+async def _events(api: ApiClient, ns: str, all_namespaces: bool, for_object: str, types: str,
+                  output: str) -> None:  # fmt: skip
     from dockyard.cli.get import event_time
 
-    api, ns = kube.client()
     fields = []
     if for_object:
         info, name = one_target(for_object)
         fields = [f"involvedObject.kind={info.kind}", f"involvedObject.name={name}"]
-    async with api:
-        rc = api.resource("v1", "events", None if kube.all_namespaces else ns)
-        listed = await rc.list(field_selector=",".join(fields) or None)
+    rc = api.resource("v1", "events", None if all_namespaces else ns)
+    listed = await rc.list(field_selector=",".join(fields) or None)
     wanted = {t.strip() for t in types.split(",") if t.strip()}
     items = sorted((e for e in listed.items if not wanted or e.get("type") in wanted),
                    key=event_time)
@@ -283,7 +268,7 @@ async def _events(kube: Kube, for_object: str, types: str, output: str) -> None:
         print_objects(items, output, single=False)
         return
     if not items:
-        print(f"No events found in {'any' if kube.all_namespaces else ns} namespace.",
+        print(f"No events found in {'any' if all_namespaces else ns} namespace.",
               file=sys.stderr)
         return
     from datetime import UTC, datetime
@@ -296,10 +281,10 @@ async def _events(kube: Kube, for_object: str, types: str, output: str) -> None:
         obj = f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
         row = [since(event_time(e), now), e.get("type", ""), e.get("reason", ""), obj,
                str(e.get("message", "")).strip()]
-        if kube.all_namespaces:
+        if all_namespaces:
             row.insert(0, (e.get("metadata") or {}).get("namespace", ""))
         rows.append(row)
-    if kube.all_namespaces:
+    if all_namespaces:
         headers.insert(0, "NAMESPACE")
     print(aligned(headers, rows))
 
@@ -320,13 +305,13 @@ def top_pod(
     """Show cpu and memory use of pods (metrics.k8s.io)."""
     check_output(output, ("", "json", "yaml"))
     kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    run(lambda: _top_pod(kube, name, selector, output))
+    run_on_api(kube, lambda api, ns: _top_pod(api, None if all_namespaces else ns, name,
+                                              selector, output))  # fmt: skip
 
 
-async def _top_pod(kube: Kube, name: str, selector: str, output: str) -> None:
-    api, ns = kube.client()
-    async with api:
-        items = await pod_metrics(api, None if kube.all_namespaces else ns, selector)
+async def _top_pod(api: ApiClient, ns: str | None, name: str, selector: str, output: str) -> None:
+    """Print the pods' metrics in ns (None: in every namespace, with a NAMESPACE column)."""
+    items = await pod_metrics(api, ns, selector)
     if name:
         items = [m for m in items if m["metadata"]["name"] == name]
         if not items:
@@ -340,11 +325,11 @@ async def _top_pod(kube: Kube, name: str, selector: str, output: str) -> None:
     for m in items:
         cpu, memory = pod_usage(m)
         row = [m["metadata"]["name"], f"{cpu}m", f"{memory // (1024 * 1024)}Mi"]
-        if kube.all_namespaces:
+        if ns is None:
             row.insert(0, m["metadata"].get("namespace", ""))
         rows.append(row)
     headers = ["NAME", "CPU(cores)", "MEMORY(bytes)"]
-    if kube.all_namespaces:
+    if ns is None:
         headers.insert(0, "NAMESPACE")
     print(aligned(headers, rows))
 
@@ -392,15 +377,12 @@ def top_node(
 ) -> None:
     """Show cpu and memory use of nodes (metrics.k8s.io)."""
     check_output(output, ("", "json", "yaml"))
-    kube = Kube(kubeconfig, context)
-    run(lambda: _top_node(kube, name, output))
+    run_on_api(Kube(kubeconfig, context), lambda api, _: _top_node(api, name, output))
 
 
-async def _top_node(kube: Kube, name: str, output: str) -> None:
-    api, _ = kube.client()
-    async with api:
-        usage = await node_metrics(api)
-        nodes = (await api.resource("v1", "nodes").list()).items
+async def _top_node(api: ApiClient, name: str, output: str) -> None:
+    usage = await node_metrics(api)
+    nodes = (await api.resource("v1", "nodes").list()).items
     if name:
         usage = {k: v for k, v in usage.items() if k == name}
         if not usage:
@@ -462,12 +444,12 @@ def autoscale(
     if min_replicas < 1 or max_replicas < min_replicas:
         raise typer.BadParameter("need 1 <= --min <= --max")
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _autoscale(kube, target, min_replicas, max_replicas, cpu_percent, name, output))
+    run_on_api(kube, lambda api, ns: _autoscale(api, ns, target, min_replicas, max_replicas,
+                                                cpu_percent, name, output))  # fmt: skip
 
 
-async def _autoscale(kube: Kube, target: str, low: int, high: int, cpu: int, name: str,
-                     output: str) -> None:
-    api, ns = kube.client()
+async def _autoscale(api: ApiClient, ns: str, target: str, low: int, high: int, cpu: int,
+                     name: str, output: str) -> None:  # fmt: skip
     info, target_name = one_target(target, "deployment")
     if "scale" not in info.subresources:
         raise CliError(f"cannot autoscale a {info.kind}: it has no scale subresource")
@@ -482,10 +464,9 @@ async def _autoscale(kube: Kube, target: str, low: int, high: int, cpu: int, nam
                 "name": "cpu", "target": {"type": "Utilization", "averageUtilization": cpu}}}],
         },
     }
-    async with api:
-        await api.resource(info.api_version, info.plural, ns).get(target_name)
-        created = await api.resource("autoscaling/v2", "horizontalpodautoscalers",
-                                     ns).create(hpa, field_manager="dockyard")
+    await api.resource(info.api_version, info.plural, ns).get(target_name)
+    created = await api.resource("autoscaling/v2", "horizontalpodautoscalers",
+                                 ns).create(hpa, field_manager="dockyard")
     if output:
         print_objects([created], output, single=True)
     else:
@@ -504,34 +485,32 @@ def port_forward(
 ) -> None:
     """Forward local ports to a pod (needs the server to serve pods/portforward)."""
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _port_forward(kube, target, ports))
+    run_on_api(kube, lambda api, ns: _port_forward(api, ns, target, ports))
 
 
-async def _port_forward(kube: Kube, target: str, ports: list[str]) -> None:
-    api, ns = kube.client()
+async def _port_forward(api: ApiClient, ns: str, target: str, ports: list[str]) -> None:
     info, name = one_target(target, "pod")
     if info.kind != "Pod":
         raise CliError("port-forward here takes a pod: pod/NAME")
     remote = [p.rpartition(":")[2] for p in ports]
     if not all(r.isdigit() for r in remote):
         raise CliError("ports must be LOCAL:REMOTE or REMOTE numbers")
-    async with api:
-        await api.resource("v1", "pods", ns).get(name)
-        path = resource_path("v1", "pods", ns, name, "portforward")
-        session = api.session()
-        url = api.config.server + path
-        try:
-            async with session.ws_connect(url, params={"ports": ",".join(remote)},
-                                          protocols=("portforward.k8s.io",)) as ws:
-                await ws.close()
-        except Exception as e:  # aiohttp raises WSServerHandshakeError with the HTTP status
-            status = getattr(e, "status", "")
-            raise CliError(
-                f"the server does not serve pods/portforward ({status or e}): reach the pod "
-                "through a Service, or publish a port with `dockyard run -p HOST:CONTAINER`"
-            ) from None
-        raise CliError("the server accepted pods/portforward but this client does not speak "
-                       "its stream protocol yet; use kubectl port-forward")
+    await api.resource("v1", "pods", ns).get(name)
+    path = resource_path("v1", "pods", ns, name, "portforward")
+    session = api.session()
+    url = api.config.server + path
+    try:
+        async with session.ws_connect(url, params={"ports": ",".join(remote)},
+                                      protocols=("portforward.k8s.io",)) as ws:
+            await ws.close()
+    except Exception as e:  # aiohttp raises WSServerHandshakeError with the HTTP status
+        status = getattr(e, "status", "")
+        raise CliError(
+            f"the server does not serve pods/portforward ({status or e}): reach the pod "
+            "through a Service, or publish a port with `dockyard run -p HOST:CONTAINER`"
+        ) from None
+    raise CliError("the server accepted pods/portforward but this client does not speak "
+                   "its stream protocol yet; use kubectl port-forward")
 
 
 # -- version and status ---------------------------------------------------------------------
@@ -553,7 +532,7 @@ def version(
     kube = Kube(kubeconfig, context)
     if not output:
         print(f"Client Version: dockyard {__version__}", flush=True)
-    server = run(lambda: _server_version(kube))
+    server = run_on_api(kube, lambda api, _: _server_version(api))
     if output:
         _print_version({"clientVersion": client, "serverVersion": server}, output)
     else:
@@ -567,11 +546,9 @@ def _print_version(doc: Obj, output: str) -> None:
         print(f"Client Version: dockyard {__version__}")
 
 
-async def _server_version(kube: Kube) -> Obj:
-    api, _ = kube.client()
-    async with api:
-        answer: Obj = await api.request("GET", "/version")
-        return answer
+async def _server_version(api: ApiClient) -> Obj:
+    answer: Obj = await api.request("GET", "/version")
+    return answer
 
 
 def status(
@@ -582,22 +559,20 @@ def status(
     """Show what runs where: nodes, their cpu/memory (requested and used), pods per node."""
     check_output(output, ("", "json", "yaml"))
     kube = Kube(kubeconfig, context)
-    report = run(lambda: _status(kube))
+    report = run_on_api(kube, lambda api, _: _status(api))
     if output:
         print(dump(report, output))
     else:
         _print_status(report)
 
 
-async def _status(kube: Kube) -> Obj:
-    api, _ = kube.client()
-    async with api:
-        nodes = (await api.resource("v1", "nodes").list()).items
-        pods = (await api.resource("v1", "pods").list()).items
-        try:
-            usage = await node_metrics(api)
-        except (CliError, ApiError):
-            usage = {}  # metrics are optional: show requests only
+async def _status(api: ApiClient) -> Obj:
+    nodes = (await api.resource("v1", "nodes").list()).items
+    pods = (await api.resource("v1", "pods").list()).items
+    try:
+        usage = await node_metrics(api)
+    except (CliError, ApiError):
+        usage = {}  # metrics are optional: show requests only
     return status_report(nodes, pods, usage)
 
 

@@ -113,6 +113,18 @@ def run(main: Callable[[], Coroutine[Any, Any, T]], exit_code: int = KUBE_ERROR)
         return asyncio.run(main())
 
 
+def run_on_api(kube: Kube, work: Callable[[ApiClient, str], Coroutine[Any, Any, T]],
+               exit_code: int = KUBE_ERROR) -> T:  # fmt: skip
+    """Run work(api, namespace) on a connection made as kube says, closed after; errors as run."""
+
+    async def main() -> T:
+        api, ns = kube.client()
+        async with api:
+            return await work(api, ns)
+
+    return run(main, exit_code)
+
+
 @contextmanager
 def errors(exit_code: int = KUBE_ERROR) -> Iterator[None]:
     """Turn client, kubeconfig and CLI errors into one stderr line and an exit code."""

@@ -31,7 +31,7 @@ from dockyard.cli.kubeargs import (
     OutputOption,
     one_target,
     parse_duration,
-    run,
+    run_on_api,
 )
 from dockyard.cli.printers import aligned, check_output, dump, echo, info_name
 from dockyard.cli.waiting import wait_for_object
@@ -68,23 +68,21 @@ def status(
 ) -> None:
     """Show a rollout's progress and wait until it finishes."""
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _status(kube, target, timeout, watch))
+    run_on_api(kube, lambda api, ns: _status(api, ns, target, timeout, watch))
 
 
-async def _status(kube: Kube, target: str, timeout: float, watch: bool) -> None:
-    api, ns = kube.client()
-    async with api:
-        _info, name, rc = _deployment(api, target, ns)
-        shown: set[str] = set()
+async def _status(api: ApiClient, ns: str, target: str, timeout: float, watch: bool) -> None:
+    _info, name, rc = _deployment(api, target, ns)
+    shown: set[str] = set()
 
-        def done(obj: Obj) -> bool:
-            message, finished = rollout_message(obj)
-            if message not in shown:
-                shown.add(message)
-                echo(message)
-            return finished or not watch
+    def done(obj: Obj) -> bool:
+        message, finished = rollout_message(obj)
+        if message not in shown:
+            shown.add(message)
+            echo(message)
+        return finished or not watch
 
-        await wait_for_object(rc, name, done, timeout, f'deployment "{name}" rollout to finish')
+    await wait_for_object(rc, name, done, timeout, f'deployment "{name}" rollout to finish')
 
 
 def rollout_message(obj: Obj) -> tuple[str, bool]:
@@ -124,14 +122,12 @@ def history(
     """List a Deployment's revisions (its ReplicaSets)."""
     check_output(output, ("", "json", "yaml"))
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _history(kube, target, revision, output))
+    run_on_api(kube, lambda api, ns: _history(api, ns, target, revision, output))
 
 
-async def _history(kube: Kube, target: str, revision: int, output: str) -> None:
-    api, ns = kube.client()
-    async with api:
-        _info, name, rc = _deployment(api, target, ns)
-        revisions = await revisions_of(api, await rc.get(name), ns)
+async def _history(api: ApiClient, ns: str, target: str, revision: int, output: str) -> None:
+    _info, name, rc = _deployment(api, target, ns)
+    revisions = await revisions_of(api, await rc.get(name), ns)
     if revision:
         if revision not in revisions:
             raise CliError(f"unable to find the specified revision {revision}")
@@ -176,31 +172,28 @@ def undo(
 ) -> None:
     """Roll a Deployment back to the previous (or a given) revision."""
     kube = Kube(kubeconfig, context, namespace)
-    run(lambda: _undo(kube, target, to_revision))
+    run_on_api(kube, lambda api, ns: _undo(api, ns, target, to_revision))
 
 
-async def _undo(kube: Kube, target: str, to_revision: int) -> None:
-    api, ns = kube.client()
-    async with api:
-        info, name, rc = _deployment(api, target, ns)
-        deployment = await rc.get(name)
-        revisions = await revisions_of(api, deployment, ns)
-        current = int((deployment["metadata"].get("annotations") or {}).get(REVISION) or 0)
-        chosen = to_revision or max((r for r in revisions if r != current), default=0)
-        if not chosen:
-            raise CliError("no rollout history found for deployment "
-                           f'"{name}": nothing to roll back to')
-        if chosen not in revisions:
-            raise CliError(f"unable to find specified revision {chosen} in history")
-        if chosen == current:
-            print(f"{info_name(info, name)} skipped rollback (current template already matches "
-                  f"revision {chosen})")
-            return
-        template = copy.deepcopy(revisions[chosen]["spec"]["template"])
-        (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
-        patch = [{"op": "replace", "path": "/spec/template", "value": template}]
-        await rc.patch(name, patch, "json")
-        print(f"{info_name(info, name)} rolled back")
+async def _undo(api: ApiClient, ns: str, target: str, to_revision: int) -> None:
+    info, name, rc = _deployment(api, target, ns)
+    deployment = await rc.get(name)
+    revisions = await revisions_of(api, deployment, ns)
+    current = int((deployment["metadata"].get("annotations") or {}).get(REVISION) or 0)
+    chosen = to_revision or max((r for r in revisions if r != current), default=0)
+    if not chosen:
+        raise CliError(f'no rollout history found for deployment "{name}": nothing to roll back to')
+    if chosen not in revisions:
+        raise CliError(f"unable to find specified revision {chosen} in history")
+    if chosen == current:
+        print(f"{info_name(info, name)} skipped rollback (current template already matches "
+              f"revision {chosen})")
+        return
+    template = copy.deepcopy(revisions[chosen]["spec"]["template"])
+    (template.get("metadata") or {}).get("labels", {}).pop("pod-template-hash", None)
+    patch = [{"op": "replace", "path": "/spec/template", "value": template}]
+    await rc.patch(name, patch, "json")
+    print(f"{info_name(info, name)} rolled back")
 
 
 def _simple(action: str, patch: Any, help_text: str) -> Any:
@@ -211,19 +204,17 @@ def _simple(action: str, patch: Any, help_text: str) -> Any:
         context: str = ContextOption,
     ) -> None:
         kube = Kube(kubeconfig, context, namespace)
-        run(lambda: _patch(kube, target, action, patch))
+        run_on_api(kube, lambda api, ns: _patch(api, ns, target, action, patch))
 
     command.__doc__ = help_text
     return command
 
 
-async def _patch(kube: Kube, target: str, action: str, patch: Any) -> None:
-    api, ns = kube.client()
-    async with api:
-        info, name, rc = _deployment(api, target, ns)
-        body = patch() if callable(patch) else patch
-        await rc.patch(name, body, "strategic")
-        print(f"{info_name(info, name)} {action}")
+async def _patch(api: ApiClient, ns: str, target: str, action: str, patch: Any) -> None:
+    info, name, rc = _deployment(api, target, ns)
+    body = patch() if callable(patch) else patch
+    await rc.patch(name, body, "strategic")
+    print(f"{info_name(info, name)} {action}")
 
 
 def restart_patch() -> Obj:
