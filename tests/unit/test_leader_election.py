@@ -16,7 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from dockyard.cli.main import app
 from dockyard.client.errors import ServerUnreachableError
 from dockyard.client.fake import FakeApiClient, FakeResourceClient
 from dockyard.client.leader_election import (
@@ -319,3 +321,13 @@ def test_a_data_dir_keeps_its_identity_and_a_copy_gets_its_own(tmp_path: Path) -
     assert leader_identity(copy) != identity  # else two servers would both "hold" the Lease
     (first / "leader-identity").write_text("garbage")
     assert leader_identity(first) not in ("garbage", identity)
+
+
+def test_server_refuses_durations_out_of_order_before_writing_anything(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, [
+        "server", "--data-dir", str(tmp_path / "data"), "--no-agent",
+        "--leader-elect-lease-duration", "5", "--leader-elect-renew-deadline", "8"])
+    assert result.exit_code == 2
+    assert "lease duration (5.0s) must be greater than the renew deadline (8.0s)" in (
+        result.output)
+    assert not (tmp_path / "data").exists()
