@@ -25,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from dockyard.store.base import StoreError
+from dockyard.store.batching import take_batch
 
 T = TypeVar("T")
 MAX_BATCH_READS = 16  # small, so one slow list does not hold many quick gets behind it
@@ -90,19 +91,7 @@ class Readers:
             conn.close()
 
     def _take_batch(self) -> tuple[list[_Request], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch: list[_Request] = [first]
-        while len(batch) < MAX_BATCH_READS:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-        return batch, False
+        return take_batch(self._queue, _STOP, MAX_BATCH_READS)
 
     def _serve(
         self, conn: sqlite3.Connection | None, error: StoreError | None, batch: list[_Request]

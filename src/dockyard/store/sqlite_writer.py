@@ -38,6 +38,7 @@ from dockyard.store.base import (
     StoreError,
     WatchEvent,
 )
+from dockyard.store.batching import take_batch
 
 MAX_BATCH_OPS = 1000  # writes per group commit
 MAX_BATCH_BYTES = 16 * 1024 * 1024  # value bytes per group commit, to bound a transaction
@@ -90,6 +91,10 @@ Outcome = tuple[asyncio.Future[Any], Any]
 Deliver = Callable[[Sequence[Outcome], Sequence[WatchEvent]], None]
 Current = tuple[bytes, int, int] | None  # (value, create_revision, mod_revision) or absent
 _STOP = object()
+
+
+def _value_size(op: Op) -> int:
+    return len(op.value)
 
 
 def insert_rows(
@@ -233,21 +238,7 @@ class Writer(threading.Thread):
             self._checkpointer.wake()
 
     def _take_batch(self) -> tuple[list[Op], bool]:
-        first = self._queue.get()
-        if first is _STOP:
-            return [], True
-        batch: list[Op] = [first]
-        size = len(first.value)
-        while len(batch) < MAX_BATCH_OPS and size < MAX_BATCH_BYTES:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is _STOP:
-                return batch, True
-            batch.append(item)
-            size += len(item.value)
-        return batch, False
+        return take_batch(self._queue, _STOP, MAX_BATCH_OPS, _value_size, MAX_BATCH_BYTES)
 
     def _commit(self, batch: list[Op]) -> None:
         compactions = [op for op in batch if op.kind == "compact"]
