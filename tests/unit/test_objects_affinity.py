@@ -154,6 +154,13 @@ def test_preferred_pod_affinity() -> None:
     ]
 
 
+@pytest.mark.parametrize("kind", ["nodeAffinity", "podAffinity", "podAntiAffinity"])
+def test_preferred_terms_must_be_objects(kind: str) -> None:
+    assert errors(pod_with(affinity={kind: {PREF: ["heavy"]}})) == [
+        (f"spec.affinity.{kind}.{PREF}[0]", "FieldValueTypeInvalid")
+    ]
+
+
 SPREAD = "spec.topologySpreadConstraints"
 
 

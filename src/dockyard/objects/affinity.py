@@ -9,6 +9,7 @@ In/NotIn/Exists/DoesNotExist/Gt/Lt, label selector requirements In/NotIn/Exists/
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dockyard.objects.selectors import operator_values_error, validate_label_selector
@@ -56,13 +57,8 @@ def _node_affinity(node: Obj, field: str) -> list[FieldError]:
     selector = node.get(_REQUIRED)
     if selector is not None:
         errs += validate_node_selector(selector, f"{field}.{_REQUIRED}")
-    for i, term in enumerate(as_list(node, _PREFERRED, f"{field}.{_PREFERRED}", errs)):
-        item = f"{field}.{_PREFERRED}[{i}]"
-        if not isinstance(term, dict):
-            errs.append(type_invalid(item, term, "must be an object"))
-            continue
-        errs += _weight(term.get("weight"), f"{item}.weight")
-        errs += _node_selector_term(dict_of(term.get("preference")), f"{item}.preference")
+    errs += _preferred(node, field, "preference",
+                       lambda term, at: _node_selector_term(dict_of(term), at), errs)
     return errs
 
 
@@ -132,6 +128,25 @@ def _is_int(value: Any) -> bool:
     return True
 
 
+def _preferred(
+    owner: Obj, field: str, term_key: str, check_term: Callable[[Any, str], list[FieldError]],
+    errs: list[FieldError],
+) -> list[FieldError]:
+    """Return the errors of owner's preferred terms: each an object, a weight, a term_key term.
+
+    A preferred list that is not a list is reported into errs (as_list's way).
+    """
+    found: list[FieldError] = []
+    for i, weighted in enumerate(as_list(owner, _PREFERRED, f"{field}.{_PREFERRED}", errs)):
+        item = f"{field}.{_PREFERRED}[{i}]"
+        if not isinstance(weighted, dict):
+            found.append(type_invalid(item, weighted, "must be an object"))
+            continue
+        found += _weight(weighted.get("weight"), f"{item}.weight")
+        found += check_term(weighted.get(term_key), f"{item}.{term_key}")
+    return found
+
+
 def _weight(value: Any, field: str) -> list[FieldError]:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 100:
         return [invalid(field, value, "must be in the range 1-100")]
@@ -142,13 +157,7 @@ def _pod_affinity(affinity: Obj, field: str) -> list[FieldError]:
     errs: list[FieldError] = []
     for i, term in enumerate(as_list(affinity, _REQUIRED, f"{field}.{_REQUIRED}", errs)):
         errs += _pod_affinity_term(term, f"{field}.{_REQUIRED}[{i}]")
-    for i, weighted in enumerate(as_list(affinity, _PREFERRED, f"{field}.{_PREFERRED}", errs)):
-        item = f"{field}.{_PREFERRED}[{i}]"
-        if not isinstance(weighted, dict):
-            errs.append(type_invalid(item, weighted, "must be an object"))
-            continue
-        errs += _weight(weighted.get("weight"), f"{item}.weight")
-        errs += _pod_affinity_term(weighted.get("podAffinityTerm"), f"{item}.podAffinityTerm")
+    errs += _preferred(affinity, field, "podAffinityTerm", _pod_affinity_term, errs)
     return errs
 
 
