@@ -143,9 +143,8 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
         metrics: ApiMetrics = request.app["metrics"]
         verb = request.get("verb", request.method.lower())
         resource = _resource_label(request.path)
-        metrics.requests.labels(verb, resource, str(code)).inc()
-        if verb != "watch":
-            metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
+        seconds = None if verb == "watch" else time.perf_counter() - started
+        metrics.record(verb, resource, code, seconds)
 
 
 @web.middleware

@@ -35,6 +35,23 @@ class ApiMetrics:
         )
         self.store_stats: dict[str, int] = {}
         self.registry.register(_StoreCollector(self))
+        # labels() takes a lock and builds a key on every call; a request's few label
+        # combinations repeat, so their children are kept.
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
+
+    def record(self, verb: str, resource: str, code: int, seconds: float | None) -> None:
+        """Count one request; observe its latency unless `seconds` is None (watches)."""
+        key = (verb, resource, str(code))
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = self._counters[key] = self.requests.labels(*key)
+        counter.inc()
+        if seconds is not None:
+            histogram = self._histograms.get(key[:2])
+            if histogram is None:
+                histogram = self._histograms[key[:2]] = self.latency.labels(verb, resource)
+            histogram.observe(seconds)
 
     def render(self) -> bytes:
         """Return the metrics in the Prometheus text format."""
