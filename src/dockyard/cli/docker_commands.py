@@ -44,12 +44,9 @@ from dockyard.cli.exec_stream import attach_to_pod, exec_in_pod
 from dockyard.cli.kube_commands import pod_metrics, pod_usage
 from dockyard.cli.kubeargs import (
     DOCKER_ERROR,
-    AllNamespacesOption,
     CliError,
-    ContextOption,
     Kube,
-    KubeconfigOption,
-    NamespaceOption,
+    kube_flags,
     parse_duration,
     resource,
     run_on_api,
@@ -105,7 +102,9 @@ class RunSpec:
     tty: bool = False
 
 
+@kube_flags()
 def run_command(
+    kube: Kube,
     image: str = typer.Argument(..., help="Image to run."),
     command: list[str] = typer.Argument(None, help="Command and arguments (default: image's)."),
     detach: bool = typer.Option(False, "--detach", "-d", help="Run in the background."),
@@ -124,9 +123,6 @@ def run_command(
     timeout: float = typer.Option(120.0, "--timeout", parser=parse_duration,
                                   help="Seconds to wait for the start "
                                   "(0: do not wait with -d)."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Run a container on the cluster (a Pod; with --replicas a Deployment and Service)."""
     with _usage_errors():
@@ -135,7 +131,6 @@ def run_command(
     with _usage_errors():
         if interactive and tty and not detach:
             _check_terminal()
-    kube = Kube(kubeconfig, context, namespace)
     code = _on_api(kube, lambda api, ns: _run(api, ns, spec, timeout))
     raise typer.Exit(code)
 
@@ -494,19 +489,16 @@ def _exit_code(pod: Obj) -> int:
 # -- ps -------------------------------------------------------------------------------------
 
 
+@kube_flags(all_namespaces=True)
 def ps(
+    kube: Kube,
     all_containers: bool = typer.Option(False, "--all", "-a", help="Also exited and stopped."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only names."),
     output: str = DockerOutput,
-    namespace: str = NamespaceOption,
-    all_namespaces: bool = AllNamespacesOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """List containers (pods): running ones, or with -a all."""
-    kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    _on_api(kube, lambda api, ns: _ps(api, None if all_namespaces else ns, all_containers, quiet,
-                                      output))  # fmt: skip
+    _on_api(kube, lambda api, ns: _ps(api, None if kube.all_namespaces else ns, all_containers,
+                                      quiet, output))  # fmt: skip
 
 
 async def _ps(api: ApiClient, scope: str | None, all_containers: bool, quiet: bool,
@@ -592,18 +584,16 @@ def _short(command: str) -> str:
 # -- logs and exec --------------------------------------------------------------------------
 
 
+@kube_flags()
 def logs(
+    kube: Kube,
     name: str = typer.Argument(..., help="Container (pod) name, or deployment/NAME."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new output."),
     tail: int = typer.Option(-1, "--tail", "-n", help="Only the last N lines."),
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show timestamps."),
     container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Print a container's log (pods/log)."""
-    kube = Kube(kubeconfig, context, namespace)
     _on_api(kube, lambda api, ns: _logs(api, ns, name, follow, tail, timestamps, container))
 
 
@@ -643,18 +633,16 @@ async def _find_pod(api: ApiClient, ns: str, name: str) -> str:
     return pod_name
 
 
+@kube_flags()
 def exec_command(
+    kube: Kube,
     name: str = typer.Argument(..., help="Container (pod) name."),
     command: list[str] = typer.Argument(..., help="Command and arguments."),
     interactive: bool = typer.Option(False, "--interactive", "-i", help="Pass stdin."),
     tty: bool = typer.Option(False, "--tty", "-t", help="Allocate a terminal."),
     container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Run a command in a running container (pods/exec); exit with its exit code."""
-    kube = Kube(kubeconfig, context, namespace)
     if command[:1] == ["--"]:  # kubectl's `exec POD -- CMD` form: the separator is not the command
         command = command[1:]
     code = _on_api(kube, lambda api, ns: _exec(api, ns, name, command, interactive, tty, container))
@@ -667,16 +655,14 @@ async def _exec(api: ApiClient, ns: str, name: str, command: list[str], stdin: b
     return await exec_in_pod(api, ns, pod, container or None, command, stdin, tty)
 
 
+@kube_flags()
 def attach(
+    kube: Kube,
     name: str = typer.Argument(..., help="Container (pod) name."),
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not pass stdin."),
     container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Attach to a running container's stdio (pods/attach); exit with its exit code."""
-    kube = Kube(kubeconfig, context, namespace)
     code = _on_api(kube, lambda api, ns: _attach(api, ns, name, container, no_stdin))
     raise typer.Exit(code)
 
@@ -716,15 +702,13 @@ def _container_spec(pod: Obj, container: str) -> Obj:
 NamesArg = typer.Argument(..., help="Container (pod) or `run --replicas` names.")
 
 
+@kube_flags()
 def stop(
+    kube: Kube,
     names: list[str] = NamesArg,
     time_seconds: int = typer.Option(10, "--time", "-t", help="Seconds before killing."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Stop containers: keep their definition, delete the running pod."""
-    kube = Kube(kubeconfig, context, namespace)
     _each(kube, names, lambda api, ns, n: _stop(api, ns, n, time_seconds))
 
 
@@ -799,14 +783,12 @@ async def _stopped_manifest(api: ApiClient, ns: str, name: str) -> Obj | None:
     return pod
 
 
+@kube_flags()
 def start(
+    kube: Kube,
     names: list[str] = NamesArg,
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Start stopped containers again."""
-    kube = Kube(kubeconfig, context, namespace)
     _each(kube, names, _start)
 
 
@@ -830,15 +812,13 @@ async def _start(api: ApiClient, ns: str, name: str) -> None:
         await api.resource("v1", "configmaps", ns).delete(STOPPED_PREFIX + name)
 
 
+@kube_flags()
 def restart(
+    kube: Kube,
     names: list[str] = NamesArg,
     time_seconds: int = typer.Option(10, "--time", "-t", help="Seconds before killing."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Restart containers (a Deployment made by `run --replicas` rolls its pods)."""
-    kube = Kube(kubeconfig, context, namespace)
 
     async def again(api: ApiClient, ns: str, name: str) -> None:
         deployment = await _deployment_or_none(api, ns, name)
@@ -852,15 +832,13 @@ def restart(
     _each(kube, names, again)
 
 
+@kube_flags()
 def rm(
+    kube: Kube,
     names: list[str] = NamesArg,
     force: bool = typer.Option(False, "--force", "-f", help="Remove running ones too."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Remove containers (running ones only with -f)."""
-    kube = Kube(kubeconfig, context, namespace)
     _each(kube, names, lambda api, ns, n: _rm(api, ns, n, force))
 
 
@@ -897,16 +875,14 @@ async def _rm(api: ApiClient, ns: str, name: str, force: bool) -> None:
 # -- stats ----------------------------------------------------------------------------------
 
 
+@kube_flags()
 def stats(
+    kube: Kube,
     names: list[str] = typer.Argument(None, help="Containers (default: all running)."),
     no_stream: bool = typer.Option(False, "--no-stream", help="Print once and exit."),
     output: str = DockerOutput,
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show containers' cpu and memory use (metrics.k8s.io), refreshed every 2 seconds."""
-    kube = Kube(kubeconfig, context, namespace)
     _on_api(kube, lambda api, ns: _stats(api, ns, names or [], no_stream or bool(output), output))
 
 

@@ -30,14 +30,11 @@ from rich.text import Text
 
 from dockyard import __version__
 from dockyard.cli.kubeargs import (
-    AllNamespacesOption,
     CliError,
-    ContextOption,
     Kube,
     KubeCommand,
-    KubeconfigOption,
-    NamespaceOption,
     OutputOption,
+    kube_flags,
     namespace_for,
     one_target,
     parse_duration,
@@ -60,17 +57,15 @@ top_app = typer.Typer(help="Show cpu and memory use of pods or nodes.", no_args_
 # -- scale ----------------------------------------------------------------------------------
 
 
+@kube_flags()
 def scale(
+    kube: Kube,
     target: list[str] = typer.Argument(..., help="TYPE/NAME (or TYPE NAME)."),
     replicas: int = typer.Option(..., "--replicas", help="The new number of replicas."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Set a new size for a Deployment or ReplicaSet (its scale subresource)."""
     if replicas < 0:
         raise typer.BadParameter("--replicas must be 0 or more")
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _scale(api, ns, target, replicas))
 
 
@@ -89,12 +84,11 @@ async def _scale(api: ApiClient, ns: str, args: list[str], replicas: int) -> Non
 
 
 @set_app.command("image", cls=KubeCommand)
+@kube_flags()
 def set_image(
+    kube: Kube,
     target: str = typer.Argument(..., help="TYPE/NAME, e.g. deployment/web."),
     images: list[str] = typer.Argument(..., help="CONTAINER=IMAGE (* for every container)."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Update the image of containers of a pod template (or pod)."""
     pairs = []
@@ -103,7 +97,6 @@ def set_image(
         if not sep or not container or not image:
             raise typer.BadParameter(f"{item!r}: use CONTAINER=IMAGE")
         pairs.append((container, image))
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _set_image(api, ns, target, pairs))
 
 
@@ -129,22 +122,22 @@ async def _set_image(api: ApiClient, ns: str, target: str, pairs: list[tuple[str
 # -- cordon / uncordon / drain --------------------------------------------------------------
 
 
+@kube_flags(namespace=False)
 def cordon(
+    kube: Kube,
     node: str = typer.Argument(..., help="Node name."),
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Mark a node unschedulable."""
-    run_on_api(Kube(kubeconfig, context), lambda api, _: _set_unschedulable(api, node, True))
+    run_on_api(kube, lambda api, _: _set_unschedulable(api, node, True))
 
 
+@kube_flags(namespace=False)
 def uncordon(
+    kube: Kube,
     node: str = typer.Argument(..., help="Node name."),
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Mark a node schedulable again."""
-    run_on_api(Kube(kubeconfig, context), lambda api, _: _set_unschedulable(api, node, False))
+    run_on_api(kube, lambda api, _: _set_unschedulable(api, node, False))
 
 
 async def _set_unschedulable(api: ApiClient, node: str, unschedulable: bool) -> None:
@@ -158,7 +151,9 @@ async def _set_unschedulable(api: ApiClient, node: str, unschedulable: bool) -> 
     print(f"node/{node} {word}", flush=True)
 
 
+@kube_flags(namespace=False)
 def drain(
+    kube: Kube,
     node: str = typer.Argument(..., help="Node name."),
     force: bool = typer.Option(False, "--force", help="Also evict pods no controller owns."),
     ignore_daemonsets: bool = typer.Option(False, "--ignore-daemonsets",
@@ -167,12 +162,9 @@ def drain(
                                               help="Evict pods with emptyDir volumes too."),
     timeout: float = typer.Option(300.0, "--timeout", parser=parse_duration,
                                   help="Seconds to wait for evictions."),
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Cordon a node and evict its pods (honouring PodDisruptionBudgets)."""
     del ignore_daemonsets
-    kube = Kube(kubeconfig, context)
     run_on_api(kube, lambda api, _: _drain(api, node, force, delete_emptydir_data, timeout))
 
 
@@ -236,19 +228,17 @@ async def _evict(api: ApiClient, pod: Obj, deadline: float) -> None:
 # -- events ---------------------------------------------------------------------------------
 
 
+@kube_flags(all_namespaces=True)
 def events(
+    kube: Kube,
     for_object: str = typer.Option("", "--for", help="Only events of TYPE/NAME."),
     types: str = typer.Option("", "--types", help="Only these types: Normal,Warning."),
     output: str = OutputOption,
-    namespace: str = NamespaceOption,
-    all_namespaces: bool = AllNamespacesOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """List events, oldest first (kubectl events)."""
     check_output(output, ("", "json", "yaml", "name"))
-    kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    run_on_api(kube, lambda api, ns: _events(api, ns, all_namespaces, for_object, types, output))
+    run_on_api(kube, lambda api, ns: _events(api, ns, kube.all_namespaces, for_object, types,
+                                             output))  # fmt: skip
 
 
 async def _events(api: ApiClient, ns: str, all_namespaces: bool, for_object: str, types: str,
@@ -293,19 +283,16 @@ async def _events(api: ApiClient, ns: str, all_namespaces: bool, for_object: str
 
 
 @top_app.command("pod", cls=KubeCommand)
+@kube_flags(all_namespaces=True)
 def top_pod(
+    kube: Kube,
     name: str = typer.Argument("", help="One pod (default: all)."),
     selector: str = typer.Option("", "--selector", "-l", help="Label selector."),
     output: str = OutputOption,
-    namespace: str = NamespaceOption,
-    all_namespaces: bool = AllNamespacesOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show cpu and memory use of pods (metrics.k8s.io)."""
     check_output(output, ("", "json", "yaml"))
-    kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    run_on_api(kube, lambda api, ns: _top_pod(api, None if all_namespaces else ns, name,
+    run_on_api(kube, lambda api, ns: _top_pod(api, None if kube.all_namespaces else ns, name,
                                               selector, output))  # fmt: skip
 
 
@@ -369,15 +356,15 @@ def _bytes(value: Any) -> int:
 
 
 @top_app.command("node", cls=KubeCommand)
+@kube_flags(namespace=False)
 def top_node(
+    kube: Kube,
     name: str = typer.Argument("", help="One node (default: all)."),
     output: str = OutputOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show cpu and memory use of nodes (metrics.k8s.io)."""
     check_output(output, ("", "json", "yaml"))
-    run_on_api(Kube(kubeconfig, context), lambda api, _: _top_node(api, name, output))
+    run_on_api(kube, lambda api, _: _top_node(api, name, output))
 
 
 async def _top_node(api: ApiClient, name: str, output: str) -> None:
@@ -428,22 +415,20 @@ def _percent(used: int, total: int) -> str:
 # -- autoscale ------------------------------------------------------------------------------
 
 
+@kube_flags()
 def autoscale(
+    kube: Kube,
     target: str = typer.Argument(..., help="deployment/NAME."),
     min_replicas: int = typer.Option(1, "--min", help="Lower bound of replicas."),
     max_replicas: int = typer.Option(..., "--max", help="Upper bound of replicas."),
     cpu_percent: int = typer.Option(80, "--cpu-percent", help="Target average cpu use."),
     name: str = typer.Option("", "--name", help="Name of the autoscaler (default: target's)."),
     output: str = OutputOption,
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Create a HorizontalPodAutoscaler for a Deployment or ReplicaSet."""
     check_output(output, ("", "json", "yaml", "name"))
     if min_replicas < 1 or max_replicas < min_replicas:
         raise typer.BadParameter("need 1 <= --min <= --max")
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _autoscale(api, ns, target, min_replicas, max_replicas,
                                                 cpu_percent, name, output))  # fmt: skip
 
@@ -476,15 +461,13 @@ async def _autoscale(api: ApiClient, ns: str, target: str, low: int, high: int, 
 # -- port-forward ---------------------------------------------------------------------------
 
 
+@kube_flags()
 def port_forward(
+    kube: Kube,
     target: str = typer.Argument(..., help="pod/NAME (or NAME)."),
     ports: list[str] = typer.Argument(..., help="LOCAL:REMOTE port pairs."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Forward local ports to a pod (needs the server to serve pods/portforward)."""
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _port_forward(api, ns, target, ports))
 
 
@@ -516,11 +499,11 @@ async def _port_forward(api: ApiClient, ns: str, target: str, ports: list[str]) 
 # -- version and status ---------------------------------------------------------------------
 
 
+@kube_flags(namespace=False)
 def version(
+    kube: Kube,
     output: str = OutputOption,
     client_only: bool = typer.Option(False, "--client", help="Only the client's version."),
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Print the client and server versions."""
     check_output(output, ("", "json", "yaml"))
@@ -529,7 +512,6 @@ def version(
     if client_only:
         _print_version({"clientVersion": client}, output)
         return
-    kube = Kube(kubeconfig, context)
     if not output:
         print(f"Client Version: dockyard {__version__}", flush=True)
     server = run_on_api(kube, lambda api, _: _server_version(api))
@@ -551,14 +533,13 @@ async def _server_version(api: ApiClient) -> Obj:
     return answer
 
 
+@kube_flags(namespace=False)
 def status(
+    kube: Kube,
     output: str = OutputOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show what runs where: nodes, their cpu/memory (requested and used), pods per node."""
     check_output(output, ("", "json", "yaml"))
-    kube = Kube(kubeconfig, context)
     report = run_on_api(kube, lambda api, _: _status(api))
     if output:
         print(dump(report, output))

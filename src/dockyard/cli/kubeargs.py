@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
+import inspect
 import os
 import re
 import sys
@@ -47,6 +49,13 @@ AllNamespacesOption = typer.Option(False, "--all-namespaces", "-A",
                                    help="Across all namespaces.")
 OutputOption = typer.Option("", "--output", "-o", help="json, yaml, name (get: also wide).")
 
+
+_FLAGS: dict[str, tuple[type, Any]] = {
+    "namespace": (str, NamespaceOption),
+    "all_namespaces": (bool, AllNamespacesOption),
+    "kubeconfig": (str, KubeconfigOption),
+    "context": (str, ContextOption),
+}
 
 # Click's UsageError (unknown flag, missing argument) is the base of typer.BadParameter.
 UsageError: type[Exception] = typer.BadParameter.__mro__[1]
@@ -105,6 +114,35 @@ class Kube:
         """Return an ApiClient and the namespace to work in (flag, else the context's)."""
         config = self.config()
         return ApiClient(config, user_agent="dockyard-cli"), self.namespace or config.namespace
+
+
+def kube_flags(*, namespace: bool = True, all_namespaces: bool = False
+               ) -> Callable[[Callable[..., T]], Callable[..., T]]:  # fmt: skip
+    """Give a verb kubectl's connection flags, passed to it as one ``kube: Kube`` argument.
+
+    --kubeconfig and --context always, --namespace unless namespace=False, -A when
+    all_namespaces=True; they follow the verb's own parameters in its --help.
+    """
+    names = [name for name, wanted in (("namespace", namespace),
+                                       ("all_namespaces", all_namespaces),
+                                       ("kubeconfig", True), ("context", True)) if wanted]
+    flags = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_FLAGS[name][1],
+                               annotation=_FLAGS[name][0]) for name in names]  # fmt: skip
+
+    def decorate(verb: Callable[..., T]) -> Callable[..., T]:
+        signature = inspect.signature(verb, eval_str=True)
+        own = [p for p in signature.parameters.values() if p.name != "kube"]
+
+        @functools.wraps(verb)
+        def with_kube(*args: Any, **kwargs: Any) -> T:
+            kube = Kube(**{name: kwargs.pop(name) for name in names})
+            return verb(*args, kube=kube, **kwargs)
+
+        # Typer reads the parameters from the signature: the verb's own, then the flags.
+        with_kube.__signature__ = signature.replace(parameters=own + flags)  # type: ignore[attr-defined]
+        return with_kube
+
+    return decorate
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]], exit_code: int = KUBE_ERROR) -> T:

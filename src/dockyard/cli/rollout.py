@@ -23,12 +23,10 @@ import typer
 
 from dockyard.cli.kubeargs import (
     CliError,
-    ContextOption,
     Kube,
     KubeCommand,
-    KubeconfigOption,
-    NamespaceOption,
     OutputOption,
+    kube_flags,
     one_target,
     parse_duration,
     run_on_api,
@@ -57,17 +55,15 @@ def _deployment(api: ApiClient, target: str, namespace: str) -> tuple[ResourceIn
 
 
 @rollout_app.command("status", cls=KubeCommand)
+@kube_flags()
 def status(
+    kube: Kube,
     target: str = TargetArg,
     timeout: float = typer.Option(600.0, "--timeout", parser=parse_duration,
                                   help="Seconds to wait."),
     watch: bool = typer.Option(True, "--watch/--no-watch", "-w", help="Wait until done."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show a rollout's progress and wait until it finishes."""
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _status(api, ns, target, timeout, watch))
 
 
@@ -111,17 +107,15 @@ def rollout_message(obj: Obj) -> tuple[str, bool]:
 
 
 @rollout_app.command("history", cls=KubeCommand)
+@kube_flags()
 def history(
+    kube: Kube,
     target: str = TargetArg,
     revision: int = typer.Option(0, "--revision", help="Show this revision's pod template."),
     output: str = OutputOption,
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """List a Deployment's revisions (its ReplicaSets)."""
     check_output(output, ("", "json", "yaml"))
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _history(api, ns, target, revision, output))
 
 
@@ -163,15 +157,13 @@ async def revisions_of(api: ApiClient, deployment: Obj, ns: str) -> dict[int, Ob
 
 
 @rollout_app.command("undo", cls=KubeCommand)
+@kube_flags()
 def undo(
+    kube: Kube,
     target: str = TargetArg,
     to_revision: int = typer.Option(0, "--to-revision", help="Revision to go back to."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Roll a Deployment back to the previous (or a given) revision."""
-    kube = Kube(kubeconfig, context, namespace)
     run_on_api(kube, lambda api, ns: _undo(api, ns, target, to_revision))
 
 
@@ -197,13 +189,11 @@ async def _undo(api: ApiClient, ns: str, target: str, to_revision: int) -> None:
 
 
 def _simple(action: str, patch: Any, help_text: str) -> Any:
+    @kube_flags()
     def command(
+        kube: Kube,
         target: str = TargetArg,
-        namespace: str = NamespaceOption,
-        kubeconfig: str = KubeconfigOption,
-        context: str = ContextOption,
     ) -> None:
-        kube = Kube(kubeconfig, context, namespace)
         run_on_api(kube, lambda api, ns: _patch(api, ns, target, action, patch))
 
     command.__doc__ = help_text
