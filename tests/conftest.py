@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.etcds import RunningEtcd, etcd_installed, start_etcd
 from tests.servers import RunningServer, start_server
 
 
@@ -23,3 +24,15 @@ def dockyard_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def etcd(tmp_path: Path) -> Iterator[RunningEtcd]:
+    """A real etcd on free loopback ports, data under the test's tmp dir, stopped after it."""
+    if not etcd_installed():
+        pytest.skip("etcd is not installed here (apt-get install etcd-server)")
+    running = start_etcd(tmp_path / "etcd")
+    try:
+        yield running
+    finally:
+        running.stop()

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.etcds import RunningEtcd, etcd_installed, start_etcd
+from tests.etcds import RunningEtcd, etcd_installed
 from tests.servers import RunningServer, start_server
 
 pytestmark = [
@@ -85,13 +85,6 @@ def eventually(check: Callable[[], bool], timeout: float = 30) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
         time.sleep(0.2)
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[RunningEtcd]:
-    running = start_etcd(tmp_path / "etcd")
-    yield running
-    running.stop()
 
 
 def start_pair(etcd: RunningEtcd, tmp_path: Path, flags: list[str]

@@ -8,8 +8,7 @@ marked terminating must be refused there once the watch delivers it, at once on 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -18,7 +17,7 @@ from dockyard.api.status import StatusError
 from dockyard.api.storage import DeleteOptions, ResourceStorage
 from dockyard.objects.resources import ResourceInfo, lookup
 from dockyard.store.etcd import EtcdStore
-from tests.etcds import RunningEtcd, etcd_installed, start_etcd
+from tests.etcds import RunningEtcd, etcd_installed
 
 pytestmark = [
     pytest.mark.integration,
@@ -33,13 +32,6 @@ def info(plural: str) -> ResourceInfo:
 
 
 NAMESPACES, CONFIGMAPS = info("namespaces"), info("configmaps")
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[RunningEtcd]:
-    running = start_etcd(tmp_path)
-    yield running
-    running.stop()
 
 
 @pytest.fixture

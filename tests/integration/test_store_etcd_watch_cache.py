@@ -4,14 +4,13 @@ from before the ring fall back to their own etcd watch; a broken stream ends its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import pytest
 
 from dockyard.store.base import StoreError, WatchEvent
 from dockyard.store.etcd import EtcdStore
-from tests.etcds import RunningEtcd, etcd_installed, start_etcd
+from tests.etcds import RunningEtcd, etcd_installed
 
 pytestmark = [
     pytest.mark.integration,
@@ -19,13 +18,6 @@ pytestmark = [
 ]
 
 PODS = "/registry/pods/default/"
-
-
-@pytest.fixture
-def etcd(tmp_path: Path) -> Iterator[RunningEtcd]:
-    running = start_etcd(tmp_path)
-    yield running
-    running.stop()
 
 
 @pytest.fixture
