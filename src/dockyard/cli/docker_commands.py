@@ -13,6 +13,8 @@ How Docker's ideas map onto the Kubernetes API (all standard calls):
   terminal goes both ways through the attach, as `kubectl run -it`: what the container printed
   before the attach is not shown. With -i alone stdin goes through the attach and the output
   comes from the followed log, which has all of it (stdout and stderr merged, as plain `run`);
+  `run -it` leaves out ``stdinOnce`` (as Docker keeps a terminal's stdin open), so a detach
+  (Ctrl-P Ctrl-Q, `--detach-keys`) leaves the shell running for `dockyard attach`;
 - a stopped container: Kubernetes has no stopped pods, so `stop` deletes the pod and keeps its
   manifest in a ConfigMap ``dockyard-stopped-NAME`` (label ``dockyard.io/stopped``) that
   `start` re-creates it from and `ps -a` lists as Exited; `stop` on a Deployment scales it to 0
@@ -40,7 +42,8 @@ from typing import Any, TypeVar
 
 import typer
 
-from dockyard.cli.exec_stream import attach_to_pod, exec_in_pod
+from dockyard.cli.detach_keys import DEFAULT_DETACH_KEYS, DETACHED_MESSAGE, parse_detach_keys
+from dockyard.cli.exec_stream import Detached, attach_to_pod, exec_in_pod
 from dockyard.cli.kube_commands import pod_metrics, pod_usage
 from dockyard.cli.kubeargs import (
     DOCKER_ERROR,
@@ -72,6 +75,8 @@ RESTART_POLICIES = {"no": "Never", "always": "Always", "on-failure": "OnFailure"
 _NAME_RE = re.compile(r"[^a-z0-9-]+")
 
 DockerOutput = typer.Option("", "--format", "-o", help="json or yaml instead of a table.")
+DetachKeysOption = typer.Option(DEFAULT_DETACH_KEYS, "--detach-keys",
+                                help='Keys that detach a terminal session ("": none).')
 
 
 def _on_api(kube: Kube, work: Callable[[ApiClient, str], Coroutine[Any, Any, T]]) -> T:
@@ -100,6 +105,7 @@ class RunSpec:
     replicas: int = 0
     interactive: bool = False
     tty: bool = False
+    detach_keys: bytes = b"\x10\x11"
 
 
 @kube_flags()
@@ -123,11 +129,12 @@ def run_command(
     timeout: float = typer.Option(120.0, "--timeout", parser=parse_duration,
                                   help="Seconds to wait for the start "
                                   "(0: do not wait with -d)."),
+    detach_keys: str = DetachKeysOption,
 ) -> None:
     """Run a container on the cluster (a Pod; with --replicas a Deployment and Service)."""
     with _usage_errors():
         spec = parse_run(image, command or [], detach, publish, env, volume, name, remove, cpus,
-                         memory, restart, replicas, interactive, tty)
+                         memory, restart, replicas, interactive, tty, detach_keys)
     with _usage_errors():
         if interactive and tty and not detach:
             _check_terminal()
@@ -152,7 +159,8 @@ def _usage_errors() -> Any:
 
 def parse_run(image: str, command: list[str], detach: bool, publish: list[str], env: list[str],
               volume: list[str], name: str, remove: bool, cpus: str, memory: str,
-              restart: str, replicas: int, interactive: bool, tty: bool) -> RunSpec:
+              restart: str, replicas: int, interactive: bool, tty: bool,
+              detach_keys: str = DEFAULT_DETACH_KEYS) -> RunSpec:  # fmt: skip
     """Check and translate `run` flags (CliError names the bad flag)."""
     policy_word = restart.split(":")[0]
     if policy_word not in RESTART_POLICIES:
@@ -169,7 +177,7 @@ def parse_run(image: str, command: list[str], detach: bool, publish: list[str], 
         ports=[parse_port(p) for p in publish], env=[parse_env(e) for e in env],
         volumes=[parse_volume(v) for v in volume], remove=remove, cpus=parse_cpus(cpus),
         memory=docker_memory(memory), restart=RESTART_POLICIES[policy_word], replicas=replicas,
-        interactive=interactive, tty=tty,
+        interactive=interactive, tty=tty, detach_keys=parse_detach_keys(detach_keys),
     )
 
 
@@ -256,8 +264,8 @@ def pod_template(spec: RunSpec, host_ports: bool) -> Obj:
         container["resources"] = {"limits": limits}
     if spec.interactive:
         container["stdin"] = True
-        if not spec.detach:  # the attach `run` makes is the one stdin is kept for
-            container["stdinOnce"] = True
+        if not spec.detach and not spec.tty:  # the attach `run -i` makes is the only one
+            container["stdinOnce"] = True  # a terminal's stays open: one can detach and return
     if spec.tty:
         container["tty"] = True
     volumes, mounts = _volumes(spec.volumes)
@@ -394,8 +402,9 @@ async def _run_to_exit(api: ApiClient, pods: ResourceClient, spec: RunSpec,
     """Wait for the new pod to start, relay its streams, return its exit code (--rm: remove it).
 
     With -t the terminal goes through pods/attach, with -i stdin (the output from the log);
-    plain `run` follows the log.
+    plain `run` follows the log. A detach exits 0 and leaves the pod, even with --rm.
     """
+    detached = False
     try:
         pod = await _wait_started(api, pods, spec, timeout)
         if spec.tty:
@@ -407,9 +416,25 @@ async def _run_to_exit(api: ApiClient, pods: ResourceClient, spec: RunSpec,
         pod = await wait_for_object(pods, spec.name, _finished, 30.0,
                                     f"{spec.name} to report its exit code")
         return _exit_code(pod)
+    except Detached:
+        detached = True
+        _say_detached(spec.name, spec.remove)
+        return 0
     finally:
-        if spec.remove:
+        if spec.remove and not detached:
             await _remove_pod(pods, spec.name)
+
+
+def _say_detached(name: str, remove: bool) -> None:
+    """Tell a person who typed the detach keys that the container still runs.
+
+    Docker's daemon removes a detached `run --rm` container when it exits; no part of the
+    cluster would do that for a pod, and `run` cannot stay behind to wait, so the pod stays.
+    """
+    print(DETACHED_MESSAGE, file=sys.stderr, flush=True)
+    if remove:
+        print(f"{name} keeps running and stays after it exits (--rm ends with the detach): "
+              f"remove it with `dockyard rm -f {name}`", file=sys.stderr, flush=True)
 
 
 async def _print_chunks(chunks: AsyncIterator[bytes]) -> None:
@@ -425,7 +450,7 @@ async def _attach_terminal(api: ApiClient, pods: ResourceClient, spec: RunSpec,
     status: Obj = {}
     if running:
         status = await attach_to_pod(api, pods.namespace or "", spec.name, None,
-                                     spec.interactive, True)  # fmt: skip
+                                     spec.interactive, True, detach_keys=spec.detach_keys)
     if status.get("status") != "Success":
         await _ended_before_attach(pods, spec.name, status)
         sys.stdout.write(await pods.read_log(spec.name))
@@ -661,13 +686,17 @@ def attach(
     name: str = typer.Argument(..., help="Container (pod) name."),
     no_stdin: bool = typer.Option(False, "--no-stdin", help="Do not pass stdin."),
     container: str = typer.Option("", "--container", "-c", help="Container in the pod."),
+    detach_keys: str = DetachKeysOption,
 ) -> None:
     """Attach to a running container's stdio (pods/attach); exit with its exit code."""
-    code = _on_api(kube, lambda api, ns: _attach(api, ns, name, container, no_stdin))
+    with _usage_errors():
+        keys = parse_detach_keys(detach_keys)
+    code = _on_api(kube, lambda api, ns: _attach(api, ns, name, container, no_stdin, keys))
     raise typer.Exit(code)
 
 
-async def _attach(api: ApiClient, ns: str, name: str, container: str, no_stdin: bool) -> int:
+async def _attach(api: ApiClient, ns: str, name: str, container: str, no_stdin: bool,
+                  detach_keys: bytes) -> int:  # fmt: skip
     pods = api.resource("v1", "pods", ns)
     pod_name = await _find_pod(api, ns, name)
     pod = await pods.get(pod_name)
@@ -678,7 +707,12 @@ async def _attach(api: ApiClient, ns: str, name: str, container: str, no_stdin: 
     stdin, tty = bool(spec.get("stdin")) and not no_stdin, bool(spec.get("tty"))
     if stdin and tty:
         _check_terminal()
-    status = await attach_to_pod(api, ns, pod_name, spec["name"], stdin, tty)
+    try:
+        status = await attach_to_pod(api, ns, pod_name, spec["name"], stdin, tty,
+                                     detach_keys=detach_keys)
+    except Detached:
+        _say_detached(pod_name, False)
+        return 0
     if status.get("status") != "Success":
         raise CliError(f"cannot attach to {pod_name}: {status.get('message') or status}")
     with contextlib.suppress(CliError):  # still running: we detached, exit 0 as Docker

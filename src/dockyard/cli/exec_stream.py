@@ -10,6 +10,11 @@ worked: the container's exit code is in its pod's status.
 With ``tty`` and a terminal on stdin, the terminal is put in raw mode for the session (and
 restored on every exit path), so keys like Ctrl-C reach the container's shell; its size is sent
 at the start and on every SIGWINCH.
+
+Detach keys (Docker's Ctrl-P Ctrl-Q, see detach_keys.py) are recognised here, on the client,
+for attach sessions with a terminal and stdin: the typed sequence is not sent; the WebSocket is
+closed WITHOUT the stdin close frame, so the container (and its stdin, without stdinOnce) keeps
+running, and `attach_to_pod` raises `Detached` once the terminal is restored.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import stat
 import sys
 import termios
 import tty as ttymod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Iterator
 from typing import Any
 
 import aiohttp
 
+from dockyard.cli.detach_keys import DetachRecognizer
 from dockyard.cli.kubeargs import CliError
 from dockyard.client import ApiClient
 from dockyard.client.api import resource_path
@@ -35,6 +41,11 @@ from dockyard.client.api import resource_path
 STDIN, STDOUT, STDERR, STATUS, RESIZE, CLOSE = 0, 1, 2, 3, 4, 255
 PROTOCOLS = ("v5.channel.k8s.io", "v4.channel.k8s.io")
 CANNOT_INVOKE = 126
+DETACH_CLOSE_SECONDS = 2.0  # how long a detach waits for the server to answer our close
+
+
+class Detached(Exception):
+    """The detach keys were typed: the session ended, the container keeps running."""
 
 
 async def exec_in_pod(api: ApiClient, namespace: str, pod: str, container: str | None,
@@ -45,17 +56,20 @@ async def exec_in_pod(api: ApiClient, namespace: str, pod: str, container: str |
 
 
 async def attach_to_pod(api: ApiClient, namespace: str, pod: str, container: str | None,
-                        stdin: bool, tty: bool, output: bool = True) -> dict[str, Any]:
+                        stdin: bool, tty: bool, output: bool = True,
+                        detach_keys: bytes = b"") -> dict[str, Any]:  # fmt: skip
     """Attach to a pod's running container, relaying stdio; return the session's status.
 
-    Without `output` only stdin is relayed (the caller shows the output another way).
+    Without `output` only stdin is relayed (the caller shows the output another way). With
+    `detach_keys` (b"": none), a terminal and stdin, typing them raises Detached.
     """
-    return await _stream(api, "attach", namespace, pod, container, stdin, tty, [], output)
+    keys = detach_keys if stdin and tty else b""  # Docker reads them only in -it sessions
+    return await _stream(api, "attach", namespace, pod, container, stdin, tty, [], output, keys)
 
 
 async def _stream(api: ApiClient, kind: str, namespace: str, pod: str, container: str | None,
                   stdin: bool, tty: bool, params: list[tuple[str, str]],
-                  output: bool = True) -> dict[str, Any]:  # fmt: skip
+                  output: bool = True, detach_keys: bytes = b"") -> dict[str, Any]:  # fmt: skip
     params = [*params, ("stdout", str(output).lower()),
               ("stderr", str(output and not tty).lower())]  # fmt: skip
     if container:
@@ -70,17 +84,22 @@ async def _stream(api: ApiClient, kind: str, namespace: str, pod: str, container
                                             max_msg_size=0)
     except aiohttp.WSServerHandshakeError as e:
         raise CliError(f"{kind} to {pod} refused by the server: {e.status} {e.message}") from None
+    keys = DetachRecognizer(detach_keys)
     async with ws:
         if kind == "attach" and tty and stdin and sys.stdin.isatty():
             # what the shell printed before we attached is gone (kubectl says the same)
             print("If you don't see a command prompt, try pressing enter.", file=sys.stderr,
                   flush=True)
         with _raw_terminal(tty and stdin), _resizes(ws, tty):
-            return await _session(ws, stdin)
+            status = await _session(ws, stdin, keys)
+    if keys.detached:  # raised here, with the terminal restored, so the caller can print
+        raise Detached()
+    return status
 
 
-async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> dict[str, Any]:
-    feeder = asyncio.create_task(_feed_stdin(ws)) if stdin else None
+async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool,
+                   keys: DetachRecognizer) -> dict[str, Any]:  # fmt: skip
+    feeder = asyncio.create_task(_feed_stdin(ws, keys)) if stdin else None
     status: dict[str, Any] = {}
     try:
         async for msg in ws:
@@ -95,9 +114,9 @@ async def _session(ws: aiohttp.ClientWebSocketResponse, stdin: bool) -> dict[str
                 status = json.loads(data or b"{}")
     finally:
         if feeder is not None:
-            feeder.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await feeder
+            await _stop_feeder(feeder, keys.detached)
+    if keys.detached:
+        return status
     if not status:
         raise CliError("the session ended without a status (connection lost?)")
     return status
@@ -122,16 +141,34 @@ def exit_code(status: dict[str, Any]) -> int:
     return CANNOT_INVOKE
 
 
-async def _feed_stdin(ws: aiohttp.ClientWebSocketResponse) -> None:
+async def _stop_feeder(feeder: asyncio.Task[None], detached: bool) -> None:
+    """End the stdin task; after a detach first let it finish closing the WebSocket."""
+    if detached:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(feeder), DETACH_CLOSE_SECONDS)
+    feeder.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await feeder
+
+
+async def _feed_stdin(ws: aiohttp.ClientWebSocketResponse, keys: DetachRecognizer) -> None:
     fd = sys.stdin.fileno()
-    async for data in _stdin_chunks(fd):
+    async with contextlib.aclosing(_stdin_chunks(fd)) as chunks:
+        async for chunk in chunks:
+            if data := keys.feed(chunk):
+                await ws.send_bytes(bytes([STDIN]) + data)
+            if keys.detached:
+                # No stdin close frame: the container's stdin stays open for the next attach.
+                await ws.close()
+                return
+    if data := keys.flush():
         await ws.send_bytes(bytes([STDIN]) + data)
     # v5 closes stdin with a CLOSE frame; v4 has none, so the remote stdin stays open.
     if ws.protocol == "v5.channel.k8s.io":
         await ws.send_bytes(bytes([CLOSE, STDIN]))
 
 
-async def _stdin_chunks(fd: int) -> AsyncIterator[bytes]:
+async def _stdin_chunks(fd: int) -> AsyncGenerator[bytes, None]:
     """Yield what arrives on stdin without a blocking thread (a thread would outlive exit)."""
     if stat.S_ISREG(os.fstat(fd).st_mode):  # epoll refuses regular files: they never block
         data = os.read(fd, 1 << 20)
