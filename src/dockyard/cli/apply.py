@@ -28,16 +28,14 @@ import yaml
 
 from dockyard.cli.kubeargs import (
     CliError,
-    ContextOption,
     Kube,
-    KubeconfigOption,
-    NamespaceOption,
     OutputOption,
     complete_kinds,
     errors,
+    kube_flags,
     namespace_for,
     parse_duration,
-    run,
+    run_on_api,
     split_targets,
 )
 from dockyard.cli.printers import check_output, dump, info_name, object_name, print_objects
@@ -143,45 +141,49 @@ def _client(api: ApiClient, m: Manifest, namespace: str) -> tuple[ResourceInfo, 
 # -- apply ----------------------------------------------------------------------------------
 
 
+@kube_flags()
 def apply(
+    kube: Kube,
     filename: list[str] = FilenameOption,
     output: str = OutputOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Ask the server, change nothing."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Apply a configuration by file name or stdin (server-side apply, manager "dockyard")."""
-    check_output(output, ("", "json", "yaml", "name"))
-    kube = Kube(kubeconfig, context, namespace)
     with errors():
+        check_output(output, ("", "json", "yaml", "name"))
         manifests = load_manifests(filename)
-    run(lambda: _apply(kube, manifests, output, dry_run))
+    run_on_api(kube, lambda api, ns: _apply(api, ns, manifests, output, dry_run))
 
 
-async def _apply(kube: Kube, manifests: list[Manifest], output: str, dry_run: bool) -> None:
-    api, namespace = kube.client()
+async def _apply(api: ApiClient, namespace: str, manifests: list[Manifest], output: str,
+                 dry_run: bool) -> None:  # fmt: skip
     results: list[Obj] = []
-    async with api:
-        for m in manifests:
-            info, rc = _client(api, m, namespace)
-            name = m.obj["metadata"]["name"]
-            before = await _current(rc, name)
-            after = await rc.patch(name, m.obj, "apply", field_manager=FIELD_MANAGER,
-                                   force=True, dry_run=dry_run)
-            results.append(after)
-            if output:
-                continue
-            if before is None:
-                verb = "created"
-            elif _rv(before) == _rv(after):
-                verb = "unchanged"
-            else:
-                verb = "configured"
-            suffix = " (server dry run)" if dry_run else ""
-            print(f"{info_name(info, name)} {verb}{suffix}", flush=True)
+    for m in manifests:
+        info, before, after = await _server_side_apply(api, m, namespace, dry_run)
+        results.append(after)
+        if output:
+            continue
+        if before is None:
+            verb = "created"
+        elif _rv(before) == _rv(after):
+            verb = "unchanged"
+        else:
+            verb = "configured"
+        suffix = " (server dry run)" if dry_run else ""
+        print(f"{info_name(info, m.obj['metadata']['name'])} {verb}{suffix}", flush=True)
     if output:
         print_objects(results, output, single=len(results) == 1)
+
+
+async def _server_side_apply(api: ApiClient, m: Manifest, namespace: str, dry_run: bool
+                             ) -> tuple[ResourceInfo, Obj | None, Obj]:  # fmt: skip
+    """Apply one manifest; return its resource and the object before (None: absent) and after."""
+    info, rc = _client(api, m, namespace)
+    name = m.obj["metadata"]["name"]
+    before = await _current(rc, name)
+    after = await rc.patch(name, m.obj, "apply", field_manager=FIELD_MANAGER, force=True,
+                           dry_run=dry_run)
+    return info, before, after
 
 
 async def _current(rc: ResourceClient, name: str) -> Obj | None:
@@ -198,17 +200,12 @@ def _rv(obj: Obj) -> str:
 # -- diff -----------------------------------------------------------------------------------
 
 
-def diff(
-    filename: list[str] = FilenameOption,
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
-) -> None:
+@kube_flags()
+def diff(kube: Kube, filename: list[str] = FilenameOption) -> None:
     """Show what apply would change (exit 0: none, 1: differences, 2: error)."""
-    kube = Kube(kubeconfig, context, namespace)
     with errors(2):
         manifests = load_manifests(filename)
-    changed = run(lambda: _diff(kube, manifests), exit_code=2)
+    changed = run_on_api(kube, lambda api, ns: _diff(api, ns, manifests), exit_code=2)
     if changed:
         raise typer.Exit(1)
 
@@ -216,25 +213,19 @@ def diff(
 _VOLATILE_META = ("managedFields", "resourceVersion", "generation", "creationTimestamp", "uid")
 
 
-async def _diff(kube: Kube, manifests: list[Manifest]) -> bool:
-    api, namespace = kube.client()
+async def _diff(api: ApiClient, namespace: str, manifests: list[Manifest]) -> bool:
     changed = False
-    async with api:
-        for m in manifests:
-            _info, rc = _client(api, m, namespace)
-            name = m.obj["metadata"]["name"]
-            live = await _current(rc, name)
-            merged = await rc.patch(name, m.obj, "apply", field_manager=FIELD_MANAGER,
-                                    force=True, dry_run=True)
-            old = _comparable(live) if live is not None else ""
-            new = _comparable(merged)
-            if old == new:
-                continue
-            changed = True
-            label = object_name(merged)
-            sys.stdout.writelines(difflib.unified_diff(
-                old.splitlines(keepends=True), new.splitlines(keepends=True),
-                fromfile=f"live/{label}", tofile=f"merged/{label}"))
+    for m in manifests:
+        _info, live, merged = await _server_side_apply(api, m, namespace, dry_run=True)
+        old = _comparable(live) if live is not None else ""
+        new = _comparable(merged)
+        if old == new:
+            continue
+        changed = True
+        label = object_name(merged)
+        sys.stdout.writelines(difflib.unified_diff(
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
+            fromfile=f"live/{label}", tofile=f"merged/{label}"))
     sys.stdout.flush()
     return changed
 
@@ -252,7 +243,9 @@ def _comparable(obj: Obj) -> str:
 # -- delete ---------------------------------------------------------------------------------
 
 
+@kube_flags()
 def delete(
+    kube: Kube,
     args: list[str] = typer.Argument(None, help="TYPE NAME..., TYPE/NAME... (or -f FILE).",
                                      autocompletion=complete_kinds),
     filename: list[str] = FilenameOption,
@@ -264,16 +257,13 @@ def delete(
     grace_period: int = typer.Option(-1, "--grace-period", help="Seconds to stop pods."),
     ignore_not_found: bool = typer.Option(False, "--ignore-not-found",
                                           help="A missing object is no error."),
-    namespace: str = NamespaceOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Delete objects by type and name, selector or manifest (kubectl delete)."""
-    kube = Kube(kubeconfig, context, namespace)
     options = _DeleteOptions(wait, timeout, grace_period, ignore_not_found)
     with errors():
         manifests = load_manifests(filename) if filename else []
-    missing = run(lambda: _delete(kube, args or [], manifests, selector, all_objects, options))
+    missing = run_on_api(kube, lambda api, ns: _delete(api, ns, args or [], manifests, selector,
+                                                       all_objects, options))  # fmt: skip
     if missing:
         raise typer.Exit(1)
 
@@ -283,29 +273,26 @@ class _DeleteOptions:
         self.wait, self.timeout, self.grace, self.ignore = wait, timeout, grace, ignore
 
 
-async def _delete(kube: Kube, args: list[str], manifests: list[Manifest], selector: str,
-                  all_objects: bool, options: _DeleteOptions) -> bool:
-    api, namespace = kube.client()
-    async with api:
-        pairs = await _delete_targets(api, namespace, args, manifests, selector, all_objects)
-        missing = False
-        deleted: list[tuple[ResourceInfo, ResourceClient, str]] = []
-        for info, rc, name in pairs:
-            try:
-                await rc.delete(name, propagation_policy="Background",
-                                grace_period_seconds=options.grace if options.grace >= 0
-                                else None)
-            except NotFoundError:
-                if not options.ignore:
-                    print(f'Error from server (NotFound): {info.plural} "{name}" not found',
-                          file=sys.stderr)
-                    missing = True
-                continue
-            print(f'{info_name(info, name).split("/")[0]} "{name}" deleted', flush=True)
-            deleted.append((info, rc, name))
-        if options.wait:
-            for _info, rc, name in deleted:
-                await wait_gone(rc, name, options.timeout)
+async def _delete(api: ApiClient, namespace: str, args: list[str], manifests: list[Manifest],
+                  selector: str, all_objects: bool, options: _DeleteOptions) -> bool:
+    pairs = await _delete_targets(api, namespace, args, manifests, selector, all_objects)
+    missing = False
+    deleted: list[tuple[ResourceInfo, ResourceClient, str]] = []
+    for info, rc, name in pairs:
+        try:
+            await rc.delete(name, propagation_policy="Background",
+                            grace_period_seconds=options.grace if options.grace >= 0 else None)
+        except NotFoundError:
+            if not options.ignore:
+                print(f'Error from server (NotFound): {info.plural} "{name}" not found',
+                      file=sys.stderr)
+                missing = True
+            continue
+        print(f'{info_name(info, name).split("/")[0]} "{name}" deleted', flush=True)
+        deleted.append((info, rc, name))
+    if options.wait:
+        for _info, rc, name in deleted:
+            await wait_gone(rc, name, options.timeout)
     return missing
 
 

@@ -19,17 +19,15 @@ from typing import Any
 import typer
 
 from dockyard.cli.kubeargs import (
-    AllNamespacesOption,
     CliError,
-    ContextOption,
     Kube,
-    KubeconfigOption,
-    NamespaceOption,
     OutputOption,
     complete_kinds,
+    errors,
+    kube_flags,
     namespace_for,
     qualified,
-    run,
+    run_on_api,
     split_targets,
 )
 from dockyard.cli.printers import TABLE_ACCEPT, aligned, check_output, echo, print_objects
@@ -42,7 +40,12 @@ from dockyard.objects.resources import ResourceInfo
 Obj = dict[str, Any]
 
 
+Targets = list[tuple[ResourceInfo, str | None]]
+
+
+@kube_flags(all_namespaces=True)
 def get(
+    kube: Kube,
     args: list[str] = typer.Argument(None, help="TYPE[,TYPE] [NAME...] or TYPE/NAME...",
                                      autocompletion=complete_kinds),
     output: str = OutputOption,
@@ -51,16 +54,14 @@ def get(
     watch: bool = typer.Option(False, "--watch", "-w", help="After listing, watch for changes."),
     request_timeout: int = typer.Option(0, "--request-timeout",
                                         help="Seconds a watch lasts (0: until interrupted)."),
-    namespace: str = NamespaceOption,
-    all_namespaces: bool = AllNamespacesOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Display one or many resources (kubectl get)."""
-    check_output(output)
-    kube = Kube(kubeconfig, context, namespace, all_namespaces)
+    with errors():
+        check_output(output)
+        targets = split_targets(args or [])
     query = _Query(selector, field_selector, watch, request_timeout)
-    missing = run(lambda: _get(kube, args or [], output, query))
+    missing = run_on_api(kube, lambda api, ns: _get(api, targets, _scope(kube, ns), output,
+                                                    query))  # fmt: skip
     if missing:
         raise typer.Exit(1)
 
@@ -72,26 +73,27 @@ class _Query:
         self.labels, self.fields, self.watch, self.timeout = labels, fields, watch, timeout
 
 
-async def _get(kube: Kube, args: list[str], output: str, query: _Query) -> bool:
-    targets = split_targets(args)
-    api, default_ns = kube.client()
-    ns = None if kube.all_namespaces else default_ns
-    async with api:
-        if output in ("json", "yaml", "name"):
-            objs, missing = await _objects(api, targets, ns, query)
-            single = len(targets) == 1 and targets[0][1] is not None
-            if objs or output != "name":
-                print_objects(objs, output, single)
-        else:
-            missing = await _tables(api, targets, ns, kube.all_namespaces, output == "wide",
-                                    query)
-        if query.watch:
-            await _watch(api, targets, ns, output, query)
+def _scope(kube: Kube, namespace: str) -> str | None:
+    # None asks for every namespace (-A); the namespace column goes with it.
+    return None if kube.all_namespaces else namespace
+
+
+async def _get(api: ApiClient, targets: Targets, ns: str | None, output: str,
+               query: _Query) -> bool:  # fmt: skip
+    if output in ("json", "yaml", "name"):
+        objs, missing = await _objects(api, targets, ns, query)
+        single = len(targets) == 1 and targets[0][1] is not None
+        if objs or output != "name":
+            print_objects(objs, output, single)
+    else:
+        missing = await _tables(api, targets, ns, output == "wide", query)
+    if query.watch:
+        await _watch(api, targets, ns, output, query)
     return missing
 
 
-async def _objects(api: ApiClient, targets: list[tuple[ResourceInfo, str | None]],
-                   ns: str | None, query: _Query) -> tuple[list[Obj], bool]:
+async def _objects(api: ApiClient, targets: Targets, ns: str | None,
+                   query: _Query) -> tuple[list[Obj], bool]:  # fmt: skip
     objs: list[Obj] = []
     missing = False
     for info, name in targets:
@@ -116,8 +118,8 @@ def _group(info: ResourceInfo) -> str:
     return f".{info.group}" if info.group else ""
 
 
-async def _tables(api: ApiClient, targets: list[tuple[ResourceInfo, str | None]],
-                  ns: str | None, all_ns: bool, wide: bool, query: _Query) -> bool:
+async def _tables(api: ApiClient, targets: Targets, ns: str | None, wide: bool,
+                  query: _Query) -> bool:  # fmt: skip
     missing = False
     printed = 0
     kinds = {info.plural for info, _ in targets}
@@ -130,7 +132,7 @@ async def _tables(api: ApiClient, targets: list[tuple[ResourceInfo, str | None]]
             missing = True
             continue
         prefix = qualified(info) if len(kinds) > 1 else ""
-        headers, rows = rows_of(table, wide, all_ns and info.namespaced, prefix)
+        headers, rows = rows_of(table, wide, ns is None and info.namespaced, prefix)
         _, _, known = by_kind.setdefault(info.plural, (info, headers, []))
         known.extend(rows)
     for _info, headers, rows in by_kind.values():
@@ -158,8 +160,8 @@ async def _read_table(api: ApiClient, info: ResourceInfo, ns: str | None, name: 
     return table
 
 
-async def _watch(api: ApiClient, targets: list[tuple[ResourceInfo, str | None]],
-                 ns: str | None, output: str, query: _Query) -> None:
+async def _watch(api: ApiClient, targets: Targets, ns: str | None, output: str,
+                 query: _Query) -> None:  # fmt: skip
     info, name = targets[0]
     if len(targets) > 1:
         raise CliError("watch is only supported on a single resource type or object")
@@ -194,32 +196,28 @@ async def _print_event_row(api: ApiClient, info: ResourceInfo, obj: Obj, kind: s
 # -- describe -------------------------------------------------------------------------------
 
 
+@kube_flags(all_namespaces=True)
 def describe(
+    kube: Kube,
     args: list[str] = typer.Argument(..., help="TYPE [NAME...] or TYPE/NAME.",
                                      autocompletion=complete_kinds),
     selector: str = typer.Option("", "--selector", "-l", help="Label selector."),
-    namespace: str = NamespaceOption,
-    all_namespaces: bool = AllNamespacesOption,
-    kubeconfig: str = KubeconfigOption,
-    context: str = ContextOption,
 ) -> None:
     """Show details of objects and their recent events (kubectl describe)."""
-    kube = Kube(kubeconfig, context, namespace, all_namespaces)
-    missing = run(lambda: _describe(kube, args, selector))
+    with errors():
+        targets = split_targets(args)
+    query = _Query(selector, "", False, 0)
+    missing = run_on_api(kube, lambda api, ns: _describe(api, targets, _scope(kube, ns), query))
     if missing:
         raise typer.Exit(1)
 
 
-async def _describe(kube: Kube, args: list[str], selector: str) -> bool:
-    targets = split_targets(args)
-    api, default_ns = kube.client()
-    ns = None if kube.all_namespaces else default_ns
-    async with api:
-        objs, missing = await _objects(api, targets, ns, _Query(selector, "", False, 0))
-        for i, obj in enumerate(objs):
-            if i:
-                print()
-            print(describe_text(obj, await _events_of(api, obj)))
+async def _describe(api: ApiClient, targets: Targets, ns: str | None, query: _Query) -> bool:
+    objs, missing = await _objects(api, targets, ns, query)
+    for i, obj in enumerate(objs):
+        if i:
+            print()
+        print(describe_text(obj, await _events_of(api, obj)))
     return missing
 
 

@@ -2,8 +2,9 @@
 
 Role: parse options, build the cluster (synthetic, ``--from-file`` v1 List, or
 ``--from-cluster``: the live cluster's Nodes and Pods, listed read-only through the api
-client), apply what-if changes, run ``scheduler.simulate`` and print a Rich table
-or, with ``-o json``, one JSON object. Nothing outside the process is changed.
+client, found by --kubeconfig and --context as every client verb finds it), apply what-if
+changes, run ``scheduler.simulate`` and print a Rich table or, with ``-o json``, one JSON
+object. Nothing outside the process is changed.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dockyard.client.api import ApiClient
+from dockyard.cli.kubeargs import Kube, kube_flags
 from dockyard.client.config import KubeconfigError
 from dockyard.client.errors import ApiError
 from dockyard.scheduler.simulate import (
@@ -39,7 +40,9 @@ from dockyard.scheduler.simulate import (
 Obj = dict
 
 
+@kube_flags(namespace=False)
 def simulate(
+    kube: Kube,
     nodes: int = typer.Option(100, "--nodes", min=1, help="Synthetic cluster: number of nodes."),
     pods: int = typer.Option(1000, "--pods", min=0, help="Synthetic cluster: pending pods."),
     node_size: str = typer.Option(
@@ -57,8 +60,6 @@ def simulate(
     from_cluster: bool = typer.Option(
         False, "--from-cluster", help="Copy the live cluster's Nodes and Pods (read only)."
     ),
-    kubeconfig: str | None = typer.Option(None, "--kubeconfig", help="For --from-cluster."),
-    context: str | None = typer.Option(None, "--context", help="For --from-cluster."),
     solver: str = typer.Option("greedy", "--solver", help="greedy|batch"),
     profile: str | None = typer.Option(
         None, "--profile", help="pack|spread|balanced|default-scheduler (default: per pod)."
@@ -80,7 +81,7 @@ def simulate(
             raise SimulationError("use --from-cluster or --from-file, not both")
         if from_cluster:
             node_objs, pod_objs = from_objects(
-                asyncio.run(list_cluster(kubeconfig, context)), "the cluster"
+                asyncio.run(list_cluster(kube)), "the cluster"
             )
         elif from_file is not None:
             node_objs, pod_objs = load_list(from_file)
@@ -107,10 +108,10 @@ def simulate(
         print_table(report)
 
 
-async def list_cluster(kubeconfig: str | None, context: str | None) -> list[Obj]:
+async def list_cluster(kube: Kube) -> list[Obj]:
     """Return every Node and Pod of the cluster the kubeconfig points at (list only)."""
     try:
-        api = ApiClient.from_kubeconfig(kubeconfig, context)
+        api, _namespace = kube.client()
     except KubeconfigError as err:
         raise SimulationError(f"--from-cluster: {err}") from err
     try:
