@@ -33,7 +33,7 @@ from rich.status import Status
 from rich.table import Table
 
 from dockyard.cli import image_commands
-from dockyard.cli.image_commands import DataDir, _clear_errors, _size, _store
+from dockyard.cli.image_commands import DataDir, _clear_errors, _size, _store, print_error
 from dockyard.images.builder import Builder, BuildError, BuildEvent, BuildOptions
 from dockyard.images.context import ContextError
 from dockyard.images.credentials import CredentialStore, default_config_path
@@ -41,7 +41,6 @@ from dockyard.images.dockerfile import DockerfileSyntaxError
 from dockyard.images.registry_client import RegistryClient, RegistryError, TransferEvent
 
 console = Console()
-err_console = Console(stderr=True)
 
 ConfigOption = typer.Option(None, "--config", help="Docker-style config dir (~/.docker).")
 InsecureOption = typer.Option(False, "--insecure", help="Use plain HTTP to the registry.")
@@ -95,7 +94,7 @@ def _build_errors() -> Iterator[None]:
     try:
         yield
     except (BuildError, DockerfileSyntaxError, ContextError) as e:
-        err_console.print(f"[red]Error:[/red] {e}", highlight=False, markup=False)
+        print_error(str(e))
         raise typer.Exit(1) from None
 
 
@@ -238,7 +237,7 @@ def _registry_errors() -> Iterator[None]:
     try:
         yield
     except (RegistryError, aiohttp.ClientError) as e:
-        err_console.print(f"[red]Error:[/red] {e}", highlight=False, markup=False)
+        print_error(str(e))
         raise typer.Exit(1) from None
 
 

@@ -20,6 +20,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from dockyard.images.archive import (
     ArchiveError,
@@ -50,9 +51,13 @@ def _clear_errors() -> Iterator[None]:
         yield
     except (ImageNotFoundError, ImageStoreError, ArchiveError, BootstrapError, LayerError,
             DigestMismatchError, ValueError, OSError) as e:
-        message = e.args[0] if isinstance(e, LookupError) and e.args else str(e)
-        err_console.print(f"[red]Error:[/red] {message}", highlight=False, markup=True)
+        print_error(e.args[0] if isinstance(e, LookupError) and e.args else str(e))
         raise typer.Exit(1) from None
+
+
+def print_error(message: str) -> None:
+    """Print "Error: message" on stderr, the message as written (brackets are not markup)."""
+    err_console.print(Text.assemble(("Error:", "red"), " ", message), highlight=False)
 
 
 def _store(data_dir: Path) -> ImageStore:
