@@ -2,7 +2,8 @@
 
 kubectl 1.32 `attach -i` and the `dockyard run -i|-it` / `dockyard attach` verbs against a server
 WITH its agent (real runc and conmon). Terminal sessions run the CLI on a pseudo-terminal made
-here (os.openpty), typing as a person would. The module's server is checked to leave nothing
+here (os.openpty), typing as a person would, detach keys included (Ctrl-P Ctrl-Q, split
+across reads, and a custom `--detach-keys`). The module's server is checked to leave nothing
 behind.
 """
 
@@ -29,6 +30,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 PROMPT_HINT = b"If you don't see a command prompt, try pressing enter."
 ROWS, COLS = 33, 101
+STEP_SECONDS = 0.5
+CTRL_P, CTRL_Q = b"\x10", b"\x11"
+DETACHED = b"read escape sequence"
 
 
 @pytest.fixture(scope="module")
@@ -57,10 +61,12 @@ def in_raw_mode(master: int) -> bool:
     return not termios.tcgetattr(master)[3] & termios.ICANON
 
 
-def on_terminal(server: AgentServer, args: list[str], typed: bytes,
-                timeout: float = 90) -> tuple[int, bytes]:  # fmt: skip
+def on_terminal(server: AgentServer, args: list[str], typed: bytes, timeout: float = 90,
+                then: tuple[tuple[bytes, bytes], ...] = ()) -> tuple[int, bytes]:  # fmt: skip
     """Run `dockyard ARGS` on a new pty; once attached, type `typed`; return (exit, output).
 
+    Each (expected, keys) in `then` is typed once `expected` is in the output and at least
+    STEP_SECONDS after the previous keys (so they reach the client in a read of their own).
     ARGS starting with "kubectl" run kubectl 1.32 against the server instead.
     """
     master, slave = os.openpty()
@@ -75,6 +81,7 @@ def on_terminal(server: AgentServer, args: list[str], typed: bytes,
                             start_new_session=True)  # fmt: skip
     os.close(slave)
     output, deadline, sent = b"", time.monotonic() + timeout, False
+    steps, last_typed = list(then), 0.0
     try:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([master], [], [], 0.5)
@@ -87,7 +94,11 @@ def on_terminal(server: AgentServer, args: list[str], typed: bytes,
             if not sent and PROMPT_HINT in output and in_raw_mode(master):
                 # Typed earlier, the input could be flushed by the client's switch to raw mode.
                 os.write(master, typed)
-                sent = True
+                sent, last_typed = True, time.monotonic()
+            elif sent and steps and steps[0][0] in output and (
+                    time.monotonic() - last_typed >= STEP_SECONDS):
+                os.write(master, steps.pop(0)[1])
+                last_typed = time.monotonic()
         return proc.wait(timeout=max(1.0, deadline - time.monotonic())), output
     finally:
         if proc.poll() is None:
@@ -205,3 +216,35 @@ spec:
                          capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
     assert out.returncode != 0 and "kubectl 1.30 or newer" in out.stderr, out.stderr
     server.kubectl("delete", "pod", "oldclient", "--grace-period=0")
+
+
+def test_detach_keys_leave_the_shell_running_for_the_next_attach(server: AgentServer) -> None:
+    result = dockyard(server.kubeconfig, "run", "-dit", "--name", "detacher", "busybox", "sh")
+    assert result.returncode == 0, result.stderr
+    wait_running(server, "detacher")
+    code, output = on_terminal(server, ["attach", "detacher"],
+                               b"read -r v; echo \"$v\" | od -An -tx1\r", then=(
+        (b"", CTRL_P + b"z\r"),  # Ctrl-P then not Ctrl-Q: both bytes reach the shell's read
+        (b"10 7a", b"echo o''ne\r"),
+        (b"one\r\n", CTRL_P),  # the sequence split across two reads of the client
+        (b"", CTRL_Q),
+    ))  # fmt: skip
+    assert code == 0 and DETACHED in output, output
+    assert b"10 7a 0a" in output, output
+    assert server.get("pod", "detacher")["status"].get("phase") == "Running"
+    time.sleep(1)  # the shell got no end of input: it is still there, not exiting late
+    wait_running(server, "detacher")
+    code, output = on_terminal(server, ["attach", "detacher"], b"echo t''wo; exit 3\r")
+    assert code == 3 and b"two\r\n" in output, output
+    server.kubectl("delete", "pod", "detacher", "--grace-period=0")
+
+
+def test_run_it_rm_with_custom_detach_keys_leaves_the_pod(server: AgentServer) -> None:
+    args = ["run", "-it", "--rm", "--detach-keys", "ctrl-x,y", "--name", "keeper", "busybox", "sh"]
+    code, output = on_terminal(server, args, b"echo ke''ep\r" + CTRL_P + CTRL_Q + b"\r",
+                               then=((b"keep\r\n", b"\x18y"),))  # fmt: skip
+    assert code == 0 and DETACHED in output, output  # Ctrl-P Ctrl-Q went to the shell instead
+    assert b"dockyard rm -f keeper" in output, output  # --rm did not remove it: it says so
+    assert server.get("pod", "keeper")["status"].get("phase") == "Running"
+    # kubectl waits until the agent has removed the container (`rm -f` deletes at once)
+    server.kubectl("delete", "pod", "keeper", "--grace-period=0")
