@@ -82,6 +82,8 @@ def test_the_context_flag_reaches_the_kubeconfig(verb: str, tmp_path: Path) -> N
 @pytest.mark.parametrize(("args", "allowed"), [
     (["get", "pods", "-o", "bad"], "wide, json, yaml, name"),
     (["apply", "-f", "-", "-o", "wide"], "json, yaml, name"),
+    (["events", "-o", "bad"], "json, yaml, name"),
+    (["rollout", "history", "deploy/web", "-o", "wide"], "json, yaml"),
 ])
 def test_an_unknown_output_is_one_error_line(args: list[str], allowed: str) -> None:
     code, out, err = invoke(args)

@@ -18,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from dockyard.cli.kubeargs import CliError, qualified
+from dockyard.cli.kubeargs import KUBE_ERROR, fail, qualified
 from dockyard.objects.resources import ResourceInfo
 
 Obj = dict[str, Any]
@@ -28,11 +28,12 @@ OUTPUTS = ("", "wide", "json", "yaml", "name")
 
 
 def check_output(output: str, allowed: Sequence[str] = OUTPUTS) -> None:
-    """Reject an unknown -o value with the list of allowed ones."""
+    """Reject an unknown -o value with the list of allowed ones: one error line, exit 1."""
     if output not in allowed:
         shown = ", ".join(o for o in allowed if o)
-        raise CliError(f'unable to match a printer suitable for the output format "{output}", '
-                       f"allowed formats are: {shown}")
+        # fail, not CliError: verbs check -o before they enter errors(), as kubectl checks first.
+        fail(f'unable to match a printer suitable for the output format "{output}", '
+             f"allowed formats are: {shown}", KUBE_ERROR)
 
 
 def aligned(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
