@@ -42,6 +42,7 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.streams import StreamReader
 from aiohttp.test_utils import make_mocked_request
 
+from dockyard.api import app_keys
 from dockyard.api.app import ApiConfig, build_app
 from dockyard.api.tokens import TokenFile, User
 from dockyard.store.sqlite import SQLiteStore
@@ -264,7 +265,7 @@ async def handler_path(count: int, rounds: int = 5) -> list[float]:
         runner = web.AppRunner(build_app(ApiConfig(store, TokenFile(data_dir), data_dir)))
         await runner.setup()  # startup: built-in namespaces, namespace cache
         try:
-            handlers = runner.app["resources"]
+            handlers = runner.app[app_keys.RESOURCES]
             user = User("admin", ("system:masters",), "admin")
             # One set of aiohttp's test doubles for transport and protocol, shared by all.
             base = make_mocked_request("POST", "/")

@@ -38,7 +38,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
-from dockyard.api import service_ips
+from dockyard.api import app_keys, service_ips
 from dockyard.api.admission import DefaultTolerationSeconds
 from dockyard.api.app import ApiConfig, build_app
 from dockyard.api.tls import ca_bundle, ensure_pki, server_ssl_context
@@ -142,7 +142,7 @@ async def run_server(options: ServerOptions) -> None:
         pki, tokens, admin_token = ensure_identity(options)
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir,
                                   default_toleration_seconds=options.default_toleration_seconds))
-        service_ips.configure(app["storage"], options.service_cidr)
+        service_ips.configure(app[app_keys.STORAGE], options.service_cidr)
         runner = web.AppRunner(app, access_log=None, handle_signals=False,
                                shutdown_timeout=SHUTDOWN_SECONDS)
         await runner.setup()

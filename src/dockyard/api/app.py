@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api import discovery, metrics_api, node_proxy, port_forward, status
+from dockyard.api import app_keys, discovery, metrics_api, node_proxy, port_forward, status
 from dockyard.api.admission import DefaultTolerationSeconds, configure_tolerations
 from dockyard.api.conversion import VersionedStorage
 from dockyard.api.decoding import MAX_BODY_BYTES
@@ -59,15 +59,15 @@ def build_app(config: ApiConfig) -> web.Application:
         client_max_size=MAX_BODY_BYTES,
     )
     storage = ResourceStorage(config.store)
-    app["config"] = config
-    app["storage"] = storage
+    app[app_keys.CONFIG] = config
+    app[app_keys.STORAGE] = storage
     configure_tolerations(storage, config.default_toleration_seconds)
-    app["metrics"] = ApiMetrics()
-    app["tokens"] = config.tokens
+    app[app_keys.METRICS] = ApiMetrics()
+    app[app_keys.TOKENS] = config.tokens
     available = SERVED_SUBRESOURCES | config.extra_subresources
-    app["available_subresources"] = available
+    app[app_keys.AVAILABLE_SUBRESOURCES] = available
     resources = ResourceHandlers(VersionedStorage(storage), available)
-    app["resources"] = resources
+    app[app_keys.RESOURCES] = resources
     node_proxy.register(app, resources, config.data_dir / "pki")
     port_forward.register(resources)
     _add_routes(app, resources)
@@ -110,12 +110,12 @@ def _registry_authorizer(tokens: TokenFile) -> Callable[[str, str], str]:
 
 
 async def _on_startup(app: web.Application) -> None:
-    storage: ResourceStorage = app["storage"]
+    storage: ResourceStorage = app[app_keys.STORAGE]
     storage.namespaces.start()
     await ensure_built_in(storage)
     cleaner = NamespaceCleaner(storage)
     cleaner.start()
-    app["namespace_cleaner"] = cleaner
+    app[app_keys.NAMESPACE_CLEANER] = cleaner
     # What startup made (modules, routes, schemas) lives as long as the server: frozen, it
     # leaves the collector's full passes, each of which otherwise stalls all requests ~50 ms.
     gc.collect()
@@ -123,8 +123,8 @@ async def _on_startup(app: web.Application) -> None:
 
 
 async def _on_cleanup(app: web.Application) -> None:
-    await app["namespace_cleaner"].stop()
-    await app["storage"].namespaces.stop()
+    await app[app_keys.NAMESPACE_CLEANER].stop()
+    await app[app_keys.STORAGE].namespaces.stop()
     gc.unfreeze()  # an app torn down inside a longer process (tests) becomes collectable
 
 
@@ -140,7 +140,7 @@ async def _metrics_middleware(request: web.Request, handler: Handler) -> web.Str
         code = response.status
         return response
     finally:
-        metrics: ApiMetrics = request.app["metrics"]
+        metrics: ApiMetrics = request.app[app_keys.METRICS]
         verb = request.get("verb", request.method.lower())
         resource = _resource_label(request.path)
         seconds = None if verb == "watch" else time.perf_counter() - started
@@ -175,7 +175,7 @@ async def _auth_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     header = request.headers.get("Authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    tokens: TokenFile = request.app["tokens"]
+    tokens: TokenFile = request.app[app_keys.TOKENS]
     user = tokens.authenticate(token) if token else None
     if user is None:
         raise status.unauthorized()
@@ -215,8 +215,8 @@ async def _health(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    metrics: ApiMetrics = request.app["metrics"]
-    await metrics.refresh_store(request.app["storage"].store.stats)
+    metrics: ApiMetrics = request.app[app_keys.METRICS]
+    await metrics.refresh_store(request.app[app_keys.STORAGE].store.stats)
     return web.Response(body=metrics.render(),
                         headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})
 
@@ -225,7 +225,7 @@ def _aggregated_or_none(request: web.Request, core: bool) -> web.Response | None
     version = discovery.aggregated_media_version(request.headers.get("Accept", ""))
     if version is None:
         return None
-    body = discovery.aggregated(core, version, request.app["available_subresources"])
+    body = discovery.aggregated(core, version, request.app[app_keys.AVAILABLE_SUBRESOURCES])
     response = json_response(body)
     response.headers["Content-Type"] = (
         f"application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
@@ -254,7 +254,7 @@ async def _group(request: web.Request) -> web.Response:
 async def _resource_list(request: web.Request) -> web.Response:
     group = request.match_info.get("group", "")
     version = request.match_info["version"]
-    body = discovery.api_resource_list(group, version, request.app["available_subresources"])
+    body = discovery.api_resource_list(group, version, request.app[app_keys.AVAILABLE_SUBRESOURCES])
     if body is None:
         gv = f"{group}/{version}" if group else version
         raise StatusError(404, "NotFound", f"the server does not serve {gv}")
@@ -291,5 +291,5 @@ async def _join(request: web.Request) -> web.Response:
     problems = dns1123_subdomain(node)
     if problems:
         raise status.bad_request(f"invalid node name {node!r}: {'; '.join(problems)}")
-    tokens: TokenFile = request.app["tokens"]
+    tokens: TokenFile = request.app[app_keys.TOKENS]
     return json_response({"nodeName": node, "token": tokens.create("node", node)}, 201)

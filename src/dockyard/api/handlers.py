@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from dockyard.api import status, subresources
+from dockyard.api import app_keys, status, subresources
 from dockyard.api.apply import server_side_apply
 from dockyard.api.authz import authorize, check_object
 from dockyard.api.conversion import VersionedStorage, from_storage, storage_info
@@ -149,7 +149,7 @@ class ResourceHandlers:
             rv = obj["metadata"].get("resourceVersion", "")
             return table(info, [obj], resource_version=rv, include_object=include)
 
-        watchers = request.app["metrics"].watchers.labels(target.info.plural)
+        watchers = request.app[app_keys.METRICS].watchers.labels(target.info.plural)
         watchers.inc()
         try:
             return await serve_watch(

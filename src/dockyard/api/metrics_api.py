@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from dockyard.api import status
+from dockyard.api import app_keys, status
 from dockyard.api.authz import authorize
 from dockyard.api.node_proxy import AgentDialer
 from dockyard.api.responses import json_response
@@ -71,8 +71,8 @@ def add_routes(app: web.Application) -> None:
 
 
 async def _summaries(request: web.Request) -> dict[str, Obj]:
-    storage: ResourceStorage = request.app["storage"]
-    dialer: AgentDialer = request.app["agent_dialer"]
+    storage: ResourceStorage = request.app[app_keys.STORAGE]
+    dialer: AgentDialer = request.app[app_keys.AGENT_DIALER]
     info = lookup("", "v1", "nodes")
     assert info is not None
     nodes = (await storage.list(info, None)).items
@@ -127,7 +127,7 @@ async def _pods(request: web.Request) -> web.Response:
     user: User = request["user"]
     namespace, name = request.match_info.get("namespace"), request.match_info.get("name")
     authorize(user, "get" if name else "list", "pods", None, namespace, name)
-    storage: ResourceStorage = request.app["storage"]
+    storage: ResourceStorage = request.app[app_keys.STORAGE]
     info = lookup("", "v1", "pods")
     assert info is not None
     pods = (await storage.list(info, namespace,

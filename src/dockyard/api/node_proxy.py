@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dockyard.api import status
+from dockyard.api import app_keys, status
 from dockyard.api.authz import authorize
 from dockyard.api.handlers import ResourceHandlers
 from dockyard.api.requests import Target
@@ -142,7 +142,7 @@ async def _bound_pod(request: web.Request, target: Target, user: User,
     """Authorize, read the pod, and return it with the container the request means."""
     assert target.name is not None and target.subresource is not None
     authorize(user, verb, "pods", target.subresource, target.namespace, target.name)
-    storage: ResourceStorage = request.app["storage"]
+    storage: ResourceStorage = request.app[app_keys.STORAGE]
     pod = await storage.get(target.info, target.namespace, target.name)
     if not (pod.get("spec") or {}).get("nodeName"):
         raise status.bad_request(f"pod {target.name} does not have a host assigned")
@@ -166,7 +166,7 @@ async def _bound_pod(request: web.Request, target: Target, user: User,
 
 
 def _dialer(request: web.Request) -> AgentDialer:
-    dialer: AgentDialer = request.app["agent_dialer"]
+    dialer: AgentDialer = request.app[app_keys.AGENT_DIALER]
     return dialer
 
 
@@ -257,13 +257,13 @@ async def _relay(client: web.WebSocketResponse, upstream: aiohttp.ClientWebSocke
 
 def register(app: web.Application, resources: ResourceHandlers, pki: Path) -> None:
     """Serve pods/log, pods/exec and pods/attach in this application."""
-    app["agent_dialer"] = AgentDialer(app["storage"], pki)
+    app[app_keys.AGENT_DIALER] = AgentDialer(app[app_keys.STORAGE], pki)
     resources.subresource_handlers[("pods", "log")] = handle_log
     resources.subresource_handlers[("pods", "exec")] = handle_exec
     resources.subresource_handlers[("pods", "attach")] = handle_attach
     resources.available_subresources.add("attach")
 
     async def close(app: web.Application) -> None:
-        await app["agent_dialer"].close()
+        await app[app_keys.AGENT_DIALER].close()
 
     app.on_cleanup.append(close)

@@ -24,7 +24,7 @@ import ssl
 import aiohttp
 from aiohttp import WSMsgType, web
 
-from dockyard.api import status
+from dockyard.api import app_keys, status
 from dockyard.api.authz import authorize
 from dockyard.api.handlers import ResourceHandlers
 from dockyard.api.node_proxy import AgentDialer
@@ -41,7 +41,7 @@ async def handle_port_forward(request: web.Request, target: Target,
     """Serve pods/portforward over a WebSocket-tunnelled SPDY session."""
     assert target.name is not None
     authorize(user, "create", "pods", "portforward", target.namespace, target.name)
-    storage: ResourceStorage = request.app["storage"]
+    storage: ResourceStorage = request.app[app_keys.STORAGE]
     pod = await storage.get(target.info, target.namespace, target.name)
     node = (pod.get("spec") or {}).get("nodeName")
     if not node:
@@ -55,7 +55,7 @@ async def handle_port_forward(request: web.Request, target: Target,
     ready = ws.can_prepare(request)
     if not ready.ok or ready.protocol != TUNNEL_PROTOCOL:
         raise status.bad_request(f"port-forward needs the WebSocket subprotocol {TUNNEL_PROTOCOL}")
-    dialer: AgentDialer = request.app["agent_dialer"]
+    dialer: AgentDialer = request.app[app_keys.AGENT_DIALER]
     base, context = await dialer.endpoint(node)
     await ws.prepare(request)
     forwarder = _Forwarder(dialer, f"{base}/portForward/{target.namespace}/{target.name}",

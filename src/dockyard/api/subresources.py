@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.api import status
+from dockyard.api import app_keys, status
 from dockyard.api.authz import authorize
 from dockyard.api.managed_fields import track_write
 from dockyard.api.patching import PatchError, apply_patch
@@ -29,7 +29,7 @@ from dockyard.objects.selectors import LabelSelector
 
 
 def _storage(request: web.Request) -> ResourceStorage:
-    storage: ResourceStorage = request.app["storage"]
+    storage: ResourceStorage = request.app[app_keys.STORAGE]
     return storage
 
 
