@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
@@ -81,7 +80,7 @@ def _add_routes(app: web.Application, resources: ResourceHandlers) -> None:
     router = app.router
     for path in ("/healthz", "/livez", "/readyz"):
         router.add_get(path, _health)
-    router.add_get("/version", lambda r: _answer(discovery.SERVER_VERSION))
+    router.add_get("/version", _version)
     router.add_get("/metrics", _metrics)
     router.add_get("/api", _api)
     router.add_get("/apis", _apis)
@@ -89,7 +88,7 @@ def _add_routes(app: web.Application, resources: ResourceHandlers) -> None:
     router.add_get("/apis/{group}", _group)
     router.add_get("/apis/{group}/{version}", _resource_list)
     router.add_get("/openapi/v2", _openapi_v2)
-    router.add_get("/openapi/v3", lambda r: _answer(discovery.openapi_index()))
+    router.add_get("/openapi/v3", _openapi_index)
     router.add_get("/openapi/v3/{tail:.*}", _openapi_document)
     router.add_post("/dockyard/v1/join", _join)
     metrics_api.add_routes(app)
@@ -206,8 +205,12 @@ def _resource_label(path: str) -> str:
 # --- plain endpoints ---------------------------------------------------------------------
 
 
-async def _answer(obj: dict[str, Any]) -> web.Response:
-    return json_response(obj)
+async def _version(request: web.Request) -> web.Response:
+    return json_response(discovery.SERVER_VERSION)
+
+
+async def _openapi_index(request: web.Request) -> web.Response:
+    return json_response(discovery.openapi_index())
 
 
 async def _health(request: web.Request) -> web.Response:
