@@ -417,7 +417,8 @@ class EtcdStream(QueuedWatch):
             if self._response is None:
                 await self._start()
             await self._read_more()
-        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError) as err:
+        except (aiohttp.ClientError, asyncio.IncompleteReadError, ConnectionError,
+                json.JSONDecodeError, TimeoutError) as err:
             raise StoreError(f"etcd watch on {self._prefix!r} broke: {err}") from err
 
     async def _start(self) -> None:
@@ -532,6 +533,8 @@ class _Gateway:
             ) from err
         except (aiohttp.ClientError, json.JSONDecodeError) as err:
             raise StoreError(f"etcd {path} at {self._endpoint} failed: {err}") from err
+        except TimeoutError as err:  # the session's total timeout: sent, answer unknown
+            raise StoreError(f"etcd {path} at {self._endpoint} timed out") from err
         if response.status != 200 or "error" in answer:
             raise self._error(path, answer)
         return answer

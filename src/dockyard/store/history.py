@@ -19,8 +19,6 @@ import time
 from collections import deque
 from typing import Protocol
 
-from dockyard.store.base import StoreError
-
 log = logging.getLogger(__name__)
 
 
@@ -76,10 +74,13 @@ class CompactionTimer:
                 target = self._clock.note(await self._store.current_revision())
                 if target > self._compacted:
                     self._compacted = await self._store.compact(target)
-            except StoreError as err:
+            except asyncio.CancelledError:
+                raise
+            except Exception as err:
                 if self._stopped:  # the store is closing
                     return
-                # Keep the timer alive: the next tick retries, and history only grows.
+                # Keep the timer alive whatever failed: the next tick retries, and until then
+                # history only grows.
                 log.warning("compaction failed: %s", err)
 
     async def stop(self) -> None:
