@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import fcntl
 import ipaddress
 import logging
 import os
@@ -133,12 +134,37 @@ def kubeconfig_path(data_dir: Path) -> Path:
     return data_dir / "kubeconfig"
 
 
+class DataDirInUseError(ValueError):
+    """Another running server holds the data dir."""
+
+
+def lock_data_dir(data_dir: Path) -> int:
+    """Hold DATA_DIR/server.lock for this process's life; return its fd.
+
+    One server per data dir: its leader identity, kubeconfig, serving certificate and agent
+    state are its own. SQLite's own lock covers the default store; on etcd nothing else
+    would stop two servers on one data dir from both leading under one identity.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(data_dir / "server.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirInUseError(
+            f"data dir {data_dir} is in use by another dockyard server (give each server "
+            "its own --data-dir; share the CA and tokens with --shared-dir)") from None
+    return fd
+
+
 async def run_server(options: ServerOptions) -> None:
     """Run the server until SIGTERM or SIGINT, then release everything it holds."""
     data_dir = options.data_dir.resolve()
-    store = await open_server_store(options)
+    store = await open_server_store(options)  # first: an unreachable etcd writes nothing
     runner: web.AppRunner | None = None
+    lock_fd: int | None = None
     try:
+        lock_fd = lock_data_dir(data_dir)
         pki, tokens, admin_token = ensure_identity(options)
         app = build_app(ApiConfig(store=store, tokens=tokens, data_dir=data_dir,
                                   default_toleration_seconds=options.default_toleration_seconds))
@@ -165,6 +191,8 @@ async def run_server(options: ServerOptions) -> None:
         if runner is not None:
             await runner.cleanup()
         await store.close()
+        if lock_fd is not None:
+            os.close(lock_fd)
 
 
 async def open_server_store(options: ServerOptions) -> Store:

@@ -236,6 +236,21 @@ def test_unreachable_etcd_is_a_clear_error_and_writes_nothing(tmp_path: Path) ->
     assert not data_dir.exists()
 
 
+def test_a_second_server_on_the_same_data_dir_is_refused(
+    etcd: RunningEtcd, server_a: RunningServer
+) -> None:
+    result = subprocess.run(
+        [DOCKYARD, "server", "--data-dir", str(server_a.data_dir), "--port", "0", "--no-agent",
+         "--store", etcd.store_spec],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"data dir {server_a.data_dir.resolve()} is in use by another dockyard server" in (
+        result.stderr)
+    assert "Traceback" not in result.stderr
+    assert server_a.request("GET", "/healthz")[0] == 200  # the first one is untouched
+
+
 def test_server_on_etcd_over_tls(tmp_path: Path) -> None:
     certs = make_etcd_certs(tmp_path / "certs")
     etcd = start_etcd(tmp_path / "etcd", certs)
