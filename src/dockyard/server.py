@@ -323,10 +323,11 @@ class ClusterLoops:
             await controllers.start()
 
     async def stop(self) -> None:
-        """Stop what start() started, in reverse order."""
+        """Stop what start() started, in reverse order (safe to call again after a cancel)."""
         while self.running:
             with contextlib.suppress(Exception):
-                await self.running.pop().stop()
+                await self.running[-1].stop()
+            self.running.pop()  # only once stopped: a stop cut short is finished next call
 
 
 class ElectedLoops:
@@ -374,6 +375,8 @@ class ElectedLoops:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        # A step-down that the cancel cut short may have left a loop running.
+        await self.loops.stop()
 
     async def _started(self) -> None:
         log.info("leader election: leading; starting the scheduler and controllers")
