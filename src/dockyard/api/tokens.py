@@ -46,13 +46,20 @@ class TokenFile:
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / "tokens.json"
         self._users: dict[str, User] = {}
+        self._seen: tuple[int, int, int] | None = None  # the file's mtime, size, inode read
         self.reload()
 
     def reload(self) -> None:
         """Read the token file again (another process may have added tokens)."""
-        if not self.path.exists():
-            self._users = {}
+        try:
+            stat = self.path.stat()
+        except FileNotFoundError:
+            self._users, self._seen = {}, None
             return
+        seen = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        if seen == self._seen:
+            return  # unchanged: unknown tokens must not cost a read and a parse each
+        self._seen = seen
         entries = json.loads(self.path.read_text())
         self._users = {
             e["sha256"]: User(e["user"], tuple(e["groups"]), e["kind"], e.get("node"))
