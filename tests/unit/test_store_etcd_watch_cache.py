@@ -83,6 +83,20 @@ async def test_eviction_from_the_ring_raises_what_it_covers() -> None:
     await cache.close()
 
 
+async def test_the_ring_also_evicts_by_the_bytes_it_holds() -> None:
+    # Values of 1 byte ("v") and a budget of 2 bytes: 3 events keep only the last 2.
+    fake = FakeStream()
+    cache = WatchCache(fake.open, ring_bytes=2)
+    assert cache.subscribe("/", 10) is not None
+    for revision in (11, 12, 13):
+        fake.put("/k", revision)
+    await settle()
+    assert cache.subscribe("/", 10) is None
+    covered = cache.subscribe("/", 11)
+    assert covered is not None and [e.revision for e in covered.replay] == [12, 13]
+    await cache.close()
+
+
 async def test_a_failed_stream_hands_its_error_to_watchers_and_a_new_one_starts() -> None:
     fake = FakeStream()
     cache = WatchCache(fake.open)

@@ -26,8 +26,10 @@ request is never sent twice). ``https://`` URLs take an ``ssl.SSLContext`` carry
 and, when etcd checks clients (``--client-cert-auth``), our client certificate and key.
 
 Invariants are the protocol's (see base.py); the contract suite runs against a real etcd.
-Memory stays bounded for slow watchers by TCP back-pressure: etcd buffers and, past its own
-limits, cancels the watch, which ends here with ``StoreError``.
+Memory stays bounded for slow watchers: a watch served by the watch cache (etcd_watch_cache.py)
+is ended with ``WatchTooSlowError`` once WATCH_QUEUE_LIMIT events wait for it (fanout.py), and
+the cache's ring is capped in events and bytes; a dedicated etcd watch is held back by TCP
+back-pressure (etcd buffers and, past its own limits, cancels it: ``StoreError`` here).
 """
 
 from __future__ import annotations

@@ -11,7 +11,8 @@ The stream starts on the first subscribe, from that watch's revision (etcd repla
 and after a failure the next subscribe starts a new one the same way.
 
 Invariants:
-- the ring holds every event (every key) with a revision in (covered, position], in order;
+- the ring holds every event (every key) with a revision in (covered, position], in order,
+  at most RING_EVENTS of them and RING_BYTES of their values;
 - a stream that fails ends its watchers, who then read its error (a StoreError); one that ends
   because the store closed ends them cleanly.
 """
@@ -28,6 +29,9 @@ from dockyard.store.base import StoreError, WatchEvent
 from dockyard.store.fanout import Broadcaster, Watcher
 
 RING_EVENTS = 4096  # recent events kept for watches that start a little behind
+# ... and at most this many bytes of values in them: an event holds its value and the previous
+# one, up to 1.5 MiB each, so a count alone could pin gigabytes.
+RING_BYTES = 64 * 1024 * 1024
 
 OpenStream = Callable[[int], AsyncIterator[WatchEvent]]
 
@@ -38,6 +42,7 @@ class _Stream:
     def __init__(self, after: int) -> None:
         self.broadcaster = Broadcaster()
         self.ring: deque[WatchEvent] = deque()
+        self.ring_bytes = 0
         self.covered = after
         self.position = after
         self.error: StoreError | None = None
@@ -66,9 +71,11 @@ class Subscription:
 class WatchCache:
     """Fans one etcd watch out to every watch of this process that its ring covers."""
 
-    def __init__(self, open_stream: OpenStream, ring_events: int = RING_EVENTS) -> None:
+    def __init__(self, open_stream: OpenStream, ring_events: int = RING_EVENTS,
+                 ring_bytes: int = RING_BYTES) -> None:  # fmt: skip
         self._open = open_stream
         self._ring_events = ring_events
+        self._ring_bytes = ring_bytes
         self._stream: _Stream | None = None
         self._closed = False
 
@@ -109,9 +116,13 @@ class WatchCache:
 
     def _append(self, stream: _Stream, event: WatchEvent) -> None:
         stream.ring.append(event)
+        stream.ring_bytes += _size(event)
         stream.position = event.revision
-        if len(stream.ring) > self._ring_events:
-            stream.covered = stream.ring.popleft().revision
+        while stream.ring and (len(stream.ring) > self._ring_events
+                               or stream.ring_bytes > self._ring_bytes):
+            evicted = stream.ring.popleft()
+            stream.ring_bytes -= _size(evicted)
+            stream.covered = evicted.revision
         stream.broadcaster.publish((event,))
 
     def watcher_count(self) -> int:
@@ -127,3 +138,7 @@ class WatchCache:
             with contextlib.suppress(asyncio.CancelledError):
                 await stream.task
             stream.broadcaster.close()
+
+
+def _size(event: WatchEvent) -> int:
+    return len(event.kv.value) + (len(event.prev.value) if event.prev is not None else 0)
