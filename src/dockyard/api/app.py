@@ -7,7 +7,6 @@ authentication (bearer token → user; /healthz, /livez, /readyz and /version ar
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -115,16 +114,11 @@ async def _on_startup(app: web.Application) -> None:
     cleaner = NamespaceCleaner(storage)
     cleaner.start()
     app[app_keys.NAMESPACE_CLEANER] = cleaner
-    # What startup made (modules, routes, schemas) lives as long as the server: frozen, it
-    # leaves the collector's full passes, each of which otherwise stalls all requests ~50 ms.
-    gc.collect()
-    gc.freeze()
 
 
 async def _on_cleanup(app: web.Application) -> None:
     await app[app_keys.NAMESPACE_CLEANER].stop()
     await app[app_keys.STORAGE].namespaces.stop()
-    gc.unfreeze()  # an app torn down inside a longer process (tests) becomes collectable
 
 
 # --- middlewares -------------------------------------------------------------------------
