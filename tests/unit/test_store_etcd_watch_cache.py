@@ -69,24 +69,12 @@ async def test_the_stream_starts_at_the_first_watch_and_serves_later_ones() -> N
     await cache.close()
 
 
-async def test_eviction_from_the_ring_raises_what_it_covers() -> None:
-    # A ring of 2 after events 11, 12, 13: 11 is evicted, so it covers (11, 13].
+@pytest.mark.parametrize("limit", [{"ring_events": 2}, {"ring_bytes": 2}], ids=["events", "bytes"])
+async def test_eviction_from_the_ring_raises_what_it_covers(limit: dict[str, int]) -> None:
+    # Room for 2 events (or their 2 one-byte values) after events 11, 12, 13: 11 is evicted,
+    # so the ring covers (11, 13].
     fake = FakeStream()
-    cache = WatchCache(fake.open, ring_events=2)
-    assert cache.subscribe("/", 10) is not None
-    for revision in (11, 12, 13):
-        fake.put("/k", revision)
-    await settle()
-    assert cache.subscribe("/", 10) is None
-    covered = cache.subscribe("/", 11)
-    assert covered is not None and [e.revision for e in covered.replay] == [12, 13]
-    await cache.close()
-
-
-async def test_the_ring_also_evicts_by_the_bytes_it_holds() -> None:
-    # Values of 1 byte ("v") and a budget of 2 bytes: 3 events keep only the last 2.
-    fake = FakeStream()
-    cache = WatchCache(fake.open, ring_bytes=2)
+    cache = WatchCache(fake.open, **limit)
     assert cache.subscribe("/", 10) is not None
     for revision in (11, 12, 13):
         fake.put("/k", revision)
